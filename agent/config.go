@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Mode says what the agent does with a finding.
+type Mode string
+
+const (
+	// ModeMonitor records what the agent would do, and blocks nothing.
+	ModeMonitor Mode = "monitor"
+	// ModeProtect enforces: drops, resets and blocks in the kernel.
+	ModeProtect Mode = "protect"
+)
+
+// Config is the whole agent configuration. The zero value is not valid: start
+// from Default() and overlay a YAML file and flags.
+type Config struct {
+	// Interfaces to watch; empty means every interface that is up (loopback
+	// included) plus the ones that appear later.
+	Interfaces []string `yaml:"interfaces"`
+	// Mode is the global mode; ServiceModes overrides it per service name.
+	Mode         Mode            `yaml:"mode"`
+	ServiceModes map[string]Mode `yaml:"serviceModes"`
+	DataDir      string          `yaml:"dataDir"`
+	APIAddr      string          `yaml:"apiAddr"`
+	XDSAddr      string          `yaml:"xdsAddr"`
+	// Ports limits TC capture to these TCP ports (either side); empty = all.
+	Ports []uint16 `yaml:"ports"`
+	// ChunkMax is the most payload bytes the kernel copies per event.
+	ChunkMax int `yaml:"chunkMax"`
+	// RingBufferBytes sizes each kernel->userspace ring buffer.
+	RingBufferBytes int `yaml:"ringBufferBytes"`
+	// MaxBodyBytes bounds the body bytes kept per request/response.
+	MaxBodyBytes int `yaml:"maxBodyBytes"`
+	// MaxFlows bounds the connections reassembled at once.
+	MaxFlows int `yaml:"maxFlows"`
+	// FlowIdleTimeout evicts connections without traffic.
+	FlowIdleTimeout time.Duration `yaml:"flowIdleTimeout"`
+	// MaxMetricSeries bounds the label sets of the per-endpoint metrics.
+	MaxMetricSeries int `yaml:"maxMetricSeries"`
+	// TLS enables the TLS library uprobes.
+	TLS bool `yaml:"tls"`
+	// SaveInterval is how often the inventory is written to the store.
+	SaveInterval time.Duration `yaml:"saveInterval"`
+	LogLevel     string        `yaml:"logLevel"`
+}
+
+// Default returns the embedded default configuration: watch everything in
+// monitor mode, serve the API on loopback.
+func Default() Config {
+	return Config{
+		Mode:            ModeMonitor,
+		DataDir:         "/var/lib/apiwarden",
+		APIAddr:         "127.0.0.1:9464",
+		ChunkMax:        16384,
+		RingBufferBytes: 16 << 20,
+		MaxBodyBytes:    64 << 10,
+		MaxFlows:        65536,
+		FlowIdleTimeout: 2 * time.Minute,
+		MaxMetricSeries: 2000,
+		TLS:             true,
+		SaveInterval:    10 * time.Second,
+		LogLevel:        "info",
+	}
+}
+
+// LoadFile overlays a YAML file on c. Unknown keys are an error, so a typo
+// does not silently fall back to a default.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF: it simply overrides nothing.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate reports the first invalid setting with a message a user can act on.
+func (c *Config) Validate() error {
+	if err := validMode(c.Mode); err != nil {
+		return err
+	}
+	for svc, m := range c.ServiceModes {
+		if err := validMode(m); err != nil {
+			return fmt.Errorf("service %q: %w", svc, err)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+		return fmt.Errorf("api-addr %q: %w", c.APIAddr, err)
+	}
+	if c.XDSAddr != "" {
+		if _, _, err := net.SplitHostPort(c.XDSAddr); err != nil {
+			return fmt.Errorf("xds-addr %q: %w", c.XDSAddr, err)
+		}
+	}
+	if c.DataDir == "" {
+		return errors.New("data-dir must not be empty")
+	}
+	if c.ChunkMax < 64 || c.ChunkMax > 16384 {
+		return fmt.Errorf("chunk-max %d: must be between 64 and 16384", c.ChunkMax)
+	}
+	if c.RingBufferBytes < 4096 || c.RingBufferBytes&(c.RingBufferBytes-1) != 0 {
+		return fmt.Errorf("ring-buffer-bytes %d: must be a power of two >= 4096", c.RingBufferBytes)
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("max-body-bytes %d: must not be negative", c.MaxBodyBytes)
+	}
+	if c.MaxFlows < 16 {
+		return fmt.Errorf("max-flows %d: must be at least 16", c.MaxFlows)
+	}
+	if c.FlowIdleTimeout < time.Second {
+		return fmt.Errorf("flow-idle-timeout %s: must be at least 1s", c.FlowIdleTimeout)
+	}
+	if len(c.Ports) > 16 {
+		return fmt.Errorf("ports: at most 16, got %d", len(c.Ports))
+	}
+	return nil
+}
+
+func validMode(m Mode) error {
+	switch m {
+	case ModeMonitor, ModeProtect:
+		return nil
+	}
+	return fmt.Errorf("mode %q: must be monitor or protect", m)
+}
+
+// ModeFor returns the mode that applies to a service.
+func (c *Config) ModeFor(service string) Mode {
+	if m, ok := c.ServiceModes[service]; ok {
+		return m
+	}
+	return c.Mode
+}

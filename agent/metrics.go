@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// overflowLabel replaces every label value once MaxMetricSeries label sets
+// exist, so traffic can never grow the metric cardinality without bound.
+const overflowLabel = "_other"
+
+// requestMetrics counts calls by service, endpoint template, method and status
+// class with a bounded number of series.
+type requestMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	dropped  prometheus.Counter
+
+	mu    sync.Mutex
+	seen  map[[4]string]struct{}
+	limit int
+}
+
+func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
+	m := &requestMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "apiwarden", Subsystem: "http", Name: "requests_total",
+			Help: "HTTP calls seen, by service, endpoint template, method and status class.",
+		}, []string{"service", "endpoint", "method", "status_class"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "apiwarden", Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "Time from the last request byte to the first response byte, by service.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"service"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "apiwarden", Subsystem: "http", Name: "metric_series_overflow_total",
+			Help: "Calls counted under the _other label because the series limit was reached.",
+		}),
+		seen:  make(map[[4]string]struct{}),
+		limit: limit,
+	}
+	reg.MustRegister(m.requests, m.latency, m.dropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "none"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+func (m *requestMetrics) observe(service, endpoint, method string, status int, latencySeconds float64) {
+	labels := [4]string{service, endpoint, method, statusClass(status)}
+	m.mu.Lock()
+	if _, ok := m.seen[labels]; !ok {
+		if len(m.seen) >= m.limit {
+			labels = [4]string{overflowLabel, overflowLabel, overflowLabel, labels[3]}
+			m.dropped.Inc()
+		} else {
+			m.seen[labels] = struct{}{}
+		}
+	}
+	m.mu.Unlock()
+	m.requests.WithLabelValues(labels[:]...).Inc()
+	if latencySeconds >= 0 && labels[0] != overflowLabel {
+		m.latency.WithLabelValues(service).Observe(latencySeconds)
+	}
+}
+
+// counterSource exposes a stage's counters (already maintained elsewhere) as
+// Prometheus counters at scrape time, so the hot path keeps plain integers.
+type counterSource struct {
+	desc  map[string]*prometheus.Desc
+	stage string
+	read  func() map[string]uint64
+	mu    sync.Mutex
+}
+
+func newCounterSource(stage, help string, read func() map[string]uint64) *counterSource {
+	return &counterSource{stage: stage, read: read, desc: map[string]*prometheus.Desc{}}
+}
+
+func (c *counterSource) Describe(ch chan<- *prometheus.Desc) {
+	// Unchecked collector: the set of counters is known only at scrape time.
+}
+
+func (c *counterSource) Collect(ch chan<- prometheus.Metric) {
+	vals := c.read()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, v := range vals {
+		d, ok := c.desc[name]
+		if !ok {
+			d = prometheus.NewDesc(prometheus.BuildFQName("apiwarden", c.stage, name+"_total"),
+				"apiwarden "+c.stage+" stage counter "+name+".", nil, nil)
+			c.desc[name] = d
+		}
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+}
