@@ -10,11 +10,12 @@
 #define APIWARDEN_EVENTS_H
 
 /* Largest payload one chunk event carries. Larger segments (GSO/GRO
- * super-packets reach 64 KiB) are split into several chunk events, up to
- * MAX_CHUNKS_PER_SKB; whatever is left is counted as truncated. The runtime
+ * super-packets reach 64 KiB on veth, more on loopback where tot_len is 0)
+ * are split into several chunk events, up to MAX_CHUNKS_PER_SKB (8 x 16 KiB
+ * = 128 KiB); whatever is left is counted as truncated. The runtime
  * limit (volatile const chunk_max) may lower this, never raise it. */
 #define MAX_CHUNK_DATA 16384
-#define MAX_CHUNKS_PER_SKB 4
+#define MAX_CHUNKS_PER_SKB 8
 
 /* Address family, as in AF_INET / AF_INET6. */
 #define AW_AF_INET 2

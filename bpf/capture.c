@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/*
+ * capture.c - the TC capture sensor. Two tcx programs (ingress, egress) copy
+ * bounded chunks of TCP payload, plus payload-less SYN/FIN/RST segments, into
+ * the `chunks` ring buffer. Capture only observes: every path returns
+ * TCX_NEXT so traffic is never blocked or altered by this file.
+ *
+ * All packet reads go through bpf_skb_load_bytes: it works on non-linear
+ * skbs (GRO/GSO super-packets keep their payload in page frags) and keeps
+ * the verifier story simple (no data/data_end pointer juggling).
+ */
+/* vmlinux.h has its own struct proc_event (connector); rename it so the
+ * shared apiwarden_events.h definition wins in this unit. */
+#define proc_event vmlinux_proc_event
+#include "vmlinux.h"
+#undef proc_event
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "apiwarden_events.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+#define ETH_HLEN_ 14
+#define ETH_P_IP_ 0x0800
+#define ETH_P_IPV6_ 0x86DD
+#define IPPROTO_TCP_ 6
+#define IPV4_MIN_HLEN 20
+#define IPV6_HLEN 40
+#define TCP_MIN_HLEN 20
+#define IP_OFFSET_MASK 0x1FFF
+
+/* IPv6 extension headers chased before the TCP header; a longer chain is
+ * counted (CNT_NOT_PARSED) and passed. Real traffic rarely has more than one. */
+#define MAX_IPV6_EXT_HDRS 4
+/* Entries of the port filter (volatile const ports[]). */
+#define MAX_PORTS 16
+/* Default ring buffer size; userspace overrides it with MaxEntries. */
+#define DEFAULT_RINGBUF_BYTES (8 << 20)
+
+_Static_assert((MAX_CHUNK_DATA & (MAX_CHUNK_DATA - 1)) == 0,
+	       "MAX_CHUNK_DATA must be a power of two (copy length mask)");
+
+/* Settings, fixed by the loader before load (CollectionSpec.Variables). The
+ * verifier sees their real values, so chunk_max bounds the copy length. */
+volatile const __u32 chunk_max = MAX_CHUNK_DATA;
+volatile const __u16 ports[MAX_PORTS] = {};
+volatile const __u32 n_ports = 0; /* 0: every port */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, DEFAULT_RINGBUF_BYTES);
+} chunks SEC(".maps");
+
+/* The event is ~16 KiB, far beyond the 512-byte BPF stack: build it in a
+ * per-CPU scratch slot and hand it to bpf_ringbuf_output with only the bytes
+ * actually used (header + len). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct chunk_event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} capture_counters SEC(".maps");
+
+/* Keeps enum capture_counter in BTF so bpf2go generates the Go names from
+ * this one definition; it lives in .rodata, which exists anyway. */
+volatile const enum capture_counter capture_counter_max = CNT_MAX;
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&capture_counters, &idx);
+
+	if (v)
+		*v += n; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline int port_wanted(__u16 sport, __u16 dport)
+{
+	__u32 n = n_ports;
+
+	if (n == 0)
+		return 1;
+	for (int i = 0; i < MAX_PORTS; i++) {
+		if (i >= n)
+			break;
+		if (ports[i] == sport || ports[i] == dport)
+			return 1;
+	}
+	return 0;
+}
+
+/* Where the TCP header starts and where the IP packet ends. */
+struct l3_info {
+	__u32 l4_off;
+	__u32 end; /* offset just past the IP payload, clipped to skb->len */
+};
+
+/* parse_ipv4 returns 1 when the packet is TCP and fills li; 0 otherwise
+ * (the caller has already counted why). */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off,
+				      struct flow_key *key, struct l3_info *li)
+{
+	struct iphdr ip;
+	__u32 hlen, tot;
+
+	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0) {
+		count(CNT_MALFORMED, 1);
+		return 0;
+	}
+	if (ip.protocol != IPPROTO_TCP_) {
+		count(CNT_NON_TCP, 1);
+		return 0;
+	}
+	hlen = (__u32)ip.ihl * 4;
+	tot = bpf_ntohs(ip.tot_len);
+	if (hlen < IPV4_MIN_HLEN || (tot != 0 && tot < hlen)) {
+		count(CNT_MALFORMED, 1);
+		return 0;
+	}
+	/* A later fragment has no TCP header; reassembly is not our job. */
+	if (bpf_ntohs(ip.frag_off) & IP_OFFSET_MASK) {
+		count(CNT_NOT_PARSED, 1);
+		return 0;
+	}
+	__builtin_memcpy(key->saddr, &ip.saddr, 4);
+	__builtin_memcpy(key->daddr, &ip.daddr, 4);
+	key->family = AW_AF_INET;
+	li->l4_off = off + hlen;
+	/* tot_len 0 is BIG TCP (>64 KiB GSO): the skb length is the truth.
+	 * Otherwise tot_len excludes Ethernet padding of short frames. */
+	li->end = tot ? off + tot : skb->len;
+	if (li->end > skb->len)
+		li->end = skb->len;
+	return 1;
+}
+
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off,
+				      struct flow_key *key, struct l3_info *li)
+{
+	struct ipv6hdr ip6;
+	__u32 plen, l4;
+	__u8 nexthdr;
+
+	if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0) {
+		count(CNT_MALFORMED, 1);
+		return 0;
+	}
+	__builtin_memcpy(key->saddr, &ip6.saddr, 16);
+	__builtin_memcpy(key->daddr, &ip6.daddr, 16);
+	key->family = AW_AF_INET6;
+	plen = bpf_ntohs(ip6.payload_len);
+	li->end = plen ? off + IPV6_HLEN + plen : skb->len; /* 0: jumbo/BIG TCP */
+	if (li->end > skb->len)
+		li->end = skb->len;
+	nexthdr = ip6.nexthdr;
+	l4 = off + IPV6_HLEN;
+
+	for (int i = 0; i < MAX_IPV6_EXT_HDRS; i++) {
+		struct {
+			__u8 next;
+			__u8 len;
+			__be16 frag_off; /* fragment header only */
+		} ext;
+
+		switch (nexthdr) {
+		case IPPROTO_TCP_:
+			li->l4_off = l4;
+			return 1;
+		case 0:   /* hop-by-hop */
+		case 43:  /* routing */
+		case 60:  /* destination options */
+		case 44:  /* fragment */
+		case 51:  /* AH */
+			break;
+		default:
+			count(CNT_NON_TCP, 1);
+			return 0;
+		}
+		if (bpf_skb_load_bytes(skb, l4, &ext, sizeof(ext)) < 0) {
+			count(CNT_MALFORMED, 1);
+			return 0;
+		}
+		if (nexthdr == 44) {
+			if (bpf_ntohs(ext.frag_off) & 0xFFF8) {
+				count(CNT_NOT_PARSED, 1);
+				return 0;
+			}
+			l4 += 8;
+		} else if (nexthdr == 51) {
+			l4 += ((__u32)ext.len + 2) * 4;
+		} else {
+			l4 += ((__u32)ext.len + 1) * 8;
+		}
+		nexthdr = ext.next;
+	}
+	if (nexthdr == IPPROTO_TCP_) {
+		li->l4_off = l4;
+		return 1;
+	}
+	count(CNT_NOT_PARSED, 1);
+	return 0;
+}
+
+/* emit_chunks copies pay_len payload bytes at pay_off into chunk events,
+ * using the header fields the caller left in the per-CPU scratch event.
+ *
+ * It is a global (non-static, noinline) function on purpose: the verifier
+ * checks it once with unknown arguments instead of once per parse path of
+ * the caller, which keeps verification far from the instruction limit.
+ *
+ * A super-packet is split into chunks of at most chunk_max bytes. SYN goes
+ * on the first chunk, FIN/RST on the last, so seq accounting in userspace
+ * matches TCP. payload_len of a chunk is the payload it stands for: its own
+ * length, or for the last emitted chunk everything left (the untaken tail is
+ * then a visible gap, not a silent loss). */
+__noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
+			   __u32 seq, __u32 flags)
+{
+	struct chunk_event *ev;
+	__u32 zero = 0, remaining = pay_len, cmax = chunk_max;
+
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+	if (cmax == 0 || cmax > MAX_CHUNK_DATA)
+		cmax = MAX_CHUNK_DATA;
+
+	for (int i = 0; i < MAX_CHUNKS_PER_SKB; i++) {
+		__u32 n = remaining < cmax ? remaining : cmax;
+		int last = (i == MAX_CHUNKS_PER_SKB - 1) || n == remaining;
+		__u8 f = flags & (AW_TCP_PSH | AW_TCP_ACK);
+
+		if (i == 0)
+			f |= flags & AW_TCP_SYN;
+		if (last)
+			f |= flags & (AW_TCP_FIN | AW_TCP_RST);
+		ev->seq = seq;
+		ev->len = n;
+		ev->payload_len = last ? remaining : n;
+		ev->tcp_flags = f;
+
+		/* Re-state the bound so the verifier keeps it across the
+		 * min() above (clang may fold the comparison away). */
+		n &= 0x7FFF;
+		if (n > MAX_CHUNK_DATA)
+			return 0;
+		if (n > 0) {
+			/* The helper wants a length provably in 1..MAX; clang
+			 * tests n > 0 on a copy the verifier does not link, so
+			 * derive the length arithmetically: for n in 1..MAX,
+			 * ((n-1) & (MAX-1)) + 1 == n. The barrier stops clang
+			 * from folding the mask away. */
+			__u32 cp = n - 1;
+
+			barrier_var(cp);
+			cp = (cp & (MAX_CHUNK_DATA - 1)) + 1;
+			if (bpf_skb_load_bytes(skb, pay_off, ev->data, cp) < 0) {
+				count(CNT_MALFORMED, 1);
+				return 0;
+			}
+		}
+		if (bpf_ringbuf_output(&chunks, ev,
+				       offsetof(struct chunk_event, data) + n, 0) < 0) {
+			count(CNT_CHUNKS_LOST, 1);
+			return 0;
+		}
+		count(CNT_CHUNKS_CAPTURED, 1);
+		count(CNT_BYTES_CAPTURED, n);
+		remaining -= n;
+		pay_off += n;
+		seq += n;
+		if (remaining == 0)
+			return 0;
+	}
+	count(CNT_CHUNKS_TRUNCATED, 1);
+	count(CNT_BYTES_TRUNCATED, remaining);
+	return 0;
+}
+
+static __always_inline int capture(struct __sk_buff *skb, __u8 source)
+{
+	struct flow_key key = {};
+	struct l3_info li = {};
+	struct tcphdr tcp;
+	struct chunk_event *ev;
+	__u32 zero = 0, doff, pay_off, pay_len;
+	__u16 proto;
+	__u8 flags;
+	int ok;
+
+	/* Loopback carries a zeroed Ethernet header with a real ethertype, so
+	 * one Ethernet parse serves lo, veth and physical NICs alike. */
+	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)) < 0) {
+		count(CNT_NON_TCP, 1);
+		return TCX_NEXT;
+	}
+	if (proto == bpf_htons(ETH_P_IP_)) {
+		ok = parse_ipv4(skb, ETH_HLEN_, &key, &li);
+	} else if (proto == bpf_htons(ETH_P_IPV6_)) {
+		ok = parse_ipv6(skb, ETH_HLEN_, &key, &li);
+	} else {
+		count(CNT_NON_TCP, 1);
+		return TCX_NEXT;
+	}
+	if (!ok)
+		return TCX_NEXT;
+
+	if (bpf_skb_load_bytes(skb, li.l4_off, &tcp, sizeof(tcp)) < 0) {
+		count(CNT_MALFORMED, 1);
+		return TCX_NEXT;
+	}
+	count(CNT_SEGMENTS_SEEN, 1);
+	doff = (__u32)tcp.doff * 4;
+	pay_off = li.l4_off + doff;
+	if (doff < TCP_MIN_HLEN || pay_off > li.end) {
+		count(CNT_MALFORMED, 1);
+		return TCX_NEXT;
+	}
+	key.sport = bpf_ntohs(tcp.source);
+	key.dport = bpf_ntohs(tcp.dest);
+	if (!port_wanted(key.sport, key.dport)) {
+		count(CNT_PORT_FILTERED, 1);
+		return TCX_NEXT;
+	}
+
+	/* Byte 13 of the TCP header holds CWR..FIN; AW_TCP_* keep the low five
+	 * bits' meaning, so a mask is the whole translation. */
+	flags = ((__u8 *)&tcp)[13] & (AW_TCP_FIN | AW_TCP_SYN | AW_TCP_RST |
+				      AW_TCP_PSH | AW_TCP_ACK);
+	pay_len = li.end - pay_off;
+	if (pay_len == 0 && !(flags & (AW_TCP_SYN | AW_TCP_FIN | AW_TCP_RST)))
+		return TCX_NEXT; /* pure ACK: nothing for userspace */
+
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return TCX_NEXT;
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->key = key;
+	ev->ifindex = skb->ifindex;
+	ev->pid = 0;
+	ev->conn_id = 0;
+	ev->source = source;
+	emit_chunks(skb, pay_off, pay_len, bpf_ntohl(tcp.seq), flags);
+	return TCX_NEXT;
+}
+
+SEC("tcx/ingress")
+int capture_ingress(struct __sk_buff *skb)
+{
+	return capture(skb, CHUNK_SRC_TC_INGRESS);
+}
+
+SEC("tcx/egress")
+int capture_egress(struct __sk_buff *skb)
+{
+	return capture(skb, CHUNK_SRC_TC_EGRESS);
+}
