@@ -96,10 +96,34 @@ func (c *counterSource) Collect(ch chan<- prometheus.Metric) {
 	for name, v := range vals {
 		d, ok := c.desc[name]
 		if !ok {
-			d = prometheus.NewDesc(prometheus.BuildFQName("apiwarden", c.stage, name+"_total"),
+			metric := name + "_total"
+			if gaugeNames[name] {
+				metric = name
+			}
+			d = prometheus.NewDesc(prometheus.BuildFQName("apiwarden", c.stage, metric),
 				"apiwarden "+c.stage+" stage counter "+name+".", nil, nil)
 			c.desc[name] = d
 		}
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+		kind := prometheus.CounterValue
+		if gaugeNames[name] {
+			kind = prometheus.GaugeValue
+		}
+		ch <- prometheus.MustNewConstMetric(d, kind, float64(v))
 	}
+}
+
+// gaugeNames are the stage values that are current sizes, not running
+// totals: they are exported as gauges, without _total.
+var gaugeNames = map[string]bool{
+	"assemble_flows_active": true,
+	"iface_attached":        true,
+	"inventory_services":    true,
+	"inventory_endpoints":   true,
+	"attrib_processes":      true,
+	"attrib_exited":         true,
+	"attrib_listeners":      true,
+	"attrib_conns":          true,
+	"attrib_addrs":          true,
+	"attrib_cgroups":        true,
+	"events_stored":         true,
 }

@@ -1,0 +1,431 @@
+// Package agent wires apiwarden's sensors, model and API into the node agent:
+// it loads the kernel programs, attaches them to the watched interfaces,
+// turns what they report into calls, keeps the inventory, and serves it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
+
+	"github.com/apiwarden/apiwarden/apimodel/assemble"
+	"github.com/apiwarden/apiwarden/apimodel/attrib"
+	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apimodel/capture"
+	"github.com/apiwarden/apiwarden/apimodel/http1"
+	"github.com/apiwarden/apiwarden/apimodel/inventory"
+	"github.com/apiwarden/apiwarden/apiserver"
+	dpcapture "github.com/apiwarden/apiwarden/datapath/capture"
+	"github.com/apiwarden/apiwarden/datapath/enforce"
+	"github.com/apiwarden/apiwarden/datapath/guard"
+	"github.com/apiwarden/apiwarden/datapath/iface"
+	"github.com/apiwarden/apiwarden/datapath/procmon"
+	"github.com/apiwarden/apiwarden/datapath/reset"
+	"github.com/apiwarden/apiwarden/procfs"
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// Agent is one running node agent.
+type Agent struct {
+	cfg     Config
+	version string
+	base    *slog.Logger // handed to components, which add their own "component"
+	log     *slog.Logger
+	started time.Time
+	self    uint32 // the agent's own pid: its API traffic is not modelled
+
+	store   *store.Store
+	inv     *inventory.Inventory
+	procs   *attrib.Table
+	reg     *prometheus.Registry
+	metrics *requestMetrics
+
+	// asm is fed from several reader goroutines (TC capture, TLS); the
+	// assembler is single-threaded by design, so one mutex serialises it.
+	asmMu sync.Mutex
+	asm   *assemble.Assembler
+
+	capture  *dpcapture.Sensor
+	procmon  *procmon.Monitor
+	enforcer *enforce.Enforcer
+	resetter *reset.Resetter
+	guard    *guard.Guard
+	ifaces   *iface.Manager
+
+	blocks    blockBook
+	events    *eventLog
+	closeOnce sync.Once
+}
+
+// New checks the configuration and builds an agent; nothing touches the
+// kernel until Run.
+func New(cfg Config, version string, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, version: version, base: log, log: log.With("component", "agent"),
+		reg: prometheus.NewRegistry(), self: uint32(os.Getpid())}
+	a.metrics = newRequestMetrics(a.reg, cfg.MaxMetricSeries)
+	a.blocks = blockBook{entries: map[string]blockMeta{}}
+	return a, nil
+}
+
+// Run loads, attaches and serves until ctx ends, then detaches everything
+// and saves the inventory. Traffic never depends on the agent: when it stops,
+// the programs go with it.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	a.started = time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The API port is taken first: a second agent or a busy port fails here,
+	// before anything is attached to the kernel.
+	ln, err := net.Listen("tcp", a.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("api listen %s: %w", a.cfg.APIAddr, err)
+	}
+	defer ln.Close()
+
+	if a.store, err = store.Open(a.cfg.DataDir, a.base); err != nil {
+		return err
+	}
+	defer a.store.Close()
+	a.events = newEventLog(a.store, a.base)
+
+	a.inv = inventory.New(inventory.Config{MaxBodyBytes: a.cfg.MaxBodyBytes}, a.base)
+	if state, err := a.store.LoadInventory(); err != nil {
+		return fmt.Errorf("load inventory: %w", err)
+	} else if state != nil {
+		if err := a.inv.RestoreState(state); err != nil {
+			a.log.Warn("stored inventory not restored; starting empty", "err", err)
+		}
+	}
+	a.procs = attrib.New(attrib.Config{ProcFS: procfs.New("")}, a.base)
+	a.asm = assemble.New(assemble.Config{
+		MaxFlows:    a.cfg.MaxFlows,
+		IdleTimeout: a.cfg.FlowIdleTimeout,
+		HTTP:        http1.Config{MaxBodyBytes: a.cfg.MaxBodyBytes},
+	}, a.base, a.onCall)
+
+	if err := a.loadSensors(); err != nil {
+		a.closeSensors()
+		return err
+	}
+	defer a.closeSensors()
+
+	var wg sync.WaitGroup
+	run := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && ctx.Err() == nil {
+				a.log.Error("component failed", "component", name, "err", err)
+				cancel()
+			}
+		}()
+	}
+	// Readers start before anything is attached so no early event is lost.
+	run("procmon", func() error { return a.procmon.Run(ctx, a.procs.OnProc, a.procs.OnSock) })
+	run("capture", func() error { return a.capture.Run(ctx, a.addChunk) })
+	if a.enforcer != nil {
+		run("enforce", func() error { return a.enforcer.Run(ctx, a.onEnforceEvent) })
+	}
+	if err := a.procs.Scan(); err != nil {
+		a.log.Warn("initial process scan incomplete", "err", err)
+	}
+
+	a.ifaces = iface.New(iface.Config{Names: a.cfg.Interfaces}, &attachers{a: a}, a.base)
+	if err := a.ifaces.Start(ctx); err != nil {
+		return fmt.Errorf("watch interfaces: %w", err)
+	}
+	defer a.ifaces.Close()
+	if len(a.cfg.Interfaces) > 0 && len(a.ifaces.Attached()) == 0 {
+		return fmt.Errorf("none of the interfaces %v could be attached", a.cfg.Interfaces)
+	}
+	a.registerCollectors()
+	a.log.Info("agent running", "mode", a.cfg.Mode, "api", ln.Addr().String(), "interfaces", a.attachedNames())
+
+	srv := apiserver.New(apiserver.Config{Version: a.version}, backend{a}, a.reg, a.base)
+	run("api", func() error { return srv.ServeListener(ctx, ln) })
+	run("housekeeping", func() error { a.housekeeping(ctx); return nil })
+
+	<-ctx.Done()
+	a.log.Info("stopping: detaching programs")
+	// Detach first so the application's traffic is untouched from here on.
+	a.ifaces.Close()
+	a.closeSensors()
+	wg.Wait()
+	a.asmMu.Lock()
+	a.asm.Flush()
+	a.asmMu.Unlock()
+	if err := a.saveInventory(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// loadSensors loads every kernel program. Capture and process attribution
+// are required; the enforcement pieces are required only in protect mode.
+func (a *Agent) loadSensors() error {
+	var err error
+	a.capture, err = dpcapture.New(dpcapture.Config{ChunkMax: a.cfg.ChunkMax, Ports: a.cfg.Ports, RingBufferBytes: a.cfg.RingBufferBytes}, a.base)
+	if err != nil {
+		return fmt.Errorf("capture sensor: %w", err)
+	}
+	a.procmon, err = procmon.New(procmon.Config{}, a.base)
+	if err != nil {
+		return fmt.Errorf("process monitor: %w", err)
+	}
+	needEnforce := a.cfg.Mode == ModeProtect
+	for _, m := range a.cfg.ServiceModes {
+		needEnforce = needEnforce || m == ModeProtect
+	}
+	optional := func(what string, err error) error {
+		if needEnforce {
+			return fmt.Errorf("%s (needed by protect mode): %w", what, err)
+		}
+		a.log.Warn(what+" unavailable; monitor mode continues without it", "err", err)
+		return nil
+	}
+	if a.enforcer, err = enforce.New(a.base); err != nil {
+		a.enforcer = nil
+		if err := optional("enforcement programs", err); err != nil {
+			return err
+		}
+	}
+	if a.resetter, err = reset.New(a.base); err != nil {
+		a.resetter = nil
+		if err := optional("connection reset (iter/tcp + bpf_sock_destroy)", err); err != nil {
+			return err
+		}
+	}
+	if a.guard, err = guard.New(guard.Config{}, a.base); err != nil {
+		a.guard = nil
+		if err := optional("source guard", err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeSensors detaches and unloads every kernel program, once: after it,
+// no apiwarden program touches a packet.
+func (a *Agent) closeSensors() {
+	a.closeOnce.Do(func() {
+		if a.guard != nil {
+			a.guard.Close()
+		}
+		if a.enforcer != nil {
+			a.enforcer.Close()
+		}
+		if a.resetter != nil {
+			a.resetter.Close()
+		}
+		if a.capture != nil {
+			a.capture.Close()
+		}
+		if a.procmon != nil {
+			a.procmon.Close()
+		}
+	})
+}
+
+// attachers puts every per-interface program on an interface: capture
+// (tcx, appended), enforcement (tcx, head) and the source guard (XDP on
+// physical NICs, tcx head elsewhere, where XDP brings no speed).
+type attachers struct{ a *Agent }
+
+func (m *attachers) Attach(ifindex int) error {
+	a := m.a
+	if err := a.capture.Attach(ifindex); err != nil {
+		return err
+	}
+	if a.enforcer != nil {
+		if err := a.enforcer.Attach(ifindex); err != nil {
+			a.log.Warn("enforcement not attached", "ifindex", ifindex, "err", err)
+		}
+	}
+	if a.guard != nil {
+		var err error
+		if l, lerr := netlink.LinkByIndex(ifindex); lerr == nil && l.Type() == "device" && l.Attrs().Flags&net.FlagLoopback == 0 {
+			_, err = a.guard.AttachXDP(ifindex)
+		} else {
+			err = a.guard.AttachTC(ifindex)
+		}
+		if err != nil {
+			a.log.Warn("source guard not attached", "ifindex", ifindex, "err", err)
+		}
+	}
+	return nil
+}
+
+func (m *attachers) Detach(ifindex int) error {
+	a := m.a
+	var errs []error
+	if a.guard != nil {
+		errs = append(errs, a.guard.Detach(ifindex))
+	}
+	if a.enforcer != nil {
+		errs = append(errs, a.enforcer.Detach(ifindex))
+	}
+	errs = append(errs, a.capture.Detach(ifindex))
+	return errors.Join(errs...)
+}
+
+func (a *Agent) attachedNames() []string {
+	if a.ifaces == nil {
+		return nil
+	}
+	var out []string
+	for _, n := range a.ifaces.Attached() {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// addChunk feeds one kernel chunk to the assembler.
+func (a *Agent) addChunk(c capture.Chunk) {
+	a.asmMu.Lock()
+	a.asm.Add(c)
+	a.asmMu.Unlock()
+}
+
+// onCall runs for every reconstructed call (on the assembler's goroutine):
+// attribute it, learn it, count it.
+func (a *Agent) onCall(c *call.Call) {
+	if c.ServerProcess == nil || c.ClientProcess == nil {
+		srv, cli := a.procs.Resolve(c.Client, c.Server)
+		if c.ServerProcess == nil {
+			c.ServerProcess = srv
+		}
+		if c.ClientProcess == nil {
+			c.ClientProcess = cli
+		}
+	}
+	if c.ServerProcess != nil && c.ServerProcess.PID == a.self {
+		return // the agent's own API is not part of the inventory
+	}
+	a.inv.Observe(c)
+	status, latency := 0, -1.0
+	if c.Response != nil {
+		status = c.Response.StatusCode
+		latency = c.Latency.Seconds()
+	}
+	a.metrics.observe(serviceName(c), "", c.Request.Method, status, latency)
+}
+
+// serviceName is the service label of a call: the serving executable's
+// basename, as the inventory names it.
+func serviceName(c *call.Call) string {
+	if c.ServerProcess != nil && c.ServerProcess.Exe != "" {
+		return filepath.Base(c.ServerProcess.Exe)
+	}
+	return "unknown"
+}
+
+// housekeeping ticks the assembler, expires blocks and saves the inventory.
+func (a *Agent) housekeeping(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastSave := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			a.asmMu.Lock()
+			a.asm.Tick(now)
+			a.asmMu.Unlock()
+			if a.guard != nil {
+				if _, err := a.guard.Collect(now); err != nil {
+					a.log.Warn("expire blocklist", "err", err)
+				}
+			}
+			if now.Sub(lastSave) >= a.cfg.SaveInterval {
+				lastSave = now
+				if err := a.saveInventory(); err != nil {
+					a.log.Warn("save inventory", "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (a *Agent) saveInventory() error {
+	state, err := a.inv.MarshalState()
+	if err != nil {
+		return fmt.Errorf("encode inventory: %w", err)
+	}
+	if err := a.store.SaveInventory(state); err != nil {
+		return fmt.Errorf("save inventory: %w", err)
+	}
+	return nil
+}
+
+// counters gathers every stage's counters under one namespace each.
+func (a *Agent) counters() map[string]uint64 {
+	out := map[string]uint64{}
+	add := func(prefix string, m map[string]uint64, err error) {
+		if err != nil {
+			return
+		}
+		for k, v := range m {
+			out[prefix+"_"+k] = v
+		}
+	}
+	if a.capture != nil {
+		m, err := a.capture.Counters()
+		add("capture", m, err)
+	}
+	if a.enforcer != nil {
+		m, err := a.enforcer.Counters()
+		add("enforce", m, err)
+	}
+	if a.guard != nil {
+		m, err := a.guard.Counters()
+		add("guard", m, err)
+	}
+	if a.resetter != nil {
+		m, err := a.resetter.Counters()
+		add("reset", m, err)
+	}
+	if a.procmon != nil {
+		if s, err := a.procmon.Stats(); err == nil {
+			flattenStats("procmon", s, out)
+		}
+	}
+	if a.asm != nil {
+		a.asmMu.Lock()
+		s := a.asm.Stats()
+		a.asmMu.Unlock()
+		flattenStats("assemble", s, out)
+	}
+	if a.inv != nil {
+		flattenStats("inventory", a.inv.Stats(), out)
+	}
+	if a.procs != nil {
+		flattenStats("attrib", a.procs.Stats(), out)
+	}
+	if a.ifaces != nil {
+		flattenStats("iface", a.ifaces.Stats(), out)
+	}
+	if a.events != nil {
+		flattenStats("events", a.events.Stats(), out)
+	}
+	return out
+}
+
+func (a *Agent) registerCollectors() {
+	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters))
+}

@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/apiwarden/apiwarden/apimodel/inventory"
+	"github.com/apiwarden/apiwarden/apimodel/openapi"
+	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/datapath/guard"
+)
+
+// backend answers the API from the agent's live state.
+type backend struct{ a *Agent }
+
+var _ apiserver.Backend = backend{}
+
+func (b backend) Inventory() []inventory.Endpoint { return b.a.inv.Snapshot() }
+
+func (b backend) OpenAPI() ([]byte, error) {
+	doc, err := openapi.Build(b.a.inv.Snapshot(), openapi.Info{Version: b.a.version})
+	if err != nil {
+		return nil, err
+	}
+	return openapi.JSON(doc)
+}
+
+// Processes lists the processes that have TCP sockets: what a user asks
+// "which services does the agent see, and can it read them?".
+func (b backend) Processes() ([]apiserver.ProcessStatus, error) {
+	var out []apiserver.ProcessStatus
+	for _, p := range b.a.procs.Processes() {
+		if p.Exited || (len(p.ListenPorts) == 0 && p.Connections == 0) {
+			continue
+		}
+		vis, reason := b.a.visibility(p.PID)
+		out = append(out, apiserver.ProcessStatus{
+			PID: p.PID, Comm: p.Comm, Exe: p.Exe, ContainerID: p.ContainerID,
+			Ports: p.ListenPorts, Visibility: vis, Reason: reason,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out, nil
+}
+
+func (b backend) Events(ctx context.Context, f apiserver.EventFilter) ([]apiserver.Event, error) {
+	return b.a.events.Query(ctx, f)
+}
+
+func (b backend) Blocks() ([]apiserver.Block, error) {
+	if b.a.guard == nil {
+		return nil, fmt.Errorf("%w: source guard not loaded", apiserver.ErrNotImplemented)
+	}
+	entries, err := b.a.guard.List()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]apiserver.Block, 0, len(entries))
+	for _, e := range entries {
+		if !e.Expires.IsZero() && !e.Expires.After(now) {
+			continue
+		}
+		meta := b.a.blocks.get(e.Prefix)
+		reason := meta.reason
+		if reason == "" {
+			reason = e.Reason.String()
+		}
+		out = append(out, apiserver.Block{Prefix: e.Prefix, Reason: reason, Created: meta.created, Expires: e.Expires})
+	}
+	return out, nil
+}
+
+func (b backend) AddBlock(p netip.Prefix, ttl time.Duration, reason string) (apiserver.Block, error) {
+	if b.a.guard == nil {
+		return apiserver.Block{}, fmt.Errorf("%w: source guard not loaded", apiserver.ErrNotImplemented)
+	}
+	if err := b.a.guard.Block(p, ttl, guard.ReasonManual); err != nil {
+		return apiserver.Block{}, err
+	}
+	if reason == "" {
+		reason = "manual"
+	}
+	now := time.Now()
+	b.a.blocks.put(p, blockMeta{reason: reason, created: now})
+	blk := apiserver.Block{Prefix: p, Reason: reason, Created: now}
+	if ttl > 0 {
+		blk.Expires = now.Add(ttl)
+	}
+	return blk, nil
+}
+
+func (b backend) DeleteBlock(p netip.Prefix) error {
+	if b.a.guard == nil {
+		return fmt.Errorf("%w: source guard not loaded", apiserver.ErrNotImplemented)
+	}
+	entries, err := b.a.guard.List()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, e := range entries {
+		found = found || e.Prefix == p
+	}
+	if !found {
+		return apiserver.ErrNotFound
+	}
+	b.a.blocks.del(p)
+	return b.a.guard.Unblock(p)
+}
+
+func (b backend) Status() (apiserver.Status, error) {
+	return apiserver.Status{
+		Version:    b.a.version,
+		Mode:       string(b.a.cfg.Mode),
+		Interfaces: b.a.attachedNames(),
+		Counters:   b.a.counters(),
+		Started:    b.a.started,
+	}, nil
+}
+
+// blockMeta is what the API shows about a block beyond the kernel entry.
+type blockMeta struct {
+	reason  string
+	created time.Time
+}
+
+// blockBook keeps block metadata by prefix; the kernel map stays the truth
+// of what is blocked.
+type blockBook struct {
+	mu      sync.Mutex
+	entries map[string]blockMeta
+}
+
+func (bb *blockBook) get(p netip.Prefix) blockMeta {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	return bb.entries[p.String()]
+}
+
+func (bb *blockBook) put(p netip.Prefix, m blockMeta) {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	bb.entries[p.String()] = m
+}
+
+func (bb *blockBook) del(p netip.Prefix) {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	delete(bb.entries, p.String())
+}

@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/datapath/enforce"
+	"github.com/apiwarden/apiwarden/datapath/reset"
+)
+
+// onEnforceEvent handles a kernel rule match: record it and, for a drop,
+// abort the connection so the client is not left retransmitting into a
+// flow that TC now drops.
+func (a *Agent) onEnforceEvent(ev enforce.Event) {
+	action := "monitor"
+	if ev.Action == enforce.ActionDrop {
+		action = "blocked"
+		if err := a.cut(ev.Client, ev.Server); err != nil {
+			a.log.Warn("reset after kernel drop", "client", ev.Client, "server", ev.Server, "err", err)
+		}
+	}
+	srv, _ := a.procs.Resolve(ev.Client, ev.Server)
+	service := "unknown"
+	if srv != nil && srv.Exe != "" {
+		service = baseName(srv.Exe)
+	}
+	a.events.Record(apiserver.Event{
+		Time:     ev.Time,
+		Service:  service,
+		Client:   ev.Client.String(),
+		Class:    "kernel-rule",
+		RuleID:   strconv.FormatUint(uint64(ev.RuleID), 10),
+		Severity: "high",
+		Part:     "request",
+		Excerpt:  excerpt(ev.Evidence),
+		Action:   action,
+	})
+}
+
+// cut makes the connection stop: TC drops its packets both ways from now on,
+// and both sockets (where they live on this host) are destroyed, which
+// resets the peer.
+func (a *Agent) cut(client, server netip.AddrPort) error {
+	if a.enforcer == nil || a.resetter == nil {
+		return fmt.Errorf("enforcement not loaded")
+	}
+	if !a.enforcer.IsFlagged(client, server) {
+		if err := a.enforcer.Flag(client, server, enforce.ReasonUserspace, 0); err != nil {
+			return err
+		}
+	}
+	srv, cli := a.procs.Resolve(client, server)
+	var n int
+	for _, end := range []struct {
+		pid  uint32
+		conn reset.Conn
+	}{
+		{pidOf(srv), reset.Conn{Local: server, Remote: client}},
+		{pidOf(cli), reset.Conn{Local: client, Remote: server}},
+	} {
+		ns := ""
+		if end.pid != 0 {
+			ns = fmt.Sprintf("/proc/%d/ns/net", end.pid)
+		}
+		k, err := a.resetter.Destroy(ns, []reset.Conn{end.conn})
+		if err != nil && ns != "" {
+			// The process may be gone; try the agent's own namespace.
+			k, err = a.resetter.Destroy("", []reset.Conn{end.conn})
+		}
+		if err != nil {
+			return err
+		}
+		n += k
+	}
+	a.log.Info("connection cut", "client", client, "server", server, "sockets_destroyed", n)
+	return nil
+}
+
+func pidOf(p *call.Process) uint32 {
+	if p == nil {
+		return 0
+	}
+	return p.PID
+}
+
+// excerpt makes kernel evidence printable and bounded.
+func excerpt(b []byte) string {
+	const max = 200
+	out := make([]rune, 0, len(b))
+	for _, c := range b {
+		if len(out) >= max {
+			break
+		}
+		if c == '\r' || c == '\n' {
+			out = append(out, ' ')
+		} else if c < 0x20 || c > 0x7e {
+			out = append(out, '.')
+		} else {
+			out = append(out, rune(c))
+		}
+	}
+	return string(out)
+}

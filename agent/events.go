@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// eventKind is the store bucket of detection and enforcement events.
+const eventKind = "security"
+
+// maxStoredEvents bounds the event history; the oldest go first.
+const maxStoredEvents = 100000
+
+// eventLog persists events and answers queries over them.
+type eventLog struct {
+	st  *store.Store
+	log *slog.Logger
+	seq atomic.Uint64
+
+	stored, dropped, trimmed atomic.Uint64
+}
+
+// EventStats are the event log's counters.
+type EventStats struct {
+	Recorded uint64 // events written
+	Dropped  uint64 // events that could not be written
+	Trimmed  uint64 // old events removed by the bound
+}
+
+func newEventLog(st *store.Store, log *slog.Logger) *eventLog {
+	e := &eventLog{st: st, log: log.With("component", "events")}
+	e.seq.Store(uint64(time.Now().UnixNano()))
+	return e
+}
+
+func (e *eventLog) Stats() EventStats {
+	return EventStats{Recorded: e.stored.Load(), Dropped: e.dropped.Load(), Trimmed: e.trimmed.Load()}
+}
+
+// Record stores one event, giving it an id and time when missing.
+func (e *eventLog) Record(ev apiserver.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if ev.ID == "" {
+		ev.ID = strconv.FormatUint(e.seq.Add(1), 36)
+	}
+	b, err := json.Marshal(ev)
+	if err == nil {
+		err = e.st.AppendEvent(eventKind, ev.Time, b)
+	}
+	if err != nil {
+		e.dropped.Add(1)
+		e.log.Warn("event not stored", "err", err)
+		return
+	}
+	if n := e.stored.Add(1); n%1000 == 0 {
+		if k, err := e.st.Trim(eventKind, maxStoredEvents); err == nil {
+			e.trimmed.Add(uint64(k))
+		}
+	}
+	e.log.Info("security event", "class", ev.Class, "rule", ev.RuleID, "service", ev.Service,
+		"endpoint", ev.Endpoint, "client", ev.Client, "action", ev.Action)
+}
+
+// Query returns events matching f, newest first.
+func (e *eventLog) Query(_ context.Context, f apiserver.EventFilter) ([]apiserver.Event, error) {
+	raw, err := e.st.Events(eventKind, f.Since, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	var out []apiserver.Event
+	for i := len(raw) - 1; i >= 0 && len(out) < f.Limit; i-- {
+		var ev apiserver.Event
+		if json.Unmarshal(raw[i], &ev) != nil {
+			continue
+		}
+		if (f.Service != "" && ev.Service != f.Service) || (f.Class != "" && ev.Class != f.Class) ||
+			(f.Action != "" && ev.Action != f.Action) {
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
