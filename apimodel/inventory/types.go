@@ -49,9 +49,11 @@ type Endpoint struct {
 	PathTemplate string
 	RequestCount uint64
 	StatusCodes  map[int]uint64
-	Processes    []Process
-	QueryParams  []Param
-	PathParams   []Param
+	// NoResponse counts requests whose connection ended before a response.
+	NoResponse  uint64
+	Processes   []Process
+	QueryParams []Param
+	PathParams  []Param
 	// Content types (media type only, no parameters) with counts.
 	RequestContentTypes  map[string]uint64
 	ResponseContentTypes map[string]uint64

@@ -1,0 +1,189 @@
+package inventory
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// sensitiveSet is a bit set of sensitive data kinds, cheap to OR on the hot
+// path; names are produced only in snapshots.
+type sensitiveSet uint16
+
+const (
+	sensEmail sensitiveSet = 1 << iota
+	sensCreditCard
+	sensSSN
+	sensJWT
+	sensPassword
+	sensSecret
+	sensPrivateIP
+)
+
+// sensitiveNames are the public names, in bit order.
+var sensitiveNames = [...]string{"email", "credit-card", "us-ssn", "jwt", "password", "secret", "private-ip"}
+
+func (s sensitiveSet) names() []string {
+	var out []string
+	for i, n := range sensitiveNames {
+		if s&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func sensitiveFromNames(names []string) sensitiveSet {
+	var s sensitiveSet
+	for _, n := range names {
+		for i, k := range sensitiveNames {
+			if n == k {
+				s |= 1 << i
+			}
+		}
+	}
+	return s
+}
+
+// sensitiveInKey flags field and parameter names that carry credentials.
+func sensitiveInKey(k string) sensitiveSet {
+	if len(k) > 64 {
+		return 0
+	}
+	// Normalise on the stack: lower case, separators dropped, so "api_key",
+	// "Api-Key" and "apiKey" compare equal without allocating.
+	var buf [64]byte
+	n := 0
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c == '-' || c == '_' {
+			continue
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[n] = c
+		n++
+	}
+	lk := string(buf[:n])
+	switch {
+	case strings.Contains(lk, "password") || strings.Contains(lk, "passwd") || lk == "pwd" || lk == "pass":
+		return sensPassword
+	case strings.Contains(lk, "secret") || strings.Contains(lk, "apikey") || strings.Contains(lk, "privatekey") ||
+		lk == "accesstoken" || lk == "refreshtoken" || lk == "idtoken" || lk == "token" || lk == "authtoken":
+		return sensSecret
+	}
+	return 0
+}
+
+// sensitiveInValue classifies one string leaf.
+func sensitiveInValue(v string) sensitiveSet {
+	if len(v) < 7 || len(v) > 4096 {
+		return 0
+	}
+	switch {
+	case isEmail(v):
+		return sensEmail
+	case isSSN(v):
+		return sensSSN
+	case isCreditCard(v):
+		return sensCreditCard
+	case isJWT(v):
+		return sensJWT
+	}
+	if len(v) <= 15 && v[0] >= '1' && v[0] <= '9' {
+		if a, err := netip.ParseAddr(v); err == nil && a.Is4() && a.IsPrivate() {
+			return sensPrivateIP
+		}
+	}
+	return 0
+}
+
+// sensitiveInNumber classifies an integer leaf: card numbers are often sent
+// as JSON numbers.
+func sensitiveInNumber(s string) sensitiveSet {
+	if len(s) >= 13 && len(s) <= 19 && isCreditCard(s) {
+		return sensCreditCard
+	}
+	return 0
+}
+
+// isCreditCard accepts 13 to 19 digits, optionally grouped by spaces or
+// dashes, with a known issuer prefix and a valid Luhn check digit. The Luhn
+// check is what keeps order numbers and other long ids out.
+func isCreditCard(v string) bool {
+	var digits [19]byte
+	n := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if n == len(digits) {
+				return false
+			}
+			digits[n] = c - '0'
+			n++
+		case c == ' ' || c == '-':
+		default:
+			return false
+		}
+	}
+	if n < 13 {
+		return false
+	}
+	switch d := digits[0]; {
+	case d == 3 && (digits[1] == 4 || digits[1] == 7 || digits[1] == 0 || digits[1] == 6 || digits[1] == 8):
+	case d == 4, d == 5, d == 6, d == 2:
+	default:
+		return false
+	}
+	sum := 0
+	for i := 0; i < n; i++ {
+		d := int(digits[n-1-i])
+		if i%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+// isSSN matches a US social security number written AAA-GG-SSSS, with the
+// ranges the SSA never issues excluded.
+func isSSN(v string) bool {
+	if len(v) != 11 || v[3] != '-' || v[6] != '-' {
+		return false
+	}
+	for i := 0; i < 11; i++ {
+		if i == 3 || i == 6 {
+			continue
+		}
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	area, group, serial := v[0:3], v[4:6], v[7:11]
+	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
+}
+
+// isJWT matches a compact JWS: three base64url parts, the header being a
+// JSON object ("eyJ" is the encoding of `{"`).
+func isJWT(v string) bool {
+	if !strings.HasPrefix(v, "eyJ") || len(v) < 20 {
+		return false
+	}
+	parts := 1
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '.':
+			parts++
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '=':
+		default:
+			return false
+		}
+	}
+	return parts == 3
+}
