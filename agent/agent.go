@@ -11,8 +11,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,7 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/attrib"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
+	"github.com/apiwarden/apiwarden/apimodel/detect"
 	"github.com/apiwarden/apiwarden/apimodel/http1"
 	"github.com/apiwarden/apiwarden/apimodel/inventory"
 	"github.com/apiwarden/apiwarden/apiserver"
@@ -33,6 +36,7 @@ import (
 	"github.com/apiwarden/apiwarden/datapath/reset"
 	"github.com/apiwarden/apiwarden/procfs"
 	"github.com/apiwarden/apiwarden/store"
+	"github.com/apiwarden/apiwarden/xds"
 )
 
 // Agent is one running node agent.
@@ -62,9 +66,16 @@ type Agent struct {
 	guard    *guard.Guard
 	ifaces   *iface.Manager
 
+	detector        *detect.Detector
+	kernelRuleNames map[uint32]kernelRuleName
+	sources         sourceTracker
+
 	blocks    blockBook
 	events    *eventLog
+	xds       *xds.Server
+	xdsPolicy string // last published policy, to publish only changes
 	closeOnce sync.Once
+	panics    atomic.Uint64 // parser panics recovered
 }
 
 // New checks the configuration and builds an agent; nothing touches the
@@ -117,11 +128,22 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		HTTP:        http1.Config{MaxBodyBytes: a.cfg.MaxBodyBytes},
 	}, a.base, a.onCall)
 
+	if a.detector, err = detect.New(detect.Config{RuleFiles: a.cfg.RuleFiles}, a.base); err != nil {
+		return fmt.Errorf("detection rules: %w", err)
+	}
 	if err := a.loadSensors(); err != nil {
 		a.closeSensors()
 		return err
 	}
 	defer a.closeSensors()
+
+	if a.enforcer != nil {
+		rules := a.kernelRules()
+		if err := a.enforcer.SetRules(rules); err != nil {
+			return fmt.Errorf("kernel rules: %w", err)
+		}
+		a.log.Info("kernel rules loaded", "rules", len(rules))
+	}
 
 	var wg sync.WaitGroup
 	run := func(name string, fn func() error) {
@@ -158,6 +180,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	srv := apiserver.New(apiserver.Config{Version: a.version}, backend{a}, a.reg, a.base)
 	run("api", func() error { return srv.ServeListener(ctx, ln) })
 	run("housekeeping", func() error { a.housekeeping(ctx); return nil })
+	if a.cfg.XDSAddr != "" {
+		if a.xds, err = xds.NewServer(a.base); err != nil {
+			return err
+		}
+		run("xds", func() error { return a.xds.Serve(ctx, a.cfg.XDSAddr) })
+	}
 
 	<-ctx.Done()
 	a.log.Info("stopping: detaching programs")
@@ -165,9 +193,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.ifaces.Close()
 	a.closeSensors()
 	wg.Wait()
-	a.asmMu.Lock()
-	a.asm.Flush()
-	a.asmMu.Unlock()
+	a.withAssembler(func(asm *assemble.Assembler) { asm.Flush() })
 	if err := a.saveInventory(); err != nil {
 		return err
 	}
@@ -294,11 +320,26 @@ func (a *Agent) attachedNames() []string {
 	return out
 }
 
-// addChunk feeds one kernel chunk to the assembler.
+// addChunk feeds one kernel chunk to the assembler. A bug in a parser must
+// not take the agent down with it (the application never depends on the
+// agent, but its visibility does): the panic is logged and counted, and the
+// chunk is lost.
 func (a *Agent) addChunk(c capture.Chunk) {
+	a.withAssembler(func(asm *assemble.Assembler) { asm.Add(c) })
+}
+
+// withAssembler runs fn with the assembler locked, recovering from a panic.
+func (a *Agent) withAssembler(fn func(*assemble.Assembler)) {
 	a.asmMu.Lock()
-	a.asm.Add(c)
-	a.asmMu.Unlock()
+	defer a.asmMu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			a.panics.Add(1)
+			a.log.Error("recovered from a panic in the call pipeline; data dropped", "panic", r,
+				"stack", string(debug.Stack()))
+		}
+	}()
+	fn(a.asm)
 }
 
 // onCall runs for every reconstructed call (on the assembler's goroutine):
@@ -316,13 +357,15 @@ func (a *Agent) onCall(c *call.Call) {
 	if c.ServerProcess != nil && c.ServerProcess.PID == a.self {
 		return // the agent's own API is not part of the inventory
 	}
-	a.inv.Observe(c)
+	service := serviceName(c)
+	template := a.inv.Observe(c)
+	a.inspect(c, service, template)
 	status, latency := 0, -1.0
 	if c.Response != nil {
 		status = c.Response.StatusCode
 		latency = c.Latency.Seconds()
 	}
-	a.metrics.observe(serviceName(c), "", c.Request.Method, status, latency)
+	a.metrics.observe(service, template, c.Request.Method, status, latency)
 }
 
 // serviceName is the service label of a call: the serving executable's
@@ -338,18 +381,23 @@ func serviceName(c *call.Call) string {
 func (a *Agent) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastSave := time.Now()
+	lastSave, lastPrune := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			a.asmMu.Lock()
-			a.asm.Tick(now)
-			a.asmMu.Unlock()
+			a.withAssembler(func(asm *assemble.Assembler) { asm.Tick(now) })
 			if a.guard != nil {
 				if _, err := a.guard.Collect(now); err != nil {
 					a.log.Warn("expire blocklist", "err", err)
+				}
+			}
+			a.publishPolicy(ctx)
+			if now.Sub(lastPrune) >= time.Minute {
+				lastPrune = now
+				if _, err := a.store.Prune(eventKind, now.Add(-a.cfg.EventRetention)); err != nil {
+					a.log.Warn("prune events", "err", err)
 				}
 			}
 			if now.Sub(lastSave) >= a.cfg.SaveInterval {
@@ -423,9 +471,47 @@ func (a *Agent) counters() map[string]uint64 {
 	if a.events != nil {
 		flattenStats("events", a.events.Stats(), out)
 	}
+	if a.detector != nil {
+		flattenStats("detect", a.detector.Stats(), out)
+	}
+	out["agent_recovered_panics"] = a.panics.Load()
 	return out
 }
 
 func (a *Agent) registerCollectors() {
 	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters))
+}
+
+// publishPolicy sends the current blocklist and deny rules to xDS clients
+// when they changed, so proxies enforce what the kernel enforces.
+func (a *Agent) publishPolicy(ctx context.Context) {
+	if a.xds == nil {
+		return
+	}
+	var p xds.Policy
+	for _, d := range a.cfg.DenyRules {
+		p.Denies = append(p.Denies, xds.Deny{Method: d.Method, PathPrefix: d.PathPrefix})
+	}
+	if a.guard != nil {
+		entries, err := a.guard.List()
+		if err != nil {
+			a.log.Warn("xds: read blocklist", "err", err)
+			return
+		}
+		now := time.Now()
+		for _, e := range entries {
+			if e.Expires.IsZero() || e.Expires.After(now) {
+				p.BlockedSources = append(p.BlockedSources, e.Prefix)
+			}
+		}
+	}
+	key := fmt.Sprint(p)
+	if key == a.xdsPolicy {
+		return
+	}
+	if err := a.xds.Update(ctx, p); err != nil {
+		a.log.Warn("xds: publish policy", "err", err)
+		return
+	}
+	a.xdsPolicy = key
 }

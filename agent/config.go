@@ -52,6 +52,31 @@ type Config struct {
 	// SaveInterval is how often the inventory is written to the store.
 	SaveInterval time.Duration `yaml:"saveInterval"`
 	LogLevel     string        `yaml:"logLevel"`
+
+	// RuleFiles are detection rule files added to (or overriding) the
+	// built-in rules.
+	RuleFiles []string `yaml:"ruleFiles"`
+	// DenyRules are method + path prefix denies compiled into the kernel.
+	DenyRules []DenyRule `yaml:"denyRules"`
+	// AutoBlock blocks a source at the guard after Threshold findings
+	// within Window, for TTL (protect mode; monitor mode records it).
+	AutoBlock AutoBlock `yaml:"autoBlock"`
+	// EventRetention is how long security events are kept.
+	EventRetention time.Duration `yaml:"eventRetention"`
+}
+
+// DenyRule refuses requests by method (optional) and path prefix.
+type DenyRule struct {
+	Method     string `yaml:"method"`
+	PathPrefix string `yaml:"pathPrefix"`
+	Port       uint16 `yaml:"port"` // 0: every port
+}
+
+// AutoBlock configures automatic source blocking.
+type AutoBlock struct {
+	Threshold int           `yaml:"threshold"` // 0 disables
+	Window    time.Duration `yaml:"window"`
+	TTL       time.Duration `yaml:"ttl"`
 }
 
 // Default returns the embedded default configuration: watch everything in
@@ -70,6 +95,8 @@ func Default() Config {
 		TLS:             true,
 		SaveInterval:    10 * time.Second,
 		LogLevel:        "info",
+		AutoBlock:       AutoBlock{Threshold: 10, Window: time.Minute, TTL: 10 * time.Minute},
+		EventRetention:  7 * 24 * time.Hour,
 	}
 }
 
@@ -125,6 +152,14 @@ func (c *Config) Validate() error {
 	}
 	if c.FlowIdleTimeout < time.Second {
 		return fmt.Errorf("flow-idle-timeout %s: must be at least 1s", c.FlowIdleTimeout)
+	}
+	for i, d := range c.DenyRules {
+		if d.PathPrefix == "" || d.PathPrefix[0] != '/' {
+			return fmt.Errorf("denyRules[%d]: pathPrefix must start with /", i)
+		}
+	}
+	if c.AutoBlock.Threshold < 0 || (c.AutoBlock.Threshold > 0 && (c.AutoBlock.Window <= 0 || c.AutoBlock.TTL <= 0)) {
+		return fmt.Errorf("autoBlock: threshold needs a positive window and ttl")
 	}
 	if len(c.Ports) > 16 {
 		return fmt.Errorf("ports: at most 16, got %d", len(c.Ports))

@@ -27,14 +27,19 @@ func (a *Agent) onEnforceEvent(ev enforce.Event) {
 	if srv != nil && srv.Exe != "" {
 		service = baseName(srv.Exe)
 	}
+	name, ok := a.kernelRuleNames[ev.RuleID]
+	if !ok {
+		name = kernelRuleName{rule: strconv.FormatUint(uint64(ev.RuleID), 10), class: "kernel-rule"}
+	}
+	a.metrics.attack(name.class, action)
 	a.events.Record(apiserver.Event{
 		Time:     ev.Time,
 		Service:  service,
 		Client:   ev.Client.String(),
-		Class:    "kernel-rule",
-		RuleID:   strconv.FormatUint(uint64(ev.RuleID), 10),
+		Class:    name.class,
+		RuleID:   name.rule,
 		Severity: "high",
-		Part:     "request",
+		Part:     "request (kernel)",
 		Excerpt:  excerpt(ev.Evidence),
 		Action:   action,
 	})

@@ -18,6 +18,7 @@ type requestMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	dropped  prometheus.Counter
+	attacks  *prometheus.CounterVec
 
 	mu    sync.Mutex
 	seen  map[[4]string]struct{}
@@ -39,10 +40,14 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 			Namespace: "apiwarden", Subsystem: "http", Name: "metric_series_overflow_total",
 			Help: "Calls counted under the _other label because the series limit was reached.",
 		}),
+		attacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "apiwarden", Name: "attacks_detected_total",
+			Help: "Findings of the detector and the kernel rules, by attack class and action taken.",
+		}, []string{"class", "action"}),
 		seen:  make(map[[4]string]struct{}),
 		limit: limit,
 	}
-	reg.MustRegister(m.requests, m.latency, m.dropped,
+	reg.MustRegister(m.requests, m.latency, m.dropped, m.attacks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -126,4 +131,10 @@ var gaugeNames = map[string]bool{
 	"attrib_addrs":          true,
 	"attrib_cgroups":        true,
 	"events_stored":         true,
+}
+
+// attack counts one finding. Classes and actions come from the rule set and
+// the agent, both bounded.
+func (m *requestMetrics) attack(class, action string) {
+	m.attacks.WithLabelValues(class, action).Inc()
 }

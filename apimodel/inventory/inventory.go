@@ -248,23 +248,30 @@ type prepared struct {
 	ts        time.Time
 }
 
-// Observe folds one call into the inventory. It is safe for concurrent use.
-func (inv *Inventory) Observe(c *call.Call) {
+// Observe folds one call into the inventory and returns the path template
+// it was counted under ("" when it was dropped by a bound), so metrics and
+// events can be labelled with bounded values. It is safe for concurrent use.
+func (inv *Inventory) Observe(c *call.Call) string {
 	if c == nil || c.Request == nil {
-		return
+		return ""
 	}
 	inv.c.observed.Add(1)
 	var p prepared
 	if !inv.prepare(c, &p) {
-		return
+		return ""
 	}
 	inv.mu.Lock()
 	ep, sample := inv.record(c, &p)
+	tmpl := ""
+	if ep != nil {
+		tmpl, _ = renderTemplate(ep.Segs)
+	}
 	inv.mu.Unlock()
 	if ep == nil || !sample {
-		return
+		return tmpl
 	}
 	inv.sampleBodies(c, ep, &p)
+	return tmpl
 }
 
 func (inv *Inventory) prepare(c *call.Call, p *prepared) bool {

@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apimodel/detect"
+	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/datapath/enforce"
+	"github.com/apiwarden/apiwarden/datapath/guard"
+)
+
+// Finding severities that make protect mode cut a connection. Lower ones are
+// recorded only: a WAF that resets on every medium hint breaks real APIs.
+const cutSeverity = detect.SeverityHigh
+
+// kernelRules compiles the deny rules and the detector's high-confidence
+// literals into the kernel rule set. The action follows the global mode:
+// in monitor mode the kernel only reports what it would drop. Rules beyond
+// the kernel's capacity are left to userspace detection (and logged).
+func (a *Agent) kernelRules() []enforce.Rule {
+	action := enforce.ActionCount
+	if a.cfg.Mode == ModeProtect {
+		action = enforce.ActionDrop
+	}
+	var rules []enforce.Rule
+	a.kernelRuleNames = map[uint32]kernelRuleName{}
+	add := func(r enforce.Rule, name kernelRuleName) {
+		if len(rules) >= enforce.MaxRules || r.Validate() != nil {
+			a.log.Debug("kernel rule left to userspace", "rule", name.rule, "pattern", r.Pattern)
+			return
+		}
+		r.ID = uint32(len(rules) + 1)
+		rules = append(rules, r)
+		a.kernelRuleNames[r.ID] = name
+	}
+	for _, d := range a.cfg.DenyRules {
+		add(enforce.Rule{Kind: enforce.KindPrefix, Method: d.Method, Pattern: d.PathPrefix, Port: d.Port, Action: action},
+			kernelRuleName{rule: "deny " + d.Method + " " + d.PathPrefix, class: "policy"})
+	}
+	if a.detector != nil {
+		for _, s := range a.detector.KernelSignatures() {
+			add(enforce.Rule{Kind: enforce.KindLiteral, Pattern: string(s.Literal), Action: action},
+				kernelRuleName{rule: s.RuleID, class: s.Class})
+		}
+	}
+	return rules
+}
+
+type kernelRuleName struct{ rule, class string }
+
+// inspect runs the detector on a call and acts on the findings.
+func (a *Agent) inspect(c *call.Call, service, template string) {
+	if a.detector == nil {
+		return
+	}
+	findings := a.detector.Inspect(c.Request, service)
+	if len(findings) == 0 {
+		return
+	}
+	protect := a.cfg.ModeFor(service) == ModeProtect
+	top := findings[0] // most confident first
+	action := "monitor"
+	if protect && top.Severity >= cutSeverity {
+		action = "blocked"
+		if err := a.cut(c.Client, c.Server); err != nil {
+			a.log.Warn("cut connection", "client", c.Client, "server", c.Server, "err", err)
+			action = "cut-failed"
+		}
+	}
+	for _, f := range findings {
+		a.metrics.attack(f.Class, action)
+		a.events.Record(apiserver.Event{
+			Time:     c.Request.Start,
+			Service:  service,
+			Endpoint: c.Request.Method + " " + template,
+			Client:   c.Client.String(),
+			Class:    f.Class,
+			RuleID:   f.RuleID,
+			Severity: f.Severity.String(),
+			Part:     f.Part,
+			Excerpt:  f.Excerpt,
+			Action:   action,
+		})
+	}
+	a.noteFinding(c.Client.Addr(), service, protect)
+}
+
+// sourceTracker counts findings per source for automatic blocking.
+type sourceTracker struct {
+	mu      sync.Mutex
+	windows map[netip.Addr][]time.Time
+}
+
+// maxTrackedSources bounds the automatic-blocking state; beyond it the
+// oldest half is forgotten (a flood of distinct sources cannot grow memory).
+const maxTrackedSources = 65536
+
+// noteFinding blocks a source at the guard once it has produced
+// AutoBlock.Threshold findings within AutoBlock.Window.
+func (a *Agent) noteFinding(src netip.Addr, service string, protect bool) {
+	ab := a.cfg.AutoBlock
+	if ab.Threshold == 0 || a.guard == nil {
+		return
+	}
+	now := time.Now()
+	t := &a.sources
+	t.mu.Lock()
+	if t.windows == nil {
+		t.windows = map[netip.Addr][]time.Time{}
+	}
+	if len(t.windows) >= maxTrackedSources {
+		n := 0
+		for k := range t.windows {
+			delete(t.windows, k)
+			if n++; n >= maxTrackedSources/2 {
+				break
+			}
+		}
+	}
+	w := t.windows[src]
+	keep := w[:0]
+	for _, ts := range w {
+		if now.Sub(ts) < ab.Window {
+			keep = append(keep, ts)
+		}
+	}
+	keep = append(keep, now)
+	trip := len(keep) >= ab.Threshold
+	if trip {
+		delete(t.windows, src)
+	} else {
+		t.windows[src] = keep
+	}
+	t.mu.Unlock()
+	if !trip {
+		return
+	}
+	prefix := netip.PrefixFrom(src.Unmap(), src.Unmap().BitLen())
+	action := "monitor"
+	if protect {
+		action = "blocked"
+		if err := a.guard.Block(prefix, ab.TTL, guard.ReasonDetection); err != nil {
+			a.log.Warn("auto-block", "source", prefix, "err", err)
+			action = "block-failed"
+		} else {
+			a.blocks.put(prefix, blockMeta{reason: fmt.Sprintf("auto: %d findings in %s", ab.Threshold, ab.Window), created: now})
+		}
+	}
+	a.events.Record(apiserver.Event{
+		Time: now, Service: service, Client: src.String(), Class: "abuse", RuleID: "auto-block",
+		Severity: "high", Part: "source",
+		Excerpt: fmt.Sprintf("%d findings within %s; block for %s", ab.Threshold, ab.Window, ab.TTL),
+		Action:  action,
+	})
+}
