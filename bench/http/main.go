@@ -1,0 +1,442 @@
+// Command http is apiwarden's A/B HTTP benchmark: client and server in two
+// network namespaces joined through the host, servers nginx (one worker) and
+// a Go net/http API, and alternating windows with the agent stopped (A,
+// programs detached) and running on the host-side veths (B, attached), in
+// A B B A order so slow drift of the machine cancels out. Each window
+// measures closed-loop saturation throughput and fixed-rate latency (open
+// loop at a fraction of the no-agent maximum, latency from the scheduled
+// send time), CPU per request of server, agent and softirq, and the
+// in-kernel cost per program run from kernel.bpf_stats_enabled.
+//
+// Run as root from the module root: go run ./bench/http [-window 2s -rounds 2].
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/apiwarden/apiwarden/e2e/harness"
+)
+
+type config struct {
+	window   time.Duration
+	rounds   int
+	conns    int
+	latConns int
+	frac     float64
+	servers  string
+	agent    string
+	noAgent  bool
+	verbose  bool
+	noGSO    bool
+}
+
+// load is awload's JSON result.
+type load struct {
+	Mode     string  `json:"mode"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	Missed   int64   `json:"missed"`
+	RPS      float64 `json:"rps"`
+	P50Us    int64   `json:"p50_us"`
+	P99Us    int64   `json:"p99_us"`
+	SvcP50Us int64   `json:"svc_p50_us"`
+	SvcP99Us int64   `json:"svc_p99_us"`
+	LateP50  int64   `json:"late_p50_us"`
+	FirstErr string  `json:"first_error"`
+}
+
+// window is one A or B measurement.
+type window struct {
+	attached bool
+	sat, lat load
+	// CPU during the saturation phase.
+	srvCPU, agentCPU, softirq time.Duration
+	progs                     []harness.ProgDelta
+}
+
+func (w window) perReq(d time.Duration) float64 {
+	if w.sat.Requests == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(w.sat.Requests)
+}
+
+func (w window) bpfNsPerReq() float64 {
+	var ns uint64
+	for _, p := range w.progs {
+		ns += p.TimeNs
+	}
+	if w.sat.Requests == 0 {
+		return 0
+	}
+	return float64(ns) / float64(w.sat.Requests)
+}
+
+type bench struct {
+	cfg     config
+	log     *slog.Logger
+	base    *slog.Logger // without a component, for the harness
+	dir     string
+	topo    *harness.Topology
+	awload  string
+	agent   *harness.Agent
+	agentN  int
+	restore func()
+}
+
+func main() {
+	var cfg config
+	flag.DurationVar(&cfg.window, "window", 2*time.Second, "length of each measurement phase (saturation and latency each)")
+	flag.IntVar(&cfg.rounds, "rounds", 2, "A B B A rounds per server")
+	flag.IntVar(&cfg.conns, "conns", 32, "connections of the saturation (closed-loop) phase")
+	flag.IntVar(&cfg.latConns, "lat-conns", 16, "connections of the fixed-rate phase")
+	flag.Float64Var(&cfg.frac, "frac", 0.5, "fixed rate as a fraction of the no-agent saturation throughput")
+	flag.StringVar(&cfg.servers, "servers", "nginx,goapi", "servers to measure")
+	flag.StringVar(&cfg.agent, "agent", "", "apiwarden binary (default: build ./cmd/apiwarden)")
+	flag.BoolVar(&cfg.noAgent, "no-agent", false, "run only A windows (harness check)")
+	flag.BoolVar(&cfg.verbose, "v", false, "print every window")
+	flag.BoolVar(&cfg.noGSO, "nogso", false, "cap GSO on the veths so every segment is wire-sized")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench/http: needs root (network namespaces, BPF)")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{cfg: cfg, log: log.With("component", "bench"), base: log}
+	err := b.run(ctx)
+	b.close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/http:", err)
+		os.Exit(1)
+	}
+}
+
+func (b *bench) close() {
+	if b.agent != nil {
+		b.agent.Kill()
+	}
+	if b.topo != nil {
+		if err := b.topo.Close(); err != nil {
+			b.log.Warn("cleanup", "err", err)
+		}
+	}
+	if b.restore != nil {
+		b.restore()
+	}
+	if b.dir != "" {
+		_ = os.RemoveAll(b.dir)
+	}
+}
+
+func (b *bench) run(ctx context.Context) error {
+	var err error
+	if b.dir, err = os.MkdirTemp("", "awe2e-bench-"); err != nil {
+		return err
+	}
+	bins, err := harness.BuildBinaries(ctx, b.dir)
+	if err != nil {
+		return err
+	}
+	b.awload = bins.AWLoad
+	if !b.cfg.noAgent && b.cfg.agent == "" {
+		if b.cfg.agent, err = harness.BuildAgent(ctx, b.dir); err != nil {
+			b.log.Warn("agent does not build; running A windows only", "err", firstLine(err.Error()))
+			b.cfg.noAgent = true
+		}
+	}
+	if b.restore, err = harness.EnableBPFStats(); err != nil {
+		b.log.Warn("no bpf stats", "err", err)
+	}
+	harness.CleanupStale(b.log)
+	if b.topo, err = harness.NewTopology(harness.TopologyConfig{DisableOffload: b.cfg.noGSO}, b.base); err != nil {
+		return err
+	}
+	type target struct {
+		name, path string
+		srv        *harness.Server
+	}
+	var targets []target
+	for _, name := range strings.Split(b.cfg.servers, ",") {
+		var s *harness.Server
+		var path string
+		switch strings.TrimSpace(name) {
+		case "nginx":
+			s, err = b.topo.StartNginx(b.dir)
+			path = "/ping"
+		case "goapi":
+			s, err = b.topo.StartGoAPI(bins.GoAPI, b.dir, false)
+			path = "/api/v1/ping"
+		default:
+			return fmt.Errorf("unknown server %q", name)
+		}
+		if err != nil {
+			return err
+		}
+		defer s.Kill()
+		if err := b.topo.CheckReach(s.Addr, 5*time.Second); err != nil {
+			return err
+		}
+		targets = append(targets, target{name, path, s})
+	}
+	for _, t := range targets {
+		ws, maxRPS, err := b.server(ctx, t.srv, t.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		b.report(t.name, maxRPS, ws)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// awloadRun runs the generator in the client namespace.
+func (b *bench) awloadRun(ctx context.Context, addr, path string, conns int, rate float64) (load, error) {
+	args := []string{"netns", "exec", b.topo.CliNS, b.awload, "-addr", addr, "-path", path,
+		"-conns", fmt.Sprint(conns), "-duration", b.cfg.window.String(), "-rate", fmt.Sprintf("%.0f", rate)}
+	out, err := exec.CommandContext(ctx, "ip", args...).Output()
+	var l load
+	if jerr := json.Unmarshal(out, &l); jerr != nil {
+		return l, fmt.Errorf("awload: %v: %s", err, out)
+	}
+	if l.Errors > 0 {
+		b.log.Warn("load errors", "errors", l.Errors, "first", l.FirstErr)
+	}
+	return l, nil
+}
+
+// setAgent starts or stops the agent.
+func (b *bench) setAgent(on bool) error {
+	if !on {
+		if b.agent != nil {
+			code, err := b.agent.Stop(15 * time.Second)
+			b.agent = nil
+			if code != 0 {
+				return fmt.Errorf("agent exit %d: %v", code, err)
+			}
+		}
+		return nil
+	}
+	if b.agent != nil {
+		return nil
+	}
+	b.agentN++
+	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Ifaces: b.topo.Ifaces(),
+		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN))})
+	if err != nil {
+		return err
+	}
+	if err := a.WaitReady(30 * time.Second); err != nil {
+		a.Kill()
+		return err
+	}
+	b.agent = a
+	if err := a.WaitAttached(b.topo.Ifaces(), 10*time.Second); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond) // let start-up work settle before measuring
+	return nil
+}
+
+// schedule is A B B A per round, or only A without an agent.
+func (b *bench) schedule() []bool {
+	var s []bool
+	for i := 0; i < b.cfg.rounds; i++ {
+		if b.cfg.noAgent {
+			s = append(s, false, false)
+		} else {
+			s = append(s, false, true, true, false)
+		}
+	}
+	return s
+}
+
+func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([]window, float64, error) {
+	if err := b.setAgent(false); err != nil {
+		return nil, 0, err
+	}
+	// Calibration (also the warm-up): saturation without the agent.
+	cal, err := b.awloadRun(ctx, srv.Addr, path, b.cfg.conns, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	rate := cal.RPS * b.cfg.frac
+	b.log.Info("calibrated", "server", srv.Name, "max_rps", int(cal.RPS), "fixed_rate", int(rate))
+	var ws []window
+	for _, attached := range b.schedule() {
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		if err := b.setAgent(attached); err != nil {
+			return nil, 0, err
+		}
+		w := window{attached: attached}
+		var agentPid int
+		if b.agent != nil {
+			agentPid = b.agent.Pid()
+		}
+		progsBefore, _ := harness.ProgStats(agentPid)
+		srv0, soft0 := srv.CPUTime(), must(harness.SoftirqTime())
+		agent0, _ := cpuOf(agentPid)
+		if w.sat, err = b.awloadRun(ctx, srv.Addr, path, b.cfg.conns, 0); err != nil {
+			return nil, 0, err
+		}
+		w.srvCPU, w.softirq = srv.CPUTime()-srv0, must(harness.SoftirqTime())-soft0
+		agent1, _ := cpuOf(agentPid)
+		w.agentCPU = agent1 - agent0
+		if agentPid != 0 {
+			progsAfter, _ := harness.ProgStats(agentPid)
+			w.progs = harness.DiffProgStats(progsBefore, progsAfter)
+		}
+		if w.lat, err = b.awloadRun(ctx, srv.Addr, path, b.cfg.latConns, rate); err != nil {
+			return nil, 0, err
+		}
+		if b.cfg.verbose {
+			fmt.Printf("  %s %-8s sat %8.0f rps p50 %5dus p99 %6dus | rate p50 %6dus p99 %7dus (svc %d/%d, late %d) | cpu/req srv %.1fus agent %.1fus softirq %.1fus bpf %.0fns\n",
+				srv.Name, ab(attached), w.sat.RPS, w.sat.P50Us, w.sat.P99Us, w.lat.P50Us, w.lat.P99Us,
+				w.lat.SvcP50Us, w.lat.SvcP99Us, w.lat.LateP50, w.perReq(w.srvCPU), w.perReq(w.agentCPU), w.perReq(w.softirq), w.bpfNsPerReq())
+		}
+		ws = append(ws, w)
+	}
+	if err := b.setAgent(false); err != nil {
+		return nil, 0, err
+	}
+	return ws, cal.RPS, nil
+}
+
+func cpuOf(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, errors.New("no process")
+	}
+	return harness.CPUTime(pid)
+}
+
+func must(d time.Duration, _ error) time.Duration { return d }
+
+func ab(attached bool) string {
+	if attached {
+		return "B(agent)"
+	}
+	return "A(none)"
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (b *bench) report(name string, maxRPS float64, ws []window) {
+	type metric struct {
+		name string
+		get  func(window) float64
+	}
+	metrics := []metric{
+		{"saturation rps", func(w window) float64 { return w.sat.RPS }},
+		{"saturation p50 us", func(w window) float64 { return float64(w.sat.P50Us) }},
+		{"saturation p99 us", func(w window) float64 { return float64(w.sat.P99Us) }},
+		{"fixed-rate p50 us", func(w window) float64 { return float64(w.lat.P50Us) }},
+		{"fixed-rate p99 us", func(w window) float64 { return float64(w.lat.P99Us) }},
+		{"fixed-rate svc p50 us", func(w window) float64 { return float64(w.lat.SvcP50Us) }},
+		{"fixed-rate svc p99 us", func(w window) float64 { return float64(w.lat.SvcP99Us) }},
+		{"generator late p50 us", func(w window) float64 { return float64(w.lat.LateP50) }},
+		{"cpu/req server us", func(w window) float64 { return w.perReq(w.srvCPU) }},
+		{"cpu/req agent us", func(w window) float64 { return w.perReq(w.agentCPU) }},
+		{"cpu/req softirq us", func(w window) float64 { return w.perReq(w.softirq) }},
+		{"cpu/req total us", func(w window) float64 { return w.perReq(w.srvCPU + w.agentCPU + w.softirq) }},
+		{"bpf ns/req", func(w window) float64 { return w.bpfNsPerReq() }},
+	}
+	fmt.Printf("\n== %s: max %.0f rps without agent, fixed rate %.0f rps (%.0f%%), %d x %v windows, order %s\n",
+		name, maxRPS, maxRPS*b.cfg.frac, b.cfg.frac*100, len(ws), b.cfg.window, order(ws))
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// A spread (max-min over median of the A windows) is the noise floor: a
+	// B/A ratio inside it is not a measured effect.
+	fmt.Fprintln(tw, "metric\tA median\tB median\tB/A\tA spread\t")
+	for _, m := range metrics {
+		var a, bb []float64
+		for _, w := range ws {
+			if w.attached {
+				bb = append(bb, m.get(w))
+			} else {
+				a = append(a, m.get(w))
+			}
+		}
+		ma, mb := median(a), median(bb)
+		ratio := "-"
+		if len(bb) > 0 && ma > 0 {
+			ratio = fmt.Sprintf("%.3f", mb/ma)
+		}
+		bs := "-"
+		if len(bb) > 0 {
+			bs = fmt.Sprintf("%.1f", mb)
+		}
+		spread := "-"
+		if len(a) > 1 && ma > 0 {
+			spread = fmt.Sprintf("%.0f%%", (slices.Max(a)-slices.Min(a))/ma*100)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t\n", m.name, ma, bs, ratio, spread)
+	}
+	_ = tw.Flush()
+	// Per-program in-kernel cost, summed over the B windows.
+	per := map[string]*harness.ProgDelta{}
+	for _, w := range ws {
+		for _, p := range w.progs {
+			k := p.Type + "/" + p.Name
+			if per[k] == nil {
+				per[k] = &harness.ProgDelta{Name: p.Name, Type: p.Type}
+			}
+			per[k].Runs += p.Runs
+			per[k].TimeNs += p.TimeNs
+		}
+	}
+	if len(per) > 0 {
+		keys := make([]string, 0, len(per))
+		for k := range per {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Println("  BPF programs of the agent during saturation windows (kernel.bpf_stats_enabled):")
+		for _, k := range keys {
+			p := per[k]
+			fmt.Printf("    %-40s runs %10d  %8.0f ns/run\n", k, p.Runs, p.NsPerRun())
+		}
+	}
+}
+
+func order(ws []window) string {
+	var s []string
+	for _, w := range ws {
+		if w.attached {
+			s = append(s, "B")
+		} else {
+			s = append(s, "A")
+		}
+	}
+	return strings.Join(s, "")
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testServer(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestClosedLoop(t *testing.T) {
+	addr := testServer(t)
+	res := run(config{addr: addr, host: addr, path: "/", conns: 2, duration: 200 * time.Millisecond, timeout: time.Second})
+	if res.Requests == 0 || res.Errors != 0 || res.P50Us <= 0 || res.P99Us < res.P50Us {
+		t.Fatalf("%+v", res)
+	}
+}
+
+// TestOpenLoopSendsOnSchedule: at a low fixed rate every scheduled request is
+// sent, so the count is rate x duration.
+func TestOpenLoopSendsOnSchedule(t *testing.T) {
+	addr := testServer(t)
+	res := run(config{addr: addr, host: addr, path: "/", conns: 4, duration: 500 * time.Millisecond, rate: 200, timeout: time.Second})
+	if res.Errors != 0 || res.Requests+res.Missed != 100 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestErrorsAreCounted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", 500)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	res := run(config{addr: addr, host: addr, path: "/", conns: 1, duration: 100 * time.Millisecond, timeout: time.Second})
+	if res.Errors == 0 || !strings.Contains(res.FirstErr, "500") {
+		t.Fatalf("%+v", res)
+	}
+}
