@@ -64,6 +64,23 @@ struct {
 	__type(value, struct chunk_event);
 } scratch SEC(".maps");
 
+/* Interfaces the capture programs are attached to, kept by the loader:
+ * ifindex -> WATCH_* bits saying which hooks capture there. A packet is
+ * captured once per host, not once per hook: loopback traffic crosses lo's
+ * egress and then its ingress (the loader sets only WATCH_INGRESS on lo),
+ * and a forwarded packet (container to container through the host) that
+ * entered through a watched interface was captured there, so egress skips
+ * it. An interface missing from the map captures both ways. */
+#define MAX_WATCHED_IFACES 4096
+#define WATCH_INGRESS 1
+#define WATCH_EGRESS 2
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_WATCHED_IFACES);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_ifaces SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CNT_MAX);
@@ -286,6 +303,21 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 	return 0;
 }
 
+/* seen_elsewhere reports whether another watched hook captures this packet. */
+static __always_inline int seen_elsewhere(struct __sk_buff *skb, __u8 source)
+{
+	__u32 ifindex = skb->ifindex;
+	__u8 want = source == CHUNK_SRC_TC_INGRESS ? WATCH_INGRESS : WATCH_EGRESS;
+	__u8 *flags = bpf_map_lookup_elem(&watched_ifaces, &ifindex);
+
+	if (flags && !(*flags & want))
+		return 1;
+	if (source == CHUNK_SRC_TC_INGRESS)
+		return 0;
+	__u32 iif = skb->ingress_ifindex;
+	return iif != 0 && iif != ifindex && bpf_map_lookup_elem(&watched_ifaces, &iif) != 0;
+}
+
 static __always_inline int capture(struct __sk_buff *skb, __u8 source)
 {
 	struct flow_key key = {};
@@ -296,6 +328,11 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 source)
 	__u16 proto;
 	__u8 flags;
 	int ok;
+
+	if (seen_elsewhere(skb, source)) {
+		count(CNT_SEEN_ELSEWHERE, 1);
+		return TCX_NEXT;
+	}
 
 	/* Loopback carries a zeroed Ethernet header with a real ethertype, so
 	 * one Ethernet parse serves lo, veth and physical NICs alike. */

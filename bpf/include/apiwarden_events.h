@@ -79,6 +79,7 @@ enum capture_counter {
 	CNT_PORT_FILTERED,      /* TCP segments skipped by the port filter */
 	CNT_MALFORMED,          /* IP/TCP headers too short or inconsistent */
 	CNT_NOT_PARSED,         /* later fragments, IPv6 extension chains too long */
+	CNT_SEEN_ELSEWHERE,     /* skipped: captured at another watched hook */
 	CNT_MAX,
 };
 

@@ -26,7 +26,8 @@ const (
 	captureCaptureCounterCNT_PORT_FILTERED    captureCaptureCounter = 7
 	captureCaptureCounterCNT_MALFORMED        captureCaptureCounter = 8
 	captureCaptureCounterCNT_NOT_PARSED       captureCaptureCounter = 9
-	captureCaptureCounterCNT_MAX              captureCaptureCounter = 10
+	captureCaptureCounterCNT_SEEN_ELSEWHERE   captureCaptureCounter = 10
+	captureCaptureCounterCNT_MAX              captureCaptureCounter = 11
 )
 
 type captureChunkEvent struct {
@@ -62,6 +63,7 @@ const (
 	captureMapCaptureCounters   = "capture_counters"
 	captureMapChunks            = "chunks"
 	captureMapScratch           = "scratch"
+	captureMapWatchedIfaces     = "watched_ifaces"
 	captureProgCaptureEgress    = "capture_egress"
 	captureProgCaptureIngress   = "capture_ingress"
 	captureVarCaptureCounterMax = "capture_counter_max"
@@ -123,6 +125,7 @@ type captureMapSpecs struct {
 	CaptureCounters *ebpf.MapSpec `ebpf:"capture_counters"`
 	Chunks          *ebpf.MapSpec `ebpf:"chunks"`
 	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
+	WatchedIfaces   *ebpf.MapSpec `ebpf:"watched_ifaces"`
 }
 
 // captureVariableSpecs contains global variables before they are loaded into the kernel.
@@ -158,6 +161,7 @@ type captureMaps struct {
 	CaptureCounters *ebpf.Map `ebpf:"capture_counters"`
 	Chunks          *ebpf.Map `ebpf:"chunks"`
 	Scratch         *ebpf.Map `ebpf:"scratch"`
+	WatchedIfaces   *ebpf.Map `ebpf:"watched_ifaces"`
 }
 
 func (m *captureMaps) Close() error {
@@ -165,6 +169,7 @@ func (m *captureMaps) Close() error {
 		m.CaptureCounters,
 		m.Chunks,
 		m.Scratch,
+		m.WatchedIfaces,
 	)
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sort"
 	"sync"
@@ -74,6 +75,7 @@ var counterNames = [...]string{
 	captureCaptureCounterCNT_PORT_FILTERED:    "port_filtered",
 	captureCaptureCounterCNT_MALFORMED:        "malformed",
 	captureCaptureCounterCNT_NOT_PARSED:       "not_parsed",
+	captureCaptureCounterCNT_SEEN_ELSEWHERE:   "seen_elsewhere",
 }
 
 // CounterDecodeErrors is the userspace counter of records DecodeChunk
@@ -185,6 +187,18 @@ func (s *Sensor) Attach(ifindex int) error {
 		in.Close()
 		return fmt.Errorf("attach tcx egress to ifindex %d: %w", ifindex, err)
 	}
+	// Which hooks capture here (see watched_ifaces in capture.c). Loopback
+	// traffic passes lo's egress and ingress: keep one. Until this entry
+	// exists, both hooks capture, which reassembly de-duplicates anyway.
+	watch := uint8(watchIngress | watchEgress)
+	if isLoopback(ifindex) {
+		watch = watchIngress
+	}
+	if err := s.objs.WatchedIfaces.Put(uint32(ifindex), watch); err != nil {
+		in.Close()
+		eg.Close()
+		return fmt.Errorf("register watched ifindex %d: %w", ifindex, err)
+	}
 	s.links[ifindex] = [2]link.Link{in, eg}
 	s.log.Debug("capture attached", "ifindex", ifindex)
 	return nil
@@ -204,6 +218,7 @@ func (s *Sensor) detachLocked(ifindex int) error {
 		return nil
 	}
 	delete(s.links, ifindex)
+	_ = s.objs.WatchedIfaces.Delete(uint32(ifindex))
 	// A link of a deleted interface is already detached by the kernel;
 	// closing the fd still succeeds, so any error here is real.
 	if err := errors.Join(l[0].Close(), l[1].Close()); err != nil {
@@ -294,4 +309,17 @@ func (s *Sensor) Close() error {
 	s.mu.Unlock()
 	errs = append(errs, s.reader.Close(), s.objs.Close())
 	return errors.Join(errs...)
+}
+
+// WATCH_* bits of capture.c.
+const (
+	watchIngress = 1
+	watchEgress  = 2
+)
+
+// isLoopback reports whether ifindex is a loopback device in the caller's
+// network namespace.
+func isLoopback(ifindex int) bool {
+	ifc, err := net.InterfaceByIndex(ifindex)
+	return err == nil && ifc.Flags&net.FlagLoopback != 0
 }
