@@ -177,7 +177,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.registerCollectors()
 	a.log.Info("agent running", "mode", a.cfg.Mode, "api", ln.Addr().String(), "interfaces", a.attachedNames())
 
-	srv := apiserver.New(apiserver.Config{Version: a.version}, backend{a}, a.reg, a.base)
+	srv := apiserver.New(apiserver.Config{Version: a.version, Pprof: a.cfg.Pprof}, backend{a}, a.reg, a.base)
 	run("api", func() error { return srv.ServeListener(ctx, ln) })
 	run("housekeeping", func() error { a.housekeeping(ctx); return nil })
 	if a.cfg.XDSAddr != "" {

@@ -61,6 +61,8 @@ type Config struct {
 	// AutoBlock blocks a source at the guard after Threshold findings
 	// within Window, for TTL (protect mode; monitor mode records it).
 	AutoBlock AutoBlock `yaml:"autoBlock"`
+	// Pprof serves Go's profiler on the API address under /debug/pprof/.
+	Pprof bool `yaml:"pprof"`
 	// EventRetention is how long security events are kept.
 	EventRetention time.Duration `yaml:"eventRetention"`
 }

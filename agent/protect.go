@@ -13,9 +13,13 @@ import (
 	"github.com/apiwarden/apiwarden/datapath/guard"
 )
 
-// Finding severities that make protect mode cut a connection. Lower ones are
-// recorded only: a WAF that resets on every medium hint breaks real APIs.
-const cutSeverity = detect.SeverityHigh
+// Findings that make protect mode cut a connection: severe and confident.
+// Others are recorded only: a WAF that resets on every medium hint breaks
+// real APIs. 85 is the confidence the accuracy benchmark calls "block".
+const (
+	cutSeverity   = detect.SeverityHigh
+	cutConfidence = 85
+)
 
 // kernelRules compiles the deny rules and the detector's high-confidence
 // literals into the kernel rule set. The action follows the global mode:
@@ -64,7 +68,7 @@ func (a *Agent) inspect(c *call.Call, service, template string) {
 	protect := a.cfg.ModeFor(service) == ModeProtect
 	top := findings[0] // most confident first
 	action := "monitor"
-	if protect && top.Severity >= cutSeverity {
+	if protect && top.Severity >= cutSeverity && top.Confidence >= cutConfidence {
 		action = "blocked"
 		if err := a.cut(c.Client, c.Server); err != nil {
 			a.log.Warn("cut connection", "client", c.Client, "server", c.Server, "err", err)

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ type Config struct {
 	Version string
 	// ShutdownTimeout overrides DefaultShutdownTimeout when positive.
 	ShutdownTimeout time.Duration
+	// Pprof serves Go's profiler under /debug/pprof/ (for measuring the
+	// agent's own cost; the API listens on loopback by default).
+	Pprof bool
 }
 
 // Server is the API server. Create it with New, run it with Serve.
@@ -110,6 +114,12 @@ func New(cfg Config, backend Backend, reg *prometheus.Registry, log *slog.Logger
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
 	})
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/", http.MaxBytesHandler(gw, MaxRequestBytes))
 
 	s := &Server{cfg: cfg, log: log, grpc: gs}

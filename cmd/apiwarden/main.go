@@ -98,6 +98,7 @@ func runAgent(args []string, stderr io.Writer) int {
 		xdsAddr    = fs.String("xds-addr", "", "address of the Envoy xDS server (default: off)")
 		tls        = fs.String("tls", "", "attach TLS library uprobes: true or false (default true)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
+		pprof      = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 	)
 	fs.Var(&ifaces, "interface", "interface to watch (repeatable; default: every up interface and new ones)")
 	fs.Var(&ports, "port", "capture only these TCP ports (repeatable; default: all)")
@@ -144,6 +145,9 @@ func runAgent(args []string, stderr io.Writer) int {
 			return 2
 		}
 		cfg.TLS = b
+	}
+	if *pprof {
+		cfg.Pprof = true
 	}
 	if *logLevel != "" {
 		cfg.LogLevel = *logLevel

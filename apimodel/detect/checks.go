@@ -1,0 +1,422 @@
+package detect
+
+import (
+	"bytes"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/libinjection-go"
+
+	"github.com/apiwarden/apiwarden/apimodel/call"
+)
+
+// checkFunc confirms a rule on one value; decoded keeps case and line
+// breaks, canon is the folded form the keywords were matched on.
+type checkFunc func(decoded string, canon []byte) bool
+
+// requestCheckFunc looks at the request framing once per request and
+// returns the part to blame and the evidence.
+type requestCheckFunc func(req *call.Request, lim *Config) (part, evidence string, ok bool)
+
+func valueCheck(name string) checkFunc {
+	switch name {
+	case "libinjection-sqli":
+		return checkSQLi
+	case "libinjection-xss":
+		return checkXSS
+	case "ssrf":
+		return checkSSRF
+	case "jndi":
+		return checkJNDI
+	}
+	return nil
+}
+
+func requestCheck(name string) requestCheckFunc {
+	switch name {
+	case "smuggling-cl-te":
+		return checkCLTE
+	case "smuggling-multiple-cl":
+		return checkMultipleCL
+	case "smuggling-te-obfuscated":
+		return checkTEObfuscated
+	case "smuggling-cl-invalid":
+		return checkCLInvalid
+	case "header-oversized":
+		return checkOversizedHeader
+	}
+	return nil
+}
+
+// checkSQLi runs libinjection only on values holding a character SQL
+// injection needs to break out of a literal or chain a clause; plain words
+// and numbers, most of the traffic, skip the tokenizer.
+func checkSQLi(decoded string, _ []byte) bool {
+	if len(decoded) < 2 || !sqlGate(decoded) {
+		return false
+	}
+	ok, _ := libinjection.IsSQLi(decoded)
+	return ok
+}
+
+// sqlGate passes values that can leave a string literal (a quote or
+// backtick), end a statement or open a comment, or that start like a
+// numeric context ("1 or 1=1", "(1)union...").
+func sqlGate(v string) bool {
+	if strings.IndexAny(v, "\"`;#") >= 0 || strings.Contains(v, "--") || strings.Contains(v, "/*") {
+		return true
+	}
+	if q := strings.IndexByte(v, '\''); q >= 0 {
+		// One apostrophe between two letters (O'Brien, it's) cannot close
+		// a literal and start SQL; anything else goes to libinjection.
+		if strings.Count(v, "'") > 1 || q == 0 || q == len(v)-1 || !isLetter(v[q-1]) || !isLetter(v[q+1]) {
+			return true
+		}
+	}
+	t := strings.TrimLeft(v, " \t")
+	if t == "" {
+		return false
+	}
+	c := t[0]
+	if c >= '0' && c <= '9' || c == '(' || c == '-' || c == '@' {
+		return strings.IndexAny(t, " \t\n(=<>|&+") >= 0
+	}
+	return false
+}
+
+// checkXSS runs the HTML5 tokenizer on values that open a tag, carry a
+// script URL, or can break out of an attribute (a quote and an '=').
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' || c >= 0x80 }
+
+func checkXSS(decoded string, canon []byte) bool {
+	if strings.IndexByte(decoded, '<') < 0 && !bytes.Contains(canon, []byte("script:")) &&
+		(strings.IndexAny(decoded, "\"'`") < 0 || strings.IndexByte(decoded, '=') < 0) {
+		return false
+	}
+	return libinjection.IsXSS(decoded)
+}
+
+// checkSSRF flags URLs whose host is this machine, a private or link-local
+// network, or a cloud metadata service, in any of the IPv4 spellings that
+// resolvers accept (decimal, hex, octal, short forms).
+func checkSSRF(decoded string, _ []byte) bool {
+	s := strings.ToLower(decoded)
+	s = strings.ReplaceAll(s, "\\", "/")
+	for n := 0; n < 4; n++ {
+		i := strings.Index(s, "//")
+		if i < 0 {
+			return false
+		}
+		scheme := s[:i]
+		if j := strings.LastIndexAny(scheme, " \"'=,(<>\n"); j >= 0 {
+			scheme = scheme[j+1:]
+		}
+		scheme = strings.TrimSuffix(scheme, ":")
+		rest := s[i+2:]
+		s = rest
+		switch scheme {
+		case "gopher", "dict", "tftp", "ldap", "netdoc", "jar", "sftp":
+			return true
+		case "http", "https", "ftp", "ws", "wss", "":
+		default:
+			continue
+		}
+		if scheme == "" && i != 0 {
+			// A "//" inside a value (comment text, a path) is not a URL.
+			continue
+		}
+		end := strings.IndexAny(rest, "/?#\n ")
+		if end < 0 {
+			end = len(rest)
+		}
+		auth := rest[:end]
+		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
+			auth = auth[at+1:]
+		}
+		if internalHost(auth) {
+			return true
+		}
+	}
+	return false
+}
+
+var rebindingSuffixes = []string{".nip.io", ".sslip.io", ".xip.io", ".localtest.me", ".lvh.me", ".localhost"}
+
+func internalHost(hostport string) bool {
+	host := hostport
+	if strings.HasPrefix(host, "[") {
+		if j := strings.IndexByte(host, ']'); j > 0 {
+			host = host[1:j]
+		}
+	} else if j := strings.LastIndexByte(host, ':'); j >= 0 && strings.Count(host, ":") == 1 {
+		host = host[:j]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if k := strings.IndexByte(host, '%'); k >= 0 {
+		host = host[:k] // IPv6 zone
+	}
+	switch host {
+	case "localhost", "localhost.localdomain", "metadata.google.internal", "metadata",
+		"instance-data", "metadata.azure.com", "kubernetes.default.svc", "0":
+		return true
+	}
+	for _, suf := range rebindingSuffixes {
+		if strings.HasSuffix(host, suf) {
+			if suf == ".localhost" {
+				return true
+			}
+			// 127.0.0.1.nip.io resolves to the embedded address.
+			if a, ok := parseLooseIPv4(strings.TrimSuffix(host, suf)); ok {
+				return internalAddr(a)
+			}
+			return false
+		}
+	}
+	if !looksNumericHost(host) {
+		return false
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return internalAddr(a.Unmap())
+	}
+	if a, ok := parseLooseIPv4(host); ok {
+		return internalAddr(a)
+	}
+	return false
+}
+
+// looksNumericHost is a cheap filter before address parsing: IP literals
+// in any notation use only hex digits, 'x', '.' and ':'.
+func looksNumericHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c == 'x' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func internalAddr(a netip.Addr) bool {
+	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() ||
+		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() {
+		return true
+	}
+	if a.Is4() {
+		b := a.As4()
+		// 100.64.0.0/10 carrier-grade NAT and 0.0.0.0/8.
+		return b[0] == 100 && b[1]&0xc0 == 64 || b[0] == 0
+	}
+	// fd00:ec2::254 is inside fc00::/7 already (IsPrivate).
+	return false
+}
+
+// parseLooseIPv4 accepts what inet_aton accepts: 1-4 parts, each decimal,
+// 0x-hex or 0-octal, the last part filling the remaining bytes.
+func parseLooseIPv4(s string) (netip.Addr, bool) {
+	if s == "" || len(s) > 40 {
+		return netip.Addr{}, false
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	vals := make([]uint64, len(parts))
+	for i, p := range parts {
+		if p == "" {
+			return netip.Addr{}, false
+		}
+		base := 10
+		switch {
+		case strings.HasPrefix(p, "0x"):
+			base, p = 16, p[2:]
+		case len(p) > 1 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		v, err := strconv.ParseUint(p, base, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		vals[i] = v
+	}
+	var ip uint64
+	last := len(vals) - 1
+	for i := 0; i < last; i++ {
+		if vals[i] > 255 {
+			return netip.Addr{}, false
+		}
+		ip |= vals[i] << (24 - 8*uint(i))
+	}
+	if vals[last] >= 1<<(8*uint(4-last)) {
+		return netip.Addr{}, false
+	}
+	ip |= vals[last]
+	return netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), true
+}
+
+// Log4j lookup obfuscations collapse to what Log4j itself would produce:
+// ${lower:J} -> j, ${::-j} and ${env:NONE:-j} -> j (the default), and an
+// unresolvable lookup without default -> "".
+var (
+	reLookupDefault = regexp.MustCompile(`\$\{[^${}]*?:-([^${}]*)\}`)
+	reLookupCase    = regexp.MustCompile(`\$\{(?:lower|upper):([^${}]*)\}`)
+	reLookupDate    = regexp.MustCompile(`\$\{date:'([^'${}]*)'\}`)
+	reLookupEmpty   = regexp.MustCompile(`\$\{(?:env|sys|ctx|main|bundle|k8s|docker|java|spring|web|log4j|marker|map|sd|event|base64):[^${}]*\}`)
+	reJNDI          = regexp.MustCompile(`\$\{\s*jndi\s*:`)
+)
+
+const maxLookupPasses = 8
+
+func checkJNDI(_ string, canon []byte) bool {
+	s := string(canon)
+	if reJNDI.MatchString(s) {
+		return true
+	}
+	for i := 0; i < maxLookupPasses; i++ {
+		n := reLookupDefault.ReplaceAllString(s, "$1")
+		n = reLookupCase.ReplaceAllStringFunc(n, func(m string) string {
+			// Case lookups change case like Java does: ${upper:ı} is "I".
+			sub := reLookupCase.FindStringSubmatch(m)
+			return strings.ToLower(strings.ToUpper(sub[1]))
+		})
+		n = reLookupDate.ReplaceAllString(n, "$1")
+		if n == s {
+			n = reLookupEmpty.ReplaceAllString(n, "")
+			if n == s {
+				break
+			}
+		}
+		s = n
+		if reJNDI.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func headerNameIs(name, want string) bool {
+	return strings.EqualFold(strings.TrimSpace(name), want)
+}
+
+func checkCLTE(req *call.Request, _ *Config) (string, string, bool) {
+	var cl, te string
+	var hasCL, hasTE bool
+	for _, h := range req.Headers {
+		switch {
+		case headerNameIs(h.Name, "content-length"):
+			cl, hasCL = h.Value, true
+		case headerNameIs(h.Name, "transfer-encoding"):
+			te, hasTE = h.Value, true
+		}
+	}
+	if hasCL && hasTE {
+		return "header:Transfer-Encoding", "Content-Length: " + cl + ", Transfer-Encoding: " + te, true
+	}
+	return "", "", false
+}
+
+func checkMultipleCL(req *call.Request, _ *Config) (string, string, bool) {
+	var vals []string
+	for _, h := range req.Headers {
+		if headerNameIs(h.Name, "content-length") {
+			vals = append(vals, strings.Split(h.Value, ",")...)
+		}
+	}
+	for i := 1; i < len(vals); i++ {
+		if strings.TrimSpace(vals[i]) != strings.TrimSpace(vals[0]) {
+			return "header:Content-Length", strings.Join(vals, ", "), true
+		}
+	}
+	return "", "", false
+}
+
+// checkTEObfuscated flags Transfer-Encoding values or names that front and
+// back ends may parse differently: anything but a clean "chunked" list,
+// repeated TE headers, padded names, and TE on HTTP/1.0.
+func checkTEObfuscated(req *call.Request, _ *Config) (string, string, bool) {
+	n := 0
+	for _, h := range req.Headers {
+		trimmed := strings.TrimSpace(h.Name)
+		lname := strings.ToLower(trimmed)
+		if lname == "transfer_encoding" || (lname != "transfer-encoding" && strings.Contains(strings.ReplaceAll(lname, " ", ""), "transfer-encoding")) {
+			return "header:" + h.Name, h.Name + ": " + h.Value, true
+		}
+		if lname != "transfer-encoding" {
+			continue
+		}
+		n++
+		if trimmed != h.Name {
+			return "header:Transfer-Encoding", "padded header name " + strconv.Quote(h.Name), true
+		}
+		v := h.Value
+		if strings.ContainsAny(v, "\t\r\n\x00\x0b\x0c") || v != strings.TrimSpace(v) {
+			return "header:Transfer-Encoding", strconv.Quote(v), true
+		}
+		for _, tok := range strings.Split(strings.ToLower(v), ",") {
+			switch strings.TrimSpace(tok) {
+			case "chunked", "gzip", "deflate", "compress", "identity":
+			default:
+				return "header:Transfer-Encoding", strconv.Quote(v), true
+			}
+		}
+		if !strings.HasSuffix(strings.ToLower(strings.TrimSpace(v)), "chunked") {
+			return "header:Transfer-Encoding", strconv.Quote(v), true
+		}
+		if v != "chunked" && strings.EqualFold(v, "chunked") {
+			return "header:Transfer-Encoding", strconv.Quote(v), true
+		}
+	}
+	if n > 1 {
+		return "header:Transfer-Encoding", "repeated Transfer-Encoding", true
+	}
+	if n == 1 && req.Proto == "HTTP/1.0" {
+		return "header:Transfer-Encoding", "Transfer-Encoding on HTTP/1.0", true
+	}
+	return "", "", false
+}
+
+func checkCLInvalid(req *call.Request, _ *Config) (string, string, bool) {
+	for _, h := range req.Headers {
+		if !headerNameIs(h.Name, "content-length") {
+			continue
+		}
+		if strings.TrimSpace(h.Name) != h.Name {
+			return "header:Content-Length", "padded header name " + strconv.Quote(h.Name), true
+		}
+		v := strings.TrimSpace(h.Value)
+		if v == "" || len(v) > 19 {
+			return "header:Content-Length", strconv.Quote(h.Value), true
+		}
+		for i := 0; i < len(v); i++ {
+			if v[i] < '0' || v[i] > '9' {
+				if v[i] == ',' {
+					break // list form, judged by checkMultipleCL
+				}
+				return "header:Content-Length", strconv.Quote(h.Value), true
+			}
+		}
+	}
+	return "", "", false
+}
+
+func checkOversizedHeader(req *call.Request, cfg *Config) (string, string, bool) {
+	total := 0
+	for _, h := range req.Headers {
+		l := len(h.Name) + len(h.Value)
+		total += l
+		if len(h.Value) > cfg.MaxHeaderValueBytes {
+			return "header:" + h.Name, strconv.Itoa(len(h.Value)) + " bytes", true
+		}
+	}
+	if len(req.Headers) > cfg.MaxHeaderCount {
+		return "headers", strconv.Itoa(len(req.Headers)) + " headers", true
+	}
+	if total > cfg.MaxHeaderBytes {
+		return "headers", strconv.Itoa(total) + " header bytes", true
+	}
+	return "", "", false
+}

@@ -1,0 +1,397 @@
+// Package detect finds attack payloads in HTTP requests: it decodes every
+// request part an attacker controls and matches it against attack rules
+// (data, with a keyword prefilter) and libinjection.
+package detect
+
+import (
+	_ "embed"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	aho "github.com/petar-dambovaliev/aho-corasick"
+
+	"github.com/apiwarden/apiwarden/apimodel/call"
+)
+
+//go:embed rules/builtin.yaml
+var builtinRules []byte
+
+// Defaults for the per-request work bounds.
+const (
+	DefaultMaxInspectBytes     = 256 << 10
+	DefaultMaxParts            = 8192
+	DefaultMaxJSONDepth        = 32
+	DefaultMaxDecodePasses     = 3
+	DefaultMaxExcerpt          = 120
+	DefaultMaxFindings         = 16
+	DefaultMaxHeaderValueBytes = 8 << 10
+	DefaultMaxHeaderBytes      = 32 << 10
+	DefaultMaxHeaderCount      = 100
+)
+
+// Config configures a Detector. Zero limits take the defaults above.
+type Config struct {
+	// RuleFiles are YAML rule files loaded after the built-in rules; a rule
+	// whose id equals a built-in one replaces it. Built-in rules never
+	// need to look at values that are a single plain token (ids, numbers,
+	// e-mail addresses); a user keyword that is such a token turns that
+	// shortcut off.
+	RuleFiles []string
+	// Disabled maps a service name ("*" for every service) to rule IDs or
+	// "class:<class>" entries that do not run for it.
+	Disabled map[string][]string
+	// PathOverrides disable rules for paths under a prefix, e.g. a CMS
+	// endpoint that legitimately accepts HTML.
+	PathOverrides []PathOverride
+
+	// MaxInspectBytes bounds the decoded bytes inspected per request;
+	// MaxParts bounds the number of values. Parts past either are skipped
+	// and counted (Stats.BytesLimitHits, Stats.PartsLimitHits).
+	MaxInspectBytes int
+	MaxParts        int
+	// MaxJSONDepth bounds JSON nesting; deeper values are skipped.
+	MaxJSONDepth int
+	// MaxDecodePasses bounds repeated URL-decoding of one value.
+	MaxDecodePasses int
+	MaxExcerpt      int
+	MaxFindings     int
+	// Header size limits used by the header-oversized rule.
+	MaxHeaderValueBytes int
+	MaxHeaderBytes      int
+	MaxHeaderCount      int
+}
+
+// PathOverride disables rules for requests whose path starts with
+// PathPrefix, for one service or all ("").
+type PathOverride struct {
+	Service    string
+	PathPrefix string
+	Disable    []string
+}
+
+// Finding is one rule that matched one request part.
+type Finding struct {
+	RuleID     string
+	Class      string
+	Severity   Severity
+	Confidence int // 0-100
+	// Part names where the payload was: "path", "query:id",
+	// "json:$.user.name", "json-key:$.filter.$ne", "form:comment",
+	// "cookie:session", "header:User-Agent", "multipart:file.filename",
+	// "body".
+	Part string
+	// Excerpt is the decoded payload, truncated, with tokens redacted.
+	Excerpt     string
+	Description string
+}
+
+// Signature is a literal a kernel program can match on the raw bytes at
+// the start of a request, without any decoding.
+type Signature struct {
+	RuleID  string
+	Class   string
+	Literal []byte
+	// CaseInsensitive means the kernel should compare ASCII case-folded.
+	CaseInsensitive bool
+}
+
+// Stats counts the detector's work and the bounds it hit.
+type Stats struct {
+	Requests        uint64
+	Findings        uint64
+	PartsInspected  uint64
+	BytesInspected  uint64
+	BytesLimitHits  uint64
+	PartsLimitHits  uint64
+	DepthLimitHits  uint64
+	FindingsDropped uint64
+	// AnchorLimitHits counts parts where an anchored rule gave up after
+	// maxAnchorTries keyword positions.
+	AnchorLimitHits uint64
+}
+
+// Detector is safe for concurrent use.
+type Detector struct {
+	cfg   Config
+	log   *slog.Logger
+	rules []*rule
+	ac    aho.AhoCorasick
+	// patRules maps an automaton pattern to the rules that own it.
+	patRules [][]int32
+	// byteRules maps a one-byte keyword to its rules (kept out of the
+	// automaton, see scan.value).
+	byteRules    [256][]int32
+	hasByteRules bool
+	// always lists, per kind bit, the keyword-less rules for that kind.
+	always   [10][]int32
+	reqRules []int32
+	// disabled holds a rule mask per service; "*" is folded into each.
+	disabled    map[string][]bool
+	disabledAll []bool
+	overrides   []override
+	anyAnchor   bool
+	skipInert   bool
+
+	scratch sync.Pool
+
+	requests, findings, partsInspected, bytesInspected atomic.Uint64
+	bytesLimitHits, partsLimitHits, depthLimitHits     atomic.Uint64
+	findingsDropped, anchorLimitHits                   atomic.Uint64
+}
+
+type override struct {
+	service, prefix string
+	mask            []bool
+}
+
+// New compiles the built-in rules and cfg.RuleFiles.
+func New(cfg Config, log *slog.Logger) (*Detector, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&cfg.MaxInspectBytes, DefaultMaxInspectBytes)
+	setDefault(&cfg.MaxParts, DefaultMaxParts)
+	setDefault(&cfg.MaxJSONDepth, DefaultMaxJSONDepth)
+	setDefault(&cfg.MaxDecodePasses, DefaultMaxDecodePasses)
+	setDefault(&cfg.MaxExcerpt, DefaultMaxExcerpt)
+	setDefault(&cfg.MaxFindings, DefaultMaxFindings)
+	setDefault(&cfg.MaxHeaderValueBytes, DefaultMaxHeaderValueBytes)
+	setDefault(&cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&cfg.MaxHeaderCount, DefaultMaxHeaderCount)
+
+	specs, err := parseRules(builtinRules, "builtin")
+	if err != nil {
+		return nil, err
+	}
+	d := &Detector{cfg: cfg, log: log.With("component", "detect"), skipInert: true}
+	for _, f := range cfg.RuleFiles {
+		more, err := loadRuleFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if specs, err = mergeRules(specs, more); err != nil {
+			return nil, fmt.Errorf("rule file %s: %w", f, err)
+		}
+		for _, r := range more {
+			for _, k := range r.Keywords {
+				if inertToken(k) {
+					d.skipInert = false
+				}
+			}
+		}
+	}
+	if err := d.compile(specs); err != nil {
+		return nil, err
+	}
+	d.scratch.New = func() any { return &scan{} }
+	d.log.Info("rules loaded", "rules", len(d.rules), "keywords", d.ac.PatternCount(), "files", len(cfg.RuleFiles))
+	return d, nil
+}
+
+func setDefault(v *int, def int) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+func mergeRules(base, more []RuleSpec) ([]RuleSpec, error) {
+	pos := make(map[string]int, len(base))
+	for i, r := range base {
+		pos[r.ID] = i
+	}
+	inFile := map[string]bool{}
+	for _, r := range more {
+		if inFile[r.ID] {
+			return nil, fmt.Errorf("%w: duplicate rule id %q", errRule, r.ID)
+		}
+		inFile[r.ID] = true
+		if i, ok := pos[r.ID]; ok {
+			base[i] = r
+			continue
+		}
+		pos[r.ID] = len(base)
+		base = append(base, r)
+	}
+	return base, nil
+}
+
+func (d *Detector) compile(specs []RuleSpec) error {
+	seen := map[string]bool{}
+	var patterns []string
+	patIndex := map[string]int{}
+	for i, s := range specs {
+		if seen[s.ID] {
+			return fmt.Errorf("compile rules: duplicate rule id %q", s.ID)
+		}
+		seen[s.ID] = true
+		r, err := compileRule(s, i)
+		if err != nil {
+			return fmt.Errorf("compile rules: %w", err)
+		}
+		d.rules = append(d.rules, r)
+		d.anyAnchor = d.anyAnchor || r.Anchor
+		for _, k := range r.Keywords {
+			if len(k) == 1 {
+				d.byteRules[k[0]] = append(d.byteRules[k[0]], int32(i))
+				d.hasByteRules = true
+				continue
+			}
+			p, ok := patIndex[k]
+			if !ok {
+				p = len(patterns)
+				patIndex[k] = p
+				patterns = append(patterns, k)
+				d.patRules = append(d.patRules, nil)
+			}
+			d.patRules[p] = append(d.patRules[p], int32(i))
+		}
+		if r.reqCheck != nil {
+			d.reqRules = append(d.reqRules, int32(i))
+		} else if r.always {
+			for b := 0; b < len(d.always); b++ {
+				if r.kinds&(1<<b) != 0 {
+					d.always[b] = append(d.always[b], int32(i))
+				}
+			}
+		}
+	}
+	builder := aho.NewAhoCorasickBuilder(aho.Opts{MatchKind: aho.StandardMatch, DFA: true})
+	d.ac = builder.Build(patterns)
+
+	global, err := d.mask(d.cfg.Disabled["*"], nil)
+	if err != nil {
+		return err
+	}
+	d.disabledAll = global
+	d.disabled = map[string][]bool{}
+	for svc, ids := range d.cfg.Disabled {
+		if svc == "*" {
+			continue
+		}
+		m, err := d.mask(ids, global)
+		if err != nil {
+			return err
+		}
+		d.disabled[svc] = m
+	}
+	for _, o := range d.cfg.PathOverrides {
+		m, err := d.mask(o.Disable, nil)
+		if err != nil {
+			return err
+		}
+		d.overrides = append(d.overrides, override{service: o.Service, prefix: o.PathPrefix, mask: m})
+	}
+	return nil
+}
+
+// mask turns rule IDs and "class:x" entries into a per-rule bool slice,
+// starting from base. Unknown names are errors: a typo would otherwise
+// silently leave a noisy rule on.
+func (d *Detector) mask(names []string, base []bool) ([]bool, error) {
+	m := make([]bool, len(d.rules))
+	copy(m, base)
+	for _, n := range names {
+		found := false
+		if cls, ok := strings.CutPrefix(n, "class:"); ok {
+			for i, r := range d.rules {
+				if r.Class == cls {
+					m[i], found = true, true
+				}
+			}
+		} else {
+			for i, r := range d.rules {
+				if r.ID == n {
+					m[i], found = true, true
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("disable rules: unknown rule or class %q", n)
+		}
+	}
+	return m, nil
+}
+
+// Stats returns the counters since New.
+func (d *Detector) Stats() Stats {
+	return Stats{
+		Requests:        d.requests.Load(),
+		Findings:        d.findings.Load(),
+		PartsInspected:  d.partsInspected.Load(),
+		BytesInspected:  d.bytesInspected.Load(),
+		BytesLimitHits:  d.bytesLimitHits.Load(),
+		PartsLimitHits:  d.partsLimitHits.Load(),
+		DepthLimitHits:  d.depthLimitHits.Load(),
+		FindingsDropped: d.findingsDropped.Load(),
+		AnchorLimitHits: d.anchorLimitHits.Load(),
+	}
+}
+
+// KernelSignatures returns the raw literals of enabled high-confidence
+// rules (confidence >= 90) for the in-kernel first-segment matcher. They
+// are matched without decoding, so each is a byte string that only
+// appears in attacks even in its encoded-as-sent form.
+func (d *Detector) KernelSignatures() []Signature {
+	var out []Signature
+	for i, r := range d.rules {
+		if d.disabledAll[i] || r.Confidence < 90 {
+			continue
+		}
+		for _, k := range r.Kernel {
+			out = append(out, Signature{RuleID: r.ID, Class: r.Class, Literal: []byte(k), CaseInsensitive: true})
+		}
+	}
+	return out
+}
+
+// Inspect returns the findings for one request of service, most confident
+// first. It never modifies req.
+func (d *Detector) Inspect(req *call.Request, service string) []Finding {
+	if req == nil {
+		return nil
+	}
+	d.requests.Add(1)
+	s := d.scratch.Get().(*scan)
+	s.reset(d, req, d.maskFor(service, req.Path))
+	s.run()
+	out := s.findings
+	s.findings = nil
+	d.partsInspected.Add(uint64(s.parts))
+	d.bytesInspected.Add(uint64(s.bytes))
+	d.scratch.Put(s)
+	d.findings.Add(uint64(len(out)))
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Confidence != out[j].Confidence {
+			return out[i].Confidence > out[j].Confidence
+		}
+		return out[i].Severity > out[j].Severity
+	})
+	return out
+}
+
+func (d *Detector) maskFor(service, path string) []bool {
+	m, ok := d.disabled[service]
+	if !ok {
+		m = d.disabledAll
+	}
+	var merged []bool
+	for _, o := range d.overrides {
+		if (o.service == "" || o.service == service) && strings.HasPrefix(path, o.prefix) {
+			if merged == nil {
+				merged = make([]bool, len(m))
+				copy(merged, m)
+			}
+			for i, v := range o.mask {
+				merged[i] = merged[i] || v
+			}
+		}
+	}
+	if merged != nil {
+		return merged
+	}
+	return m
+}

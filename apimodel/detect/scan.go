@@ -1,0 +1,804 @@
+package detect
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/apiwarden/apiwarden/apimodel/call"
+)
+
+// scan is the per-request state, pooled so a request without findings
+// allocates little.
+type scan struct {
+	d        *Detector
+	req      *call.Request
+	disabled []bool
+	findings []Finding
+	canon    []byte
+	// stamp[i] == gen marks rule i as already considered for this part.
+	stamp []uint32
+	gen   uint32
+	// tries counts anchored attempts per rule in the current part.
+	tries     []uint16
+	anyAnchor bool
+	// fired[i] marks rule i as already reported for this request and part
+	// name, so repeated JSON leaves don't flood the output.
+	budget, parts, bytes int
+	limitHit             bool
+	jsonPath             []jsonSeg
+}
+
+type jsonSeg struct {
+	key string
+	idx int // -1 for object keys
+}
+
+// partRef names a part lazily: names are built only for findings.
+type partRef struct {
+	kind   kindMask
+	prefix string // "query:", "header:", ...
+	name   string // raw name (decoded when shown)
+	json   []jsonSeg
+	isJSON bool
+	// sensitive parts (password, token...) get their excerpt masked.
+	sensitive bool
+}
+
+// maxPartName bounds the attacker-chosen name in Finding.Part.
+const maxPartName = 64
+
+func (p *partRef) String() string {
+	if !p.isJSON {
+		if p.name == "" {
+			return strings.TrimSuffix(p.prefix, ":")
+		}
+		n := decode(p.name, true, 1)
+		if len(n) > maxPartName {
+			n = n[:maxPartName] + "…"
+		}
+		return p.prefix + printable(n)
+	}
+	var b strings.Builder
+	b.WriteString(p.prefix)
+	b.WriteByte('$')
+	for _, s := range p.json {
+		if s.idx >= 0 {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.idx))
+			b.WriteByte(']')
+			continue
+		}
+		b.WriteByte('.')
+		k := s.key
+		if len(k) > maxPartName {
+			k = k[:maxPartName] + "…"
+		}
+		b.WriteString(printable(k))
+	}
+	return b.String()
+}
+
+func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
+	s.d, s.req, s.disabled = d, req, disabled
+	s.findings = nil
+	s.budget = d.cfg.MaxInspectBytes
+	s.parts, s.bytes = 0, 0
+	s.limitHit = false
+	s.jsonPath = s.jsonPath[:0]
+	if len(s.stamp) != len(d.rules) {
+		s.stamp = make([]uint32, len(d.rules))
+		s.tries = make([]uint16, len(d.rules))
+		s.gen = 0
+	}
+	s.anyAnchor = d.anyAnchor
+}
+
+func (s *scan) run() {
+	s.requestRules()
+	s.path()
+	s.query(s.req.RawQuery, KindQuery, "query:", "query-name:")
+	s.headers()
+	s.body()
+}
+
+// maxPathSegments bounds the segments inspected one by one.
+const maxPathSegments = 32
+
+// path inspects the whole path (traversal spans segments) and then each
+// segment alone, since an injection in /items/1 OR 1=1 is only parsed
+// as SQL when the segment stands by itself.
+func (s *scan) path() {
+	pk := mustBit(KindPath)
+	p := s.req.Path
+	if !s.value(&partRef{kind: pk, prefix: "path"}, p, false) || s.d.skipInert && inertToken(strings.ReplaceAll(p, "/", "")) {
+		return
+	}
+	n := 0
+	for seg := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
+		if seg == "" || inertToken(seg) {
+			continue
+		}
+		if n++; n > maxPathSegments {
+			return
+		}
+		if !s.value(&partRef{kind: pk, prefix: "path"}, seg, false) {
+			return
+		}
+	}
+}
+
+func (s *scan) requestRules() {
+	for _, i := range s.d.reqRules {
+		if s.disabled[i] {
+			continue
+		}
+		r := s.d.rules[i]
+		part, ev, ok := r.reqCheck(s.req, &s.d.cfg)
+		if ok {
+			if len(ev) > s.d.cfg.MaxExcerpt {
+				ev = ev[:s.d.cfg.MaxExcerpt] + "…"
+			}
+			s.emit(r, printable(part), printable(ev))
+		}
+	}
+}
+
+// value inspects one attacker-controlled string. It returns false once the
+// request's work bound is reached so callers stop producing parts.
+func (s *scan) value(p *partRef, raw string, plus bool) bool {
+	if s.limitHit {
+		return false
+	}
+	if s.parts >= s.d.cfg.MaxParts {
+		s.limitHit = true
+		s.d.partsLimitHits.Add(1)
+		return false
+	}
+	if raw == "" {
+		return true
+	}
+	if len(raw) > s.budget {
+		s.limitHit = true
+		s.d.bytesLimitHits.Add(1)
+		raw = raw[:s.budget]
+		if raw == "" {
+			return false
+		}
+	}
+	s.budget -= len(raw)
+	s.parts++
+	s.bytes += len(raw)
+	if s.d.skipInert && inertToken(raw) {
+		return true
+	}
+
+	decoded := decode(raw, plus, s.d.cfg.MaxDecodePasses)
+	s.canon = canonical(s.canon[:0], decoded)
+	canon := s.canon
+	s.gen++
+	if s.gen == 0 {
+		clear(s.stamp)
+		s.gen = 1
+	}
+	if s.anyAnchor {
+		clear(s.tries)
+	}
+	var name string
+	// Single-byte keywords (quotes, separators) are frequent in prose;
+	// a table lookup per byte finds them without the automaton's
+	// per-match cost.
+	if s.d.hasByteRules {
+		for i := 0; i < len(canon); i++ {
+			for _, ri := range s.d.byteRules[canon[i]] {
+				s.hit(ri, i, p, &name, decoded, canon)
+			}
+		}
+	}
+	if s.d.ac.PatternCount() > 0 {
+		it := s.d.ac.IterOverlappingByte(canon)
+		for m := it.Next(); m != nil; m = it.Next() {
+			for _, ri := range s.d.patRules[m.Pattern()] {
+				s.hit(ri, m.Start(), p, &name, decoded, canon)
+			}
+		}
+	}
+	for b := 0; b < len(s.d.always); b++ {
+		if p.kind&(1<<b) == 0 {
+			continue
+		}
+		for _, ri := range s.d.always[b] {
+			if s.stamp[ri] == s.gen {
+				continue
+			}
+			s.stamp[ri] = s.gen
+			s.evaluate(ri, p, &name, decoded, canon)
+		}
+	}
+	return !s.limitHit
+}
+
+// hit handles a keyword of rule ri found at canon[at:].
+func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, canon []byte) {
+	if s.stamp[ri] == s.gen {
+		return
+	}
+	r := s.d.rules[ri]
+	if r.kinds&p.kind == 0 || s.disabled[ri] {
+		s.stamp[ri] = s.gen
+		return
+	}
+	if !r.Anchor {
+		s.stamp[ri] = s.gen
+		s.evaluate(ri, p, name, decoded, canon)
+		return
+	}
+	s.tries[ri]++
+	if s.tries[ri] > maxAnchorTries {
+		s.stamp[ri] = s.gen
+		s.d.anchorLimitHits.Add(1)
+		return
+	}
+	if s.evaluateAt(ri, p, name, decoded, canon, at) {
+		s.stamp[ri] = s.gen
+	}
+}
+
+// maxAnchorTries bounds anchored regex attempts per rule and part, so a
+// value made of separators cannot make one rule quadratic.
+const maxAnchorTries = 64
+
+// anchorWindow is the most an anchored pattern may span.
+const anchorWindow = 64
+
+// evaluateAt runs an anchored rule at one keyword position and reports
+// whether it matched (and was emitted).
+func (s *scan) evaluateAt(ri int32, p *partRef, name *string, decoded string, canon []byte, at int) bool {
+	r := s.d.rules[ri]
+	// Anchored patterns are local: a window keeps each attempt's cost
+	// independent of the value's length (Go's backtracker clears state
+	// proportional to its input).
+	if !r.re.Match(canon[at:min(len(canon), at+anchorWindow)]) {
+		return false
+	}
+	if r.check != nil && !r.check(decoded, canon) {
+		return false
+	}
+	if *name == "" {
+		*name = p.String()
+	}
+	s.emit(r, *name, s.excerpt(decoded, at, p.sensitive))
+	return true
+}
+
+func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, canon []byte) {
+	r := s.d.rules[ri]
+	if r.kinds&p.kind == 0 || s.disabled[ri] {
+		return
+	}
+	loc := -1
+	if r.re != nil {
+		var m []int
+		if r.decoded {
+			m = r.re.FindStringIndex(decoded)
+		} else {
+			m = r.re.FindIndex(canon)
+		}
+		if m == nil {
+			return
+		}
+		loc = m[0]
+	}
+	if r.check != nil && !r.check(decoded, canon) {
+		return
+	}
+	if *name == "" {
+		*name = p.String()
+	}
+	s.emit(r, *name, s.excerpt(decoded, loc, p.sensitive))
+}
+
+func (s *scan) emit(r *rule, part, excerpt string) {
+	for i := range s.findings {
+		// A path is seen whole and per segment: report a rule once.
+		if s.findings[i].RuleID == r.ID && s.findings[i].Part == part {
+			return
+		}
+	}
+	if len(s.findings) >= s.d.cfg.MaxFindings {
+		s.d.findingsDropped.Add(1)
+		return
+	}
+	s.findings = append(s.findings, Finding{
+		RuleID: r.ID, Class: r.Class, Severity: r.severity, Confidence: r.Confidence,
+		Part: part, Excerpt: excerpt, Description: r.Description,
+	})
+}
+
+var reSecret = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|(?i:bearer\s+)[A-Za-z0-9._~+/=-]{8,}|[A-Za-z0-9+/_-]{32,}={0,2}|(?i:(?:password|passwd|pwd|secret|token|api_?key)=)[^&\s]+`)
+
+// excerpt shows the decoded payload around the match, truncated, with
+// JWTs, bearer tokens and long opaque strings redacted and control
+// characters escaped. Values of sensitive parts (passwords, tokens,
+// sessions) are never shown.
+func (s *scan) excerpt(decoded string, loc int, sensitive bool) string {
+	if sensitive {
+		return "[redacted]"
+	}
+	max := s.d.cfg.MaxExcerpt
+	start := 0
+	if loc > max/3 && loc < len(decoded) {
+		start = loc - max/3
+	}
+	end := min(start+max, len(decoded))
+	ex := reSecret.ReplaceAllString(printable(decoded[start:end]), "[redacted]")
+	if start > 0 {
+		ex = "…" + ex
+	}
+	if end < len(decoded) {
+		ex += "…"
+	}
+	return ex
+}
+
+// printable escapes control characters so evidence cannot forge log
+// lines, and drops invalid UTF-8 (e.g. a cut multi-byte rune).
+func printable(v string) string {
+	v = strings.ToValidUTF8(v, "")
+	if strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+		return v
+	}
+	var b strings.Builder
+	for _, r := range v {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isSensitiveName(n string) bool {
+	n = strings.ToLower(n)
+	for _, w := range []string{"pass", "pwd", "secret", "token", "apikey", "api_key", "session", "auth", "credential"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// inertToken reports whether a value is one token of letters, digits and
+// _ . @ : - (ids, numbers, enums, e-mail addresses, UUIDs). No rule can
+// match such a value: every payload needs a space, quote, bracket, slash,
+// '$', '%' or another separator. Skipping them keeps large JSON cheap.
+func inertToken(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '@' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// plainName reports whether a parameter name is a simple identifier; only
+// other names (user[$ne], a%0d%0a...) are inspected as keys.
+func plainName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scan) query(raw, kind, prefix, namePrefix string) {
+	kb := mustBit(kind)
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		name, val, _ := strings.Cut(pair, "=")
+		if !plainName(name) {
+			if !s.value(&partRef{kind: mustBit(KindKey), prefix: namePrefix, name: name}, name, true) {
+				return
+			}
+		}
+		if !s.value(&partRef{kind: kb, prefix: prefix, name: name, sensitive: isSensitiveName(name)}, val, true) {
+			return
+		}
+	}
+}
+
+// skipHeaders are not inspected as values: framing (judged by the request
+// rules), negotiation lists full of ';' and '*', and credentials.
+var skipHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"accept": true, "accept-encoding": true, "content-type": true, "cookie": true,
+	"authorization": true, "proxy-authorization": true, "cache-control": true, "pragma": true,
+	"upgrade": true, "te": true, "keep-alive": true, "if-modified-since": true, "if-none-match": true,
+	"content-encoding": true, "accept-language": true, "date": true, "expect": true,
+	"sec-fetch-mode": true, "sec-fetch-site": true, "sec-fetch-dest": true, "sec-fetch-user": true,
+	"sec-ch-ua": true, "sec-ch-ua-mobile": true, "sec-ch-ua-platform": true, "priority": true,
+	"upgrade-insecure-requests": true, "dnt": true, "traceparent": true, "tracestate": true,
+}
+
+func (s *scan) headers() {
+	hk := mustBit(KindHeader)
+	for _, h := range s.req.Headers {
+		ln := strings.ToLower(strings.TrimSpace(h.Name))
+		if ln == "cookie" {
+			s.cookies(h.Value)
+			continue
+		}
+		if skipHeaders[ln] {
+			continue
+		}
+		if !s.value(&partRef{kind: hk, prefix: "header:", name: h.Name, sensitive: isSensitiveName(ln)}, h.Value, false) {
+			return
+		}
+	}
+}
+
+func (s *scan) cookies(v string) {
+	ck := mustBit(KindCookie)
+	for v != "" {
+		var pair string
+		pair, v, _ = strings.Cut(v, ";")
+		name, val, _ := strings.Cut(strings.TrimSpace(pair), "=")
+		// Cookies are often form-encoded, so '+' is a space.
+		if !s.value(&partRef{kind: ck, prefix: "cookie:", name: name, sensitive: isSensitiveName(name)}, val, true) {
+			return
+		}
+	}
+}
+
+func (s *scan) body() {
+	body := s.req.Body
+	if len(body) == 0 {
+		return
+	}
+	mt, params, _ := mime.ParseMediaType(s.req.Headers.Get("Content-Type"))
+	mt = strings.ToLower(mt)
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		s.query(string(body), KindForm, "form:", "form-name:")
+		return
+	case mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "" && looksJSON(body):
+		w := jsonWalker{s: s, data: body}
+		if w.walk() {
+			return
+		}
+		// Not valid JSON (or cut short): inspect it as text so a broken
+		// document cannot hide a payload.
+	case strings.HasPrefix(mt, "multipart/"):
+		if s.multipart(body, params["boundary"]) {
+			return
+		}
+	}
+	s.value(&partRef{kind: mustBit(KindBody), prefix: "body"}, string(body), false)
+}
+
+func looksJSON(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}
+
+// multipart inspects the text fields and file names; file contents are
+// not scanned. It returns false when the body is not valid multipart.
+func (s *scan) multipart(body []byte, boundary string) bool {
+	if boundary == "" {
+		return false
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	mk := mustBit(KindMultipart)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return s.parts > 0
+		}
+		name := p.FormName()
+		if fn := p.FileName(); fn != "" || p.Header.Get("Content-Disposition") != "" && strings.Contains(p.Header.Get("Content-Disposition"), "filename") {
+			raw := p.Header.Get("Content-Disposition")
+			if !s.value(&partRef{kind: mk, prefix: "multipart:", name: name + ".filename"}, filenameParam(raw), false) {
+				return true
+			}
+			ct := p.Header.Get("Content-Type")
+			if !strings.Contains(ct, "xml") && !strings.HasPrefix(ct, "text/") {
+				continue
+			}
+		}
+		buf := make([]byte, min(s.budget+1, 1<<20))
+		n, _ := io.ReadFull(p, buf)
+		if !s.value(&partRef{kind: mk, prefix: "multipart:", name: name}, string(buf[:n]), false) {
+			return true
+		}
+	}
+}
+
+// filenameParam returns the raw filename parameter; mime's parser would
+// strip the directory part, which is exactly the traversal evidence.
+func filenameParam(cd string) string {
+	i := strings.Index(strings.ToLower(cd), "filename=")
+	if i < 0 {
+		return ""
+	}
+	v := cd[i+len("filename="):]
+	if strings.HasPrefix(v, `"`) {
+		v = v[1:]
+		if j := strings.IndexByte(v, '"'); j >= 0 {
+			v = v[:j]
+		}
+		return v
+	}
+	if j := strings.IndexByte(v, ';'); j >= 0 {
+		v = v[:j]
+	}
+	return strings.TrimSpace(v)
+}
+
+// jsonWalker visits every string leaf and every unusual key of a JSON
+// document without building it: one pass, no reflection, and it stops at
+// the work bound.
+type jsonWalker struct {
+	s     *scan
+	data  []byte
+	pos   int
+	depth int
+	buf   []byte
+	stop  bool
+}
+
+func (w *jsonWalker) walk() bool {
+	w.ws()
+	if !w.val() {
+		return false
+	}
+	w.ws()
+	return w.pos == len(w.data) || w.stop
+}
+
+func (w *jsonWalker) ws() {
+	for w.pos < len(w.data) {
+		switch w.data[w.pos] {
+		case ' ', '\t', '\r', '\n':
+			w.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (w *jsonWalker) val() bool {
+	if w.pos >= len(w.data) {
+		return false
+	}
+	switch c := w.data[w.pos]; {
+	case (c == '{' || c == '[') && w.depth >= w.s.d.cfg.MaxJSONDepth:
+		w.s.d.depthLimitHits.Add(1)
+		return w.skipComposite()
+	case c == '{':
+		return w.object()
+	case c == '[':
+		return w.array()
+	case c == '"':
+		str, ok := w.str()
+		if !ok {
+			return false
+		}
+		if !w.stop && !w.s.value(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true, sensitive: w.sensitive()}, str, false) {
+			w.stop = true
+		}
+		return true
+	default:
+		// number, true, false, null: nothing an attacker can inject.
+		for w.pos < len(w.data) {
+			c := w.data[w.pos]
+			if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t' {
+				break
+			}
+			w.pos++
+		}
+		return true
+	}
+}
+
+func (w *jsonWalker) sensitive() bool {
+	p := w.s.jsonPath
+	return len(p) > 0 && p[len(p)-1].idx < 0 && isSensitiveName(p[len(p)-1].key)
+}
+
+// skipComposite steps over a too-deep object or array without recursion,
+// so nesting depth cannot grow the stack.
+func (w *jsonWalker) skipComposite() bool {
+	depth := 0
+	for w.pos < len(w.data) {
+		switch w.data[w.pos] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				w.pos++
+				return true
+			}
+		case '"':
+			if _, ok := w.str(); !ok {
+				return false
+			}
+			continue
+		}
+		w.pos++
+	}
+	return false
+}
+
+func (w *jsonWalker) object() bool {
+	w.pos++ // {
+	w.depth++
+	defer func() { w.depth-- }()
+	w.ws()
+	if w.pos < len(w.data) && w.data[w.pos] == '}' {
+		w.pos++
+		return true
+	}
+	for {
+		w.ws()
+		if w.pos >= len(w.data) || w.data[w.pos] != '"' {
+			return false
+		}
+		key, ok := w.str()
+		if !ok {
+			return false
+		}
+		w.ws()
+		if w.pos >= len(w.data) || w.data[w.pos] != ':' {
+			return false
+		}
+		w.pos++
+		w.ws()
+		w.s.jsonPath = append(w.s.jsonPath, jsonSeg{key: key, idx: -1})
+		if !w.stop && !plainName(key) {
+			if !w.s.value(&partRef{kind: mustBit(KindKey), prefix: "json-key:", json: w.s.jsonPath, isJSON: true}, key, false) {
+				w.stop = true
+			}
+		}
+		ok = w.val()
+		w.s.jsonPath = w.s.jsonPath[:len(w.s.jsonPath)-1]
+		if !ok {
+			return false
+		}
+		w.ws()
+		if w.pos >= len(w.data) {
+			return false
+		}
+		switch w.data[w.pos] {
+		case ',':
+			w.pos++
+		case '}':
+			w.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (w *jsonWalker) array() bool {
+	w.pos++ // [
+	w.depth++
+	defer func() { w.depth-- }()
+	w.ws()
+	if w.pos < len(w.data) && w.data[w.pos] == ']' {
+		w.pos++
+		return true
+	}
+	for i := 0; ; i++ {
+		w.ws()
+		w.s.jsonPath = append(w.s.jsonPath, jsonSeg{idx: i})
+		ok := w.val()
+		w.s.jsonPath = w.s.jsonPath[:len(w.s.jsonPath)-1]
+		if !ok {
+			return false
+		}
+		w.ws()
+		if w.pos >= len(w.data) {
+			return false
+		}
+		switch w.data[w.pos] {
+		case ',':
+			w.pos++
+		case ']':
+			w.pos++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// str reads a JSON string at w.pos, decoding escapes. Strings without
+// escapes are returned as a copy of the input slice only.
+func (w *jsonWalker) str() (string, bool) {
+	w.pos++ // opening quote
+	start := w.pos
+	for w.pos < len(w.data) {
+		c := w.data[w.pos]
+		if c == '"' {
+			s := string(w.data[start:w.pos])
+			w.pos++
+			return s, true
+		}
+		if c == '\\' {
+			break
+		}
+		w.pos++
+	}
+	if w.pos >= len(w.data) {
+		return "", false
+	}
+	w.buf = append(w.buf[:0], w.data[start:w.pos]...)
+	for w.pos < len(w.data) {
+		c := w.data[w.pos]
+		switch {
+		case c == '"':
+			w.pos++
+			return string(w.buf), true
+		case c == '\\' && w.pos+1 < len(w.data):
+			e := w.data[w.pos+1]
+			w.pos += 2
+			switch e {
+			case 'n':
+				w.buf = append(w.buf, '\n')
+			case 'r':
+				w.buf = append(w.buf, '\r')
+			case 't':
+				w.buf = append(w.buf, '\t')
+			case 'b':
+				w.buf = append(w.buf, '\b')
+			case 'f':
+				w.buf = append(w.buf, '\f')
+			case 'u':
+				r, ok := hexRune(string(w.data[w.pos:min(w.pos+4, len(w.data))]), 0, 4)
+				if !ok {
+					return "", false
+				}
+				w.pos += 4
+				if r >= 0xd800 && r < 0xdc00 && w.pos+6 <= len(w.data) && w.data[w.pos] == '\\' && w.data[w.pos+1] == 'u' {
+					if lo, ok := hexRune(string(w.data[w.pos+2:w.pos+6]), 0, 4); ok && lo >= 0xdc00 && lo < 0xe000 {
+						r = 0x10000 + (r-0xd800)<<10 + (lo - 0xdc00)
+						w.pos += 6
+					}
+				}
+				w.buf = appendRune(w.buf, r)
+			default:
+				w.buf = append(w.buf, e)
+			}
+		default:
+			w.buf = append(w.buf, c)
+			w.pos++
+		}
+	}
+	return "", false
+}
+
+func appendRune(b []byte, r rune) []byte {
+	return append(b, string(r)...)
+}
