@@ -204,7 +204,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 // are required; the enforcement pieces are required only in protect mode.
 func (a *Agent) loadSensors() error {
 	var err error
-	a.capture, err = dpcapture.New(dpcapture.Config{ChunkMax: a.cfg.ChunkMax, Ports: a.cfg.Ports, RingBufferBytes: a.cfg.RingBufferBytes}, a.base)
+	a.capture, err = dpcapture.New(dpcapture.Config{ChunkMax: a.cfg.ChunkMax, Ports: a.cfg.Ports,
+		RingBufferBytes: a.cfg.RingBufferBytes, WakeupBytes: a.cfg.WakeupBytes, PollInterval: a.cfg.PollInterval}, a.base)
 	if err != nil {
 		return fmt.Errorf("capture sensor: %w", err)
 	}

@@ -39,6 +39,10 @@ type Config struct {
 	ChunkMax int `yaml:"chunkMax"`
 	// RingBufferBytes sizes each kernel->userspace ring buffer.
 	RingBufferBytes int `yaml:"ringBufferBytes"`
+	// WakeupBytes batches kernel-to-agent wakeups for captured traffic; the
+	// agent polls every PollInterval for the rest (0: wake per record).
+	WakeupBytes  int           `yaml:"wakeupBytes"`
+	PollInterval time.Duration `yaml:"pollInterval"`
 	// MaxBodyBytes bounds the body bytes kept per request/response.
 	MaxBodyBytes int `yaml:"maxBodyBytes"`
 	// MaxFlows bounds the connections reassembled at once.
@@ -90,6 +94,8 @@ func Default() Config {
 		APIAddr:         "127.0.0.1:9464",
 		ChunkMax:        16384,
 		RingBufferBytes: 16 << 20,
+		WakeupBytes:     64 << 10,
+		PollInterval:    5 * time.Millisecond,
 		MaxBodyBytes:    64 << 10,
 		MaxFlows:        65536,
 		FlowIdleTimeout: 2 * time.Minute,
@@ -145,6 +151,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RingBufferBytes < 4096 || c.RingBufferBytes&(c.RingBufferBytes-1) != 0 {
 		return fmt.Errorf("ring-buffer-bytes %d: must be a power of two >= 4096", c.RingBufferBytes)
+	}
+	if c.WakeupBytes < 0 || c.WakeupBytes >= c.RingBufferBytes/2 {
+		return fmt.Errorf("wakeup-bytes %d: must be between 0 and half the ring buffer", c.WakeupBytes)
+	}
+	if c.WakeupBytes > 0 && (c.PollInterval < time.Millisecond || c.PollInterval > time.Second) {
+		return fmt.Errorf("poll-interval %s: must be between 1ms and 1s", c.PollInterval)
 	}
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("max-body-bytes %d: must not be negative", c.MaxBodyBytes)

@@ -48,6 +48,12 @@ _Static_assert((MAX_CHUNK_DATA & (MAX_CHUNK_DATA - 1)) == 0,
 volatile const __u32 chunk_max = MAX_CHUNK_DATA;
 volatile const __u16 ports[MAX_PORTS] = {};
 volatile const __u32 n_ports = 0; /* 0: every port */
+/* Wake the reader only once this many bytes wait in the ring buffer; it
+ * polls on a short timer for the rest. One wakeup per record costs the agent
+ * an epoll round trip per segment; batching trades a few milliseconds of
+ * observation latency for it. Verdicts never wait on this ring. 0: wake on
+ * every record. */
+volatile const __u32 wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -285,8 +291,12 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 				return 0;
 			}
 		}
+		__u64 wake = 0;
+		if (wakeup_bytes)
+			wake = bpf_ringbuf_query(&chunks, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 		if (bpf_ringbuf_output(&chunks, ev,
-				       offsetof(struct chunk_event, data) + n, 0) < 0) {
+				       offsetof(struct chunk_event, data) + n, wake) < 0) {
 			count(CNT_CHUNKS_LOST, 1);
 			return 0;
 		}

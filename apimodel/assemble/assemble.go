@@ -4,6 +4,7 @@
 package assemble
 
 import (
+	"bytes"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -32,6 +33,9 @@ const (
 	// DefaultMaxBufferedBytes bounds the out-of-order bytes held by all
 	// flows together.
 	DefaultMaxBufferedBytes = 64 << 20
+	// DefaultMaxBodyBytesTotal bounds the captured body bytes of all calls
+	// not yet emitted.
+	DefaultMaxBodyBytesTotal = 64 << 20
 )
 
 // TLSMarker is the call.Call.TLS value of calls rebuilt from decrypted TLS
@@ -48,8 +52,11 @@ type Config struct {
 	// MaxBufferedBytes bounds out-of-order bytes across all flows;
 	// Stream.MaxBufferedBytes bounds them per direction.
 	MaxBufferedBytes int
-	Stream           stream.Config
-	HTTP             http1.Config
+	// MaxBodyBytesTotal bounds body bytes held for calls not yet emitted;
+	// HTTP.MaxBodyBytes bounds them per message.
+	MaxBodyBytesTotal int64
+	Stream            stream.Config
+	HTTP              http1.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -71,6 +78,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBufferedBytes <= 0 {
 		c.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
+	if c.MaxBodyBytesTotal <= 0 {
+		c.MaxBodyBytesTotal = DefaultMaxBodyBytesTotal
+	}
 	c.HTTP = c.HTTP.WithDefaults()
 	return c
 }
@@ -82,6 +92,7 @@ type Stats struct {
 	TLSChunks         uint64 // chunks of decrypted TLS
 	FlowsActive       uint64 // flows in the table (gauge, tombstones included)
 	BufferedBytes     uint64 // out-of-order bytes held (gauge)
+	BodyBytes         uint64 // body bytes held for calls not yet emitted (gauge)
 	FlowsCreated      uint64
 	FlowsClosed       uint64 // ended by FIN/RST
 	FlowsEvictedIdle  uint64 // evicted after IdleTimeout
@@ -89,6 +100,7 @@ type Stats struct {
 	LateChunks        uint64 // chunks for a closed flow (duplicates, stray retransmits)
 	TLSCiphertextFlow uint64 // TC flows ignored because they carry TLS records
 	NotHTTPFlows      uint64 // flows ignored because no side looked like HTTP
+	HTTP2Flows        uint64 // flows ignored because they open with the HTTP/2 preface
 	UndecidedBytes    uint64 // bytes dropped before the client side was known
 	Stream            stream.Stats
 	HTTP              http1.Stats
@@ -120,7 +132,7 @@ type flow struct {
 	http  *http1.Conn
 	// client is the index of the client's direction, -1 while unknown.
 	client     int
-	checked    [2]bool // first bytes inspected for TLS records
+	checked    [3]bool // first bytes of each direction inspected for TLS records; [2]: for HTTP/2
 	undecided  [2]bool // bytes were dropped before the roles were known
 	ended      [2]bool
 	ignored    bool
@@ -151,6 +163,7 @@ func New(cfg Config, log *slog.Logger, emit func(*call.Call)) *Assembler {
 	}
 	cfg = cfg.withDefaults()
 	cfg.Stream.Budget = &stream.Budget{Max: cfg.MaxBufferedBytes}
+	cfg.HTTP.BodyBudget = &http1.BodyBudget{Max: cfg.MaxBodyBytesTotal}
 	return &Assembler{
 		cfg:   cfg,
 		log:   log.With("component", "assemble"),
@@ -166,6 +179,7 @@ func (a *Assembler) Stats() Stats {
 	s := a.st
 	s.FlowsActive = uint64(len(a.flows))
 	s.BufferedBytes = uint64(a.cfg.Stream.Budget.Used())
+	s.BodyBytes = uint64(a.cfg.HTTP.BodyBudget.Used())
 	return s
 }
 
@@ -252,6 +266,10 @@ func (a *Assembler) Add(c capture.Chunk) {
 
 func (a *Assembler) newFlow(key flowKey) *flow {
 	if len(a.flows) >= a.cfg.MaxFlows && a.tail != nil {
+		if a.st.FlowsEvictedFull == 0 {
+			// Once: the counter tells how often it happens afterwards.
+			a.log.Warn("flow table full, evicting least recently used flows", "max_flows", a.cfg.MaxFlows)
+		}
 		a.st.FlowsEvictedFull++
 		old := a.tail
 		a.finish(old, old.last)
@@ -302,6 +320,8 @@ func (a *Assembler) remove(f *flow) {
 	delete(a.flows, f.key)
 }
 
+var h2Preface = []byte("PRI * HTTP/2.0\r\n")
+
 // looksTLS reports a TLS record header: handshake, alert, change cipher
 // spec or application data, version 3.0-3.4 (TLS 1.3 still says 3.1-3.3).
 func looksTLS(b []byte) bool {
@@ -316,6 +336,15 @@ func (a *Assembler) onData(f *flow, d int, b []byte) {
 		f.checked[d] = true
 		if !f.key.tls && looksTLS(b) {
 			a.st.TLSCiphertextFlow++
+			a.ignore(f)
+			return
+		}
+	}
+	if f.client < 0 || !f.checked[2] {
+		f.checked[2] = true
+		if bytes.HasPrefix(b, h2Preface) {
+			// HTTP/2 (mostly inside TLS): not parsed by this package.
+			a.st.HTTP2Flows++
 			a.ignore(f)
 			return
 		}

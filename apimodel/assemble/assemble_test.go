@@ -8,6 +8,8 @@ import (
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
+	"github.com/apiwarden/apiwarden/apimodel/http1"
+	"github.com/apiwarden/apiwarden/apimodel/stream"
 )
 
 var (
@@ -260,5 +262,52 @@ func TestTLSConnIDReuse(t *testing.T) {
 	a.EndConn(42, 5, t0)
 	if len(*calls) != 2 || (*calls)[1].Response == nil {
 		t.Fatalf("calls %d", len(*calls))
+	}
+}
+
+func TestReadUntilCloseEndsAtFIN(t *testing.T) {
+	a, calls := newAsm(Config{})
+	v := newConv(cli, srv).handshake().add(true, "GET /old HTTP/1.0\r\n\r\n", 0).
+		add(true, "", capture.FlagFIN|capture.FlagACK). // half-close after the request
+		add(false, "HTTP/1.0 200 OK\r\n\r\npart one, ", 0).add(false, "part two", 0).
+		add(false, "", capture.FlagFIN|capture.FlagACK)
+	for _, c := range v.chunks {
+		a.Add(c)
+	}
+	if len(*calls) != 1 || string((*calls)[0].Response.Body) != "part one, part two" {
+		t.Fatalf("calls %+v", *calls)
+	}
+	if st := a.Stats(); st.FlowsClosed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestRSTEndsFlow(t *testing.T) {
+	a, calls := newAsm(Config{})
+	v := newConv(cli, srv).handshake().add(true, req, 0).add(false, "", capture.FlagRST)
+	for _, c := range v.chunks {
+		a.Add(c)
+	}
+	if len(*calls) != 1 || (*calls)[0].Response != nil {
+		t.Fatalf("calls %+v", *calls)
+	}
+	if st := a.Stats(); st.FlowsClosed != 1 || st.HTTP.Unanswered != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func streamCfg() stream.Config { return stream.Config{MaxBufferedBytes: 32, MaxSegments: 4} }
+func httpCfg() http1.Config {
+	return http1.Config{MaxHeaderBytes: 128, MaxHeaders: 4, MaxBodyBytes: 8, MaxFailures: 2, MaxPipeline: 2}
+}
+
+func TestHTTP2Ignored(t *testing.T) {
+	a, calls := newAsm(Config{})
+	k := capture.FlowKey{Src: cli, Dst: srv}
+	pre := "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04"
+	a.Add(capture.Chunk{Time: t0, Key: k, Data: []byte(pre), PayloadLen: uint32(len(pre)), Source: capture.SourceTLSRead, PID: 9, ConnID: 3})
+	a.Flush()
+	if st := a.Stats(); st.HTTP2Flows != 1 || len(*calls) != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

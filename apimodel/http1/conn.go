@@ -36,6 +36,26 @@ type Config struct {
 	MaxBodyBytes   int // body bytes kept per message; the rest is counted only
 	MaxFailures    int
 	MaxPipeline    int
+	// BodyBudget, if set, bounds the body bytes held by all connections
+	// sharing it for messages not yet emitted.
+	BodyBudget *BodyBudget
+}
+
+// BodyBudget is a byte allowance for captured bodies shared by many
+// connections: in-flight bodies are bounded by configuration, not by the
+// number of connections times their pipelines. Not safe for concurrent use.
+type BodyBudget struct {
+	Max  int64
+	used int64
+}
+
+// Used is the number of body bytes held against the budget.
+func (b *BodyBudget) Used() int64 { return b.used }
+
+func (b *BodyBudget) release(n int64) {
+	if b != nil {
+		b.used -= n
+	}
 }
 
 // WithDefaults fills zero fields with the Default* limits.
@@ -67,6 +87,7 @@ type Stats struct {
 	ParseErrors     uint64 // Invalid results
 	HeaderLimit     uint64 // heads over MaxHeaderBytes or MaxHeaders
 	BodyTruncated   uint64 // bodies larger than MaxBodyBytes
+	BodyBudgetLimit uint64 // bodies cut short because the shared BodyBudget ran out
 	Gaps            uint64 // gaps reported by reassembly
 	Resyncs         uint64 // message starts found again after a gap or error
 	IgnoredConns    uint64 // connections given up after MaxFailures
@@ -142,6 +163,7 @@ type entry struct {
 	reqDone  bool
 	respDone bool
 	gap      bool
+	charged  int64 // body bytes held against the BodyBudget
 }
 
 // msgParser is the state of one direction.
@@ -163,6 +185,7 @@ type msgParser struct {
 	bodySize   int64
 	remaining  int64
 	capture    bool // still copying body bytes (false after a gap)
+	charged    int64
 	gap        bool
 	upgradeReq bool // request asked to switch protocol
 
@@ -460,6 +483,9 @@ func (c *Conn) fail(p *msgParser) {
 func (c *Conn) stop() {
 	for i := range c.p {
 		c.p[i].state = stStopped
+		// A message cut off here is never finished: return its charge.
+		c.cfg.BodyBudget.release(c.p[i].charged)
+		c.p[i].charged = 0
 	}
 }
 
@@ -635,11 +661,20 @@ func (c *Conn) bodyBytes(p *msgParser, b []byte) {
 	if !p.capture {
 		return
 	}
-	room := c.cfg.MaxBodyBytes - len(p.body)
-	if room <= 0 {
+	take := min(c.cfg.MaxBodyBytes-len(p.body), len(b))
+	if bb := c.cfg.BodyBudget; bb != nil {
+		if avail := bb.Max - bb.used; int64(take) > avail {
+			take = int(max(avail, 0))
+			c.stats.BodyBudgetLimit++
+			p.capture = false
+		}
+		bb.used += int64(take)
+		p.charged += int64(take)
+	}
+	if take <= 0 {
 		return
 	}
-	p.body = append(p.body, b[:min(room, len(b))]...)
+	p.body = append(p.body, b[:take]...)
 }
 
 // chunkMeta parses chunk-size lines, the CRLF after chunk data and the
@@ -770,6 +805,7 @@ func (c *Conn) finish(p *msgParser, t time.Time) {
 		rec := p.req
 		p.req = nil
 		if rec == nil {
+			c.dropBody(p)
 			return
 		}
 		rec.r.Body, rec.r.BodySize, rec.r.BodyTruncated = p.body, p.bodySize, truncated
@@ -778,6 +814,8 @@ func (c *Conn) finish(p *msgParser, t time.Time) {
 			if c.queue[i].req == rec {
 				c.queue[i].reqDone = true
 				c.queue[i].gap = c.queue[i].gap || p.gap
+				c.queue[i].charged += p.charged
+				p.charged = 0
 				break
 			}
 		}
@@ -790,6 +828,7 @@ func (c *Conn) finish(p *msgParser, t time.Time) {
 		rec := p.resp
 		p.resp = nil
 		if rec == nil {
+			c.dropBody(p)
 			return
 		}
 		rec.r.Body, rec.r.BodySize, rec.r.BodyTruncated = p.body, p.bodySize, truncated
@@ -798,6 +837,8 @@ func (c *Conn) finish(p *msgParser, t time.Time) {
 			e := &c.queue[c.nresp-1]
 			e.respDone = true
 			e.gap = e.gap || p.gap
+			e.charged += p.charged
+			p.charged = 0
 		}
 		p.orphan = false
 		if q := &c.p[FromClient]; q.state == stWaitUpgrade {
@@ -807,8 +848,16 @@ func (c *Conn) finish(p *msgParser, t time.Time) {
 			q.buf = q.buf[:0]
 		}
 	}
-	p.body, p.gap = nil, false
+	c.dropBody(p)
 	c.flushReady()
+}
+
+// dropBody forgets the current body; a charge not moved to a queued call
+// (orphan response, evicted request) is returned to the budget here.
+func (c *Conn) dropBody(p *msgParser) {
+	c.cfg.BodyBudget.release(p.charged)
+	p.charged = 0
+	p.body, p.gap = nil, false
 }
 
 // flushReady emits complete calls from the front of the queue.
@@ -821,6 +870,9 @@ func (c *Conn) flushReady() {
 }
 
 func (c *Conn) emitEntry(e *entry) {
+	// The call leaves our custody with its bodies.
+	c.cfg.BodyBudget.release(e.charged)
+	e.charged = 0
 	rec := e.req
 	cl := &rec.c
 	cl.Client, cl.Server = c.Client, c.Server

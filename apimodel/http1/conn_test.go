@@ -326,3 +326,37 @@ func TestBadTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestBodyBudget(t *testing.T) {
+	bb := &BodyBudget{Max: 10}
+	var st Stats
+	var calls []*call.Call
+	emit := func(cl *call.Call) { calls = append(calls, cl) }
+	a := NewConn(Config{BodyBudget: bb}, &st, emit)
+	b := NewConn(Config{BodyBudget: bb}, &st, emit)
+	now := time.Unix(1, 0)
+	a.Feed(FromClient, []byte("POST /a HTTP/1.1\r\nContent-Length: 8\r\n\r\n12345678"), now)
+	b.Feed(FromClient, []byte("POST /b HTTP/1.1\r\nContent-Length: 8\r\n\r\nabcdefgh"), now)
+	if bb.Used() != 10 || st.BodyBudgetLimit != 1 {
+		t.Fatalf("used %d stats %+v", bb.Used(), st)
+	}
+	a.Feed(FromServer, []byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nokok"), now)
+	// The budget was spent: this body is counted but not kept.
+	if bb.Used() != 2 || len(calls) != 1 || calls[0].Response.Body != nil || !calls[0].Response.BodyTruncated || st.BodyBudgetLimit != 2 {
+		t.Fatalf("used %d calls %d stats %+v", bb.Used(), len(calls), st)
+	}
+	b.Close(now)
+	if bb.Used() != 0 || string(calls[1].Request.Body) != "ab" || !calls[1].Request.BodyTruncated {
+		t.Fatalf("used %d body %q", bb.Used(), calls[1].Request.Body)
+	}
+	// An upgraded connection returns what it held.
+	c := NewConn(Config{BodyBudget: bb}, &st, emit)
+	c.Feed(FromClient, []byte("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"), now)
+	c.Feed(FromServer, []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n"), now)
+	d := NewConn(Config{BodyBudget: bb}, &st, emit)
+	d.Feed(FromServer, []byte("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\norphan"), now)
+	d.Close(now)
+	if bb.Used() != 0 {
+		t.Fatalf("used %d", bb.Used())
+	}
+}

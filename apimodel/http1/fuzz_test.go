@@ -18,7 +18,7 @@ func FuzzConn(f *testing.F) {
 		f.Add([]byte(s[0]), []byte(s[1]), uint8(7))
 	}
 	f.Fuzz(func(t *testing.T, client, server []byte, step uint8) {
-		cfg := Config{MaxBodyBytes: 16, MaxHeaderBytes: 512, MaxHeaders: 8}
+		cfg := Config{MaxBodyBytes: 16, MaxHeaderBytes: 512, MaxHeaders: 8, BodyBudget: &BodyBudget{Max: 40}}
 		whole := feed(cfg, string(client), string(server), nil, nil)
 		s := int(step%16) + 1
 		cuts := func(n int) []int {
@@ -29,6 +29,9 @@ func FuzzConn(f *testing.F) {
 			return c
 		}
 		split := feed(cfg, string(client), string(server), cuts(len(client)), cuts(len(server)))
+		if cfg.BodyBudget.Used() != 0 {
+			t.Fatalf("body budget not returned: %d", cfg.BodyBudget.Used())
+		}
 		if !slices.Equal(whole.calls, split.calls) {
 			t.Fatalf("split by %d differs:\n whole %q\n split %q", s, whole.calls, split.calls)
 		}

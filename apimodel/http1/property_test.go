@@ -37,7 +37,7 @@ func TestSplitInvarianceRandomStreams(t *testing.T) {
 				s = append(s, toks[r.IntN(len(toks))]...)
 			}
 		}
-		cfg := Config{MaxBodyBytes: 16, MaxHeaderBytes: 512, MaxHeaders: 8}
+		cfg := Config{MaxBodyBytes: 16, MaxHeaderBytes: 512, MaxHeaders: 8, BodyBudget: &BodyBudget{Max: 40}}
 		w := feed(cfg, string(c), string(s), nil, nil)
 		st := r.IntN(16) + 1
 		cuts := func(n int) []int {
@@ -50,6 +50,9 @@ func TestSplitInvarianceRandomStreams(t *testing.T) {
 		sp := feed(cfg, string(c), string(s), cuts(len(c)), cuts(len(s)))
 		rc := feed(cfg, string(c), string(s), randomCuts(r, len(c)), randomCuts(r, len(s)))
 		calls += len(w.calls)
+		if cfg.BodyBudget.Used() != 0 {
+			t.Fatalf("body budget not returned: %d", cfg.BodyBudget.Used())
+		}
 		if !slices.Equal(w.calls, sp.calls) || !slices.Equal(w.calls, rc.calls) {
 			t.Fatalf("differ %q %q step %d: %q vs %q vs %q", c, s, st, w.calls, sp.calls, rc.calls)
 		}

@@ -70,6 +70,7 @@ const (
 	captureVarChunkMax          = "chunk_max"
 	captureVarN_ports           = "n_ports"
 	captureVarPorts             = "ports"
+	captureVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadCapture returns the embedded CollectionSpec for capture.
@@ -136,6 +137,7 @@ type captureVariableSpecs struct {
 	ChunkMax          *ebpf.VariableSpec `ebpf:"chunk_max"`
 	N_ports           *ebpf.VariableSpec `ebpf:"n_ports"`
 	Ports             *ebpf.VariableSpec `ebpf:"ports"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // captureObjects contains all objects after they have been loaded into the kernel.
@@ -181,6 +183,7 @@ type captureVariables struct {
 	ChunkMax          *ebpf.Variable `ebpf:"chunk_max"`
 	N_ports           *ebpf.Variable `ebpf:"n_ports"`
 	Ports             *ebpf.Variable `ebpf:"ports"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // capturePrograms contains all programs after they have been loaded into the kernel.

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -47,6 +48,11 @@ type Config struct {
 	// RingBufferBytes sizes the ring buffer: a power of two, at least a
 	// page. 0 means DefaultRingBufferBytes.
 	RingBufferBytes int
+	// WakeupBytes batches reader wakeups: the kernel wakes the reader only
+	// once this many bytes are waiting, and Run polls every PollInterval
+	// for the rest. 0 wakes the reader for every record.
+	WakeupBytes  int
+	PollInterval time.Duration
 }
 
 func (c Config) validate() error {
@@ -58,6 +64,9 @@ func (c Config) validate() error {
 	}
 	if n := c.RingBufferBytes; n != 0 && (n < os.Getpagesize() || n&(n-1) != 0) {
 		return fmt.Errorf("ring buffer size %d is not a power of two >= page size", n)
+	}
+	if c.WakeupBytes < 0 || (c.WakeupBytes > 0 && c.PollInterval <= 0) {
+		return fmt.Errorf("wakeup bytes %d needs a positive poll interval", c.WakeupBytes)
 	}
 	return nil
 }
@@ -88,6 +97,7 @@ type Sensor struct {
 	objs   captureObjects
 	reader *ringbuf.Reader
 	clock  Clock
+	poll   time.Duration // 0: the kernel wakes the reader for every record
 
 	decodeErrors atomic.Uint64
 
@@ -123,6 +133,10 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 		return nil, err
 	}
 	s.reader = rd
+	if cfg.WakeupBytes > 0 {
+		s.poll = cfg.PollInterval
+		rd.SetDeadline(time.Now().Add(s.poll))
+	}
 	log.Info("capture loaded", "chunk_max", cfg.ChunkMax, "ports", cfg.Ports,
 		"ring_buffer_bytes", spec.Maps[captureMapChunks].MaxEntries)
 	return s, nil
@@ -141,9 +155,10 @@ func newSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 	var ports [MaxPorts]uint16
 	copy(ports[:], cfg.Ports)
 	for name, v := range map[string]any{
-		captureVarChunkMax: chunkMax,
-		captureVarPorts:    ports,
-		captureVarN_ports:  uint32(len(cfg.Ports)),
+		captureVarChunkMax:    chunkMax,
+		captureVarPorts:       ports,
+		captureVarN_ports:     uint32(len(cfg.Ports)),
+		captureVarWakeupBytes: uint32(cfg.WakeupBytes),
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
@@ -245,8 +260,32 @@ func (s *Sensor) Attached() []int {
 // (while it runs, the ring buffer fills and the kernel counts losses).
 // Call Run once.
 func (s *Sensor) Run(ctx context.Context, fn func(apicap.Chunk)) error {
-	return runLoop(ctx, s.reader, s.clock, fn, &s.decodeErrors, s.log)
+	var rr ringbuf.RecordReader = s.reader
+	if s.poll > 0 {
+		rr = &pollingReader{r: s.reader, every: s.poll}
+	}
+	return runLoop(ctx, rr, s.clock, fn, &s.decodeErrors, s.log)
 }
+
+// pollingReader turns read deadlines into periodic polls: with batched
+// wakeups the kernel does not wake the reader for every record, so a Read
+// must also return, empty-handed, every interval to collect the rest.
+type pollingReader struct {
+	r     *ringbuf.Reader
+	every time.Duration
+}
+
+func (p *pollingReader) Read() ([]byte, error) {
+	for {
+		rec, err := p.r.Read()
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return rec, err
+		}
+		p.r.SetDeadline(time.Now().Add(p.every))
+	}
+}
+
+func (p *pollingReader) Close() error { return p.r.Close() }
 
 // runLoop is Run without the kernel: tests drive it with ringbuf.Fake.
 func runLoop(ctx context.Context, rr ringbuf.RecordReader, clk Clock, fn func(apicap.Chunk),
