@@ -172,6 +172,7 @@ type paramStat struct {
 type endpoint struct {
 	Method      string                `json:"method"`
 	Segs        []string              `json:"segs"`
+	tmpl        string                // rendered Segs, cached for Observe; "" = stale
 	Count       uint64                `json:"count"`
 	NoResponse  uint64                `json:"noResponse,omitempty"`
 	Status      map[int]uint64        `json:"status,omitempty"`
@@ -264,7 +265,10 @@ func (inv *Inventory) Observe(c *call.Call) string {
 	ep, sample := inv.record(c, &p)
 	tmpl := ""
 	if ep != nil {
-		tmpl, _ = renderTemplate(ep.Segs)
+		if ep.tmpl == "" {
+			ep.tmpl, _ = renderTemplate(ep.Segs)
+		}
+		tmpl = ep.tmpl
 	}
 	inv.mu.Unlock()
 	if ep == nil || !sample {
@@ -522,6 +526,7 @@ func (inv *Inventory) moveTo(ep *endpoint, segs []string) {
 		}
 	}
 	ep.Segs = segs
+	ep.tmpl = ""
 }
 
 // merge folds src into dst (same key after learning).
