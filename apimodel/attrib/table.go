@@ -303,6 +303,17 @@ func (t *Table) Resolve(client, server netip.AddrPort) (serverProc, clientProc *
 	return serverProc, clientProc
 }
 
+// Process returns the process with this pid (live, or exited within the
+// grace period), or nil. TLS chunks name their process directly.
+func (t *Table) Process(pid uint32) *call.Process {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.procs[pid]; p != nil {
+		return t.export(p)
+	}
+	return nil
+}
+
 // Processes lists the known processes (live, and exited within the grace
 // period), sorted by pid.
 func (t *Table) Processes() []ProcessInfo {

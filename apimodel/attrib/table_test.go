@@ -470,3 +470,26 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	<-done
 }
+
+func TestProcessByPIDWithinGrace(t *testing.T) {
+	fs := &fakeFS{procs: map[uint32]procfs.Process{
+		41: {PID: 41, Comm: "node", Exe: "/usr/bin/node"},
+	}}
+	tb, clk := newTable(t, fs, Config{})
+	tb.OnProc(exec(41, 1, "node", "node"))
+	if p := tb.Process(41); p == nil || p.Exe != "/usr/bin/node" {
+		t.Fatalf("Process(41) = %+v", p)
+	}
+	tb.OnProc(exit(41))
+	if p := tb.Process(41); p == nil {
+		t.Fatal("exited process forgotten before the grace period")
+	}
+	clk.add(DefaultExitGrace + time.Second)
+	tb.Processes() // sweeps
+	if p := tb.Process(41); p != nil {
+		t.Fatalf("Process(41) after grace = %+v", p)
+	}
+	if tb.Process(999) != nil {
+		t.Fatal("unknown pid resolved")
+	}
+}
