@@ -76,6 +76,8 @@ type Agent struct {
 	xdsPolicy string // last published policy, to publish only changes
 	closeOnce sync.Once
 	panics    atomic.Uint64 // parser panics recovered
+	// guardActive is set once the source guard is attached everywhere.
+	guardActive atomic.Bool
 }
 
 // New checks the configuration and builds an agent; nothing touches the
@@ -174,6 +176,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if len(a.cfg.Interfaces) > 0 && len(a.ifaces.Attached()) == 0 {
 		return fmt.Errorf("none of the interfaces %v could be attached", a.cfg.Interfaces)
 	}
+	if a.protecting() {
+		a.activateGuard()
+	}
 	a.registerCollectors()
 	a.log.Info("agent running", "mode", a.cfg.Mode, "api", ln.Addr().String(), "interfaces", a.attachedNames())
 
@@ -213,10 +218,7 @@ func (a *Agent) loadSensors() error {
 	if err != nil {
 		return fmt.Errorf("process monitor: %w", err)
 	}
-	needEnforce := a.cfg.Mode == ModeProtect
-	for _, m := range a.cfg.ServiceModes {
-		needEnforce = needEnforce || m == ModeProtect
-	}
+	needEnforce := a.protecting()
 	optional := func(what string, err error) error {
 		if needEnforce {
 			return fmt.Errorf("%s (needed by protect mode): %w", what, err)
@@ -224,10 +226,11 @@ func (a *Agent) loadSensors() error {
 		a.log.Warn(what+" unavailable; monitor mode continues without it", "err", err)
 		return nil
 	}
-	if a.enforcer, err = enforce.New(a.base); err != nil {
-		a.enforcer = nil
-		if err := optional("enforcement programs", err); err != nil {
-			return err
+	// The verdict programs cost every packet a parse and two lookups; in
+	// pure monitor mode nothing can be flagged, so they are not loaded.
+	if needEnforce {
+		if a.enforcer, err = enforce.New(a.base); err != nil {
+			return fmt.Errorf("enforcement programs (needed by protect mode): %w", err)
 		}
 	}
 	if a.resetter, err = reset.New(a.base); err != nil {
@@ -243,6 +246,45 @@ func (a *Agent) loadSensors() error {
 		}
 	}
 	return nil
+}
+
+// protecting reports whether any service is in protect mode.
+func (a *Agent) protecting() bool {
+	if a.cfg.Mode == ModeProtect {
+		return true
+	}
+	for _, m := range a.cfg.ServiceModes {
+		if m == ModeProtect {
+			return true
+		}
+	}
+	return false
+}
+
+// activateGuard puts the source guard on every watched interface. It runs
+// at start in protect mode (automatic blocks) and on the first manual
+// block otherwise, so an agent that blocks nothing costs packets nothing.
+func (a *Agent) activateGuard() {
+	if a.guard == nil || a.guardActive.Swap(true) {
+		return
+	}
+	for _, ifindex := range a.capture.Attached() {
+		a.attachGuard(ifindex)
+	}
+}
+
+// attachGuard uses XDP on physical NICs, tcx elsewhere (veth, lo), where XDP
+// brings no speed.
+func (a *Agent) attachGuard(ifindex int) {
+	var err error
+	if l, lerr := netlink.LinkByIndex(ifindex); lerr == nil && l.Type() == "device" && l.Attrs().Flags&net.FlagLoopback == 0 {
+		_, err = a.guard.AttachXDP(ifindex)
+	} else {
+		err = a.guard.AttachTC(ifindex)
+	}
+	if err != nil {
+		a.log.Warn("source guard not attached", "ifindex", ifindex, "err", err)
+	}
 }
 
 // closeSensors detaches and unloads every kernel program, once: after it,
@@ -268,8 +310,8 @@ func (a *Agent) closeSensors() {
 }
 
 // attachers puts every per-interface program on an interface: capture
-// (tcx, appended), enforcement (tcx, head) and the source guard (XDP on
-// physical NICs, tcx head elsewhere, where XDP brings no speed).
+// (tcx, appended), enforcement (tcx, head, protect mode only) and the source
+// guard (once active).
 type attachers struct{ a *Agent }
 
 func (m *attachers) Attach(ifindex int) error {
@@ -282,16 +324,10 @@ func (m *attachers) Attach(ifindex int) error {
 			a.log.Warn("enforcement not attached", "ifindex", ifindex, "err", err)
 		}
 	}
-	if a.guard != nil {
-		var err error
-		if l, lerr := netlink.LinkByIndex(ifindex); lerr == nil && l.Type() == "device" && l.Attrs().Flags&net.FlagLoopback == 0 {
-			_, err = a.guard.AttachXDP(ifindex)
-		} else {
-			err = a.guard.AttachTC(ifindex)
-		}
-		if err != nil {
-			a.log.Warn("source guard not attached", "ifindex", ifindex, "err", err)
-		}
+	// After capture.Attach, so activateGuard (which walks capture's list)
+	// and this check cannot both miss a new interface.
+	if a.guard != nil && a.guardActive.Load() {
+		a.attachGuard(ifindex)
 	}
 	return nil
 }

@@ -79,6 +79,7 @@ func (b backend) AddBlock(p netip.Prefix, ttl time.Duration, reason string) (api
 	if b.a.guard == nil {
 		return apiserver.Block{}, fmt.Errorf("%w: source guard not loaded", apiserver.ErrNotImplemented)
 	}
+	b.a.activateGuard()
 	if err := b.a.guard.Block(p, ttl, guard.ReasonManual); err != nil {
 		return apiserver.Block{}, err
 	}

@@ -43,6 +43,13 @@ func (a *Agent) onEnforceEvent(ev enforce.Event) {
 		Excerpt:  excerpt(ev.Evidence),
 		Action:   action,
 	})
+	// A kernel drop is a finding like any other: a source spraying probes
+	// that the kernel drops must reach the auto-block threshold too. A
+	// counted (monitor) match is not noted here: the request goes on to the
+	// userspace detector, which notes it, and it must not count twice.
+	if ev.Action == enforce.ActionDrop {
+		a.noteFinding(ev.Client.Addr(), service, true)
+	}
 }
 
 // cut makes the connection stop: TC drops its packets both ways from now on,
