@@ -65,6 +65,10 @@ type Config struct {
 	// AutoBlock blocks a source at the guard after Threshold findings
 	// within Window, for TTL (protect mode; monitor mode records it).
 	AutoBlock AutoBlock `yaml:"autoBlock"`
+	// MemoryLimitBytes is the agent's soft memory limit (Go runtime); the
+	// garbage collector runs rarely below it and harder near it. Every table
+	// is bounded separately, so this is headroom, not the only bound.
+	MemoryLimitBytes int64 `yaml:"memoryLimitBytes"`
 	// Pprof serves Go's profiler on the API address under /debug/pprof/.
 	Pprof bool `yaml:"pprof"`
 	// EventRetention is how long security events are kept.
@@ -89,22 +93,23 @@ type AutoBlock struct {
 // monitor mode, serve the API on loopback.
 func Default() Config {
 	return Config{
-		Mode:            ModeMonitor,
-		DataDir:         "/var/lib/apiwarden",
-		APIAddr:         "127.0.0.1:9464",
-		ChunkMax:        16384,
-		RingBufferBytes: 16 << 20,
-		WakeupBytes:     64 << 10,
-		PollInterval:    5 * time.Millisecond,
-		MaxBodyBytes:    64 << 10,
-		MaxFlows:        65536,
-		FlowIdleTimeout: 2 * time.Minute,
-		MaxMetricSeries: 2000,
-		TLS:             true,
-		SaveInterval:    10 * time.Second,
-		LogLevel:        "info",
-		AutoBlock:       AutoBlock{Threshold: 10, Window: time.Minute, TTL: 10 * time.Minute},
-		EventRetention:  7 * 24 * time.Hour,
+		Mode:             ModeMonitor,
+		DataDir:          "/var/lib/apiwarden",
+		APIAddr:          "127.0.0.1:9464",
+		ChunkMax:         16384,
+		RingBufferBytes:  16 << 20,
+		WakeupBytes:      64 << 10,
+		PollInterval:     5 * time.Millisecond,
+		MaxBodyBytes:     64 << 10,
+		MaxFlows:         65536,
+		FlowIdleTimeout:  2 * time.Minute,
+		MaxMetricSeries:  2000,
+		TLS:              true,
+		SaveInterval:     10 * time.Second,
+		MemoryLimitBytes: 512 << 20,
+		LogLevel:         "info",
+		AutoBlock:        AutoBlock{Threshold: 10, Window: time.Minute, TTL: 10 * time.Minute},
+		EventRetention:   7 * 24 * time.Hour,
 	}
 }
 
@@ -157,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WakeupBytes > 0 && (c.PollInterval < time.Millisecond || c.PollInterval > time.Second) {
 		return fmt.Errorf("poll-interval %s: must be between 1ms and 1s", c.PollInterval)
+	}
+	if c.MemoryLimitBytes < 64<<20 {
+		return fmt.Errorf("memory-limit-bytes %d: must be at least 64 MiB", c.MemoryLimitBytes)
 	}
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("max-body-bytes %d: must not be negative", c.MaxBodyBytes)

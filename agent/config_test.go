@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+}
+
+func TestValidateNamesTheBadSetting(t *testing.T) {
+	cases := map[string]func(*Config){
+		"mode":              func(c *Config) { c.Mode = "block" },
+		`service "shop"`:    func(c *Config) { c.ServiceModes = map[string]Mode{"shop": "enforce"} },
+		"api-addr":          func(c *Config) { c.APIAddr = "9464" },
+		"chunk-max":         func(c *Config) { c.ChunkMax = 1 << 20 },
+		"ring-buffer-bytes": func(c *Config) { c.RingBufferBytes = 5000 },
+		"max-flows":         func(c *Config) { c.MaxFlows = 1 },
+		"ports":             func(c *Config) { c.Ports = make([]uint16, 17) },
+		"denyRules[0]":      func(c *Config) { c.DenyRules = []DenyRule{{PathPrefix: "admin"}} },
+		"autoBlock":         func(c *Config) { c.AutoBlock = AutoBlock{Threshold: 3} },
+		"poll-interval":     func(c *Config) { c.PollInterval = time.Hour },
+		"memory-limit":      func(c *Config) { c.MemoryLimitBytes = 1 },
+	}
+	for want, mutate := range cases {
+		c := Default()
+		mutate(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+}
+
+func TestLoadFileOverlaysAndRejectsUnknownKeys(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("mode: protect\nserviceModes:\n  goapi: monitor\nports: [8080]\n"), 0o600)
+	c := Default()
+	if err := c.LoadFile(good); err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != ModeProtect || c.ModeFor("goapi") != ModeMonitor || c.ModeFor("nginx") != ModeProtect || c.Ports[0] != 8080 {
+		t.Fatalf("overlay wrong: %+v", c)
+	}
+	if c.APIAddr != Default().APIAddr {
+		t.Fatal("unset keys must keep their defaults")
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("mdoe: protect\n"), 0o600)
+	c = Default()
+	if err := c.LoadFile(bad); err == nil || !strings.Contains(err.Error(), "mdoe") {
+		t.Fatalf("typo not reported: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, nil, 0o600)
+	if err := c.LoadFile(empty); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+	if err := c.LoadFile(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
