@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -35,6 +36,7 @@ func (a *Agent) onEnforceEvent(ev enforce.Event) {
 	a.events.Record(apiserver.Event{
 		Time:     ev.Time,
 		Service:  service,
+		Endpoint: requestLine(ev.Evidence),
 		Client:   ev.Client.String(),
 		Class:    name.class,
 		RuleID:   name.rule,
@@ -115,4 +117,21 @@ func excerpt(b []byte) string {
 		}
 	}
 	return string(out)
+}
+
+// requestLine returns "METHOD /path" from the first bytes of a request the
+// kernel dropped (never parsed by the pipeline, so there is no template).
+// The query is cut: it is where attacks live, and the excerpt shows it.
+func requestLine(b []byte) string {
+	line, _, _ := bytes.Cut(b, []byte("\r\n"))
+	method, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(method) == 0 || len(method) > 16 {
+		return ""
+	}
+	target, _, _ := bytes.Cut(rest, []byte(" "))
+	target, _, _ = bytes.Cut(target, []byte("?"))
+	if len(target) > 200 {
+		target = target[:200]
+	}
+	return excerpt(method) + " " + excerpt(target)
 }

@@ -30,3 +30,16 @@ func TestSnake(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"GET /api/v1/users?q=${jndi:x} HTTP/1.1\r\nHost: a\r\n": "GET /api/v1/users",
+		"DELETE /admin HTTP/1.1\r\n":                            "DELETE /admin",
+		"garbage":                                               "",
+		"POST /x\x00y HTTP/1.1":                                 "POST /x.y",
+	} {
+		if got := requestLine([]byte(in)); got != want {
+			t.Errorf("requestLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

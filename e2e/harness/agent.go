@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,7 +24,9 @@ type AgentConfig struct {
 	APIAddr string // 127.0.0.1:PORT; empty picks a free port
 	Mode    string // default "monitor"
 	LogFile string // default DataDir/../agent-N.log
-	Extra   []string
+	// Config is a YAML file passed as --config (empty: none).
+	Config string
+	Extra  []string
 }
 
 // Agent is a running apiwarden agent.
@@ -68,6 +71,9 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	args := []string{cfg.Bin, "agent", "--mode", cfg.Mode, "--data-dir", cfg.DataDir, "--api-addr", cfg.APIAddr}
 	for _, i := range cfg.Ifaces {
 		args = append(args, "--interface", i)
+	}
+	if cfg.Config != "" {
+		args = append(args, "--config", cfg.Config)
 	}
 	args = append(args, cfg.Extra...)
 	p, err := StartInNS("", "apiwarden", cfg.LogFile, nil, args...)
@@ -134,6 +140,33 @@ func (a *Agent) Stop(grace time.Duration) (int, error) {
 
 func (a *Agent) get(path string) (int, []byte, error) {
 	resp, err := a.hc.Get(a.Base + path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// Do sends one API request with an optional JSON body and returns the
+// status and the answer's body.
+func (a *Agent) Do(method, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, fmt.Errorf("encode %s body: %w", path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, a.Base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.hc.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
