@@ -68,6 +68,7 @@ type Agent struct {
 
 	detector        *detect.Detector
 	kernelRuleNames map[uint32]kernelRuleName
+	portModes       string // last per-port overrides written to the kernel
 	sources         sourceTracker
 
 	blocks    blockBook
@@ -172,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := a.procs.Scan(); err != nil {
 		a.log.Warn("initial process scan incomplete", "err", err)
 	}
+	a.updatePortModes()
 
 	a.ifaces = iface.New(iface.Config{Names: a.cfg.Interfaces}, &attachers{a: a}, a.base)
 	if err := a.ifaces.Start(ctx); err != nil {
@@ -223,7 +225,7 @@ func (a *Agent) loadSensors() error {
 	if err != nil {
 		return fmt.Errorf("process monitor: %w", err)
 	}
-	needEnforce := a.protecting()
+	needEnforce := a.protecting() || len(a.cfg.DenyRules) > 0
 	optional := func(what string, err error) error {
 		if needEnforce {
 			return fmt.Errorf("%s (needed by protect mode): %w", what, err)
@@ -232,7 +234,8 @@ func (a *Agent) loadSensors() error {
 		return nil
 	}
 	// The verdict programs cost every packet a parse and two lookups; in
-	// pure monitor mode nothing can be flagged, so they are not loaded.
+	// pure monitor mode without deny rules nothing can match or be flagged,
+	// so they are not loaded.
 	if needEnforce {
 		if a.enforcer, err = enforce.New(a.base); err != nil {
 			return fmt.Errorf("enforcement programs (needed by protect mode): %w", err)
@@ -436,6 +439,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 				}
 			}
 			a.publishPolicy(ctx)
+			a.updatePortModes()
 			if now.Sub(lastPrune) >= time.Minute {
 				lastPrune = now
 				if _, err := a.store.Prune(eventKind, now.Add(-a.cfg.EventRetention)); err != nil {

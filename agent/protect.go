@@ -45,7 +45,9 @@ func (a *Agent) kernelRules() []enforce.Rule {
 		add(enforce.Rule{Kind: enforce.KindPrefix, Method: d.Method, Pattern: d.PathPrefix, Port: d.Port, Action: action},
 			kernelRuleName{rule: "deny " + d.Method + " " + d.PathPrefix, class: "policy"})
 	}
-	if a.detector != nil {
+	// Detector literals only matter where something may be dropped: in
+	// pure monitor mode the userspace detector reports the same matches.
+	if a.detector != nil && a.protecting() {
 		for _, s := range a.detector.KernelSignatures() {
 			add(enforce.Rule{Kind: enforce.KindLiteral, Pattern: string(s.Literal), Action: action},
 				kernelRuleName{rule: s.RuleID, class: s.Class})
@@ -160,4 +162,41 @@ func (a *Agent) noteFinding(src netip.Addr, service string, protect bool) {
 		Excerpt: fmt.Sprintf("%d findings within %s; block for %s", ab.Threshold, ab.Window, ab.TTL),
 		Action:  action,
 	})
+}
+
+// updatePortModes keeps the kernel's per-port overrides in step with the
+// services whose mode differs from the global one: the rules' action is the
+// global mode, and the listening ports of those services take their own.
+func (a *Agent) updatePortModes() {
+	if a.enforcer == nil || len(a.cfg.ServiceModes) == 0 {
+		return
+	}
+	modes := map[uint16]enforce.Action{}
+	for _, p := range a.procs.Processes() {
+		if p.Exited || len(p.ListenPorts) == 0 {
+			continue
+		}
+		m, ok := a.cfg.ServiceModes[baseName(p.Exe)]
+		if !ok || m == a.cfg.Mode {
+			continue
+		}
+		act := enforce.ActionCount
+		if m == ModeProtect {
+			act = enforce.ActionDrop
+		}
+		for _, port := range p.ListenPorts {
+			if len(modes) < enforce.MaxPortModes {
+				modes[port] = act
+			}
+		}
+	}
+	key := fmt.Sprint(modes) // fmt sorts map keys: a stable fingerprint
+	if key == a.portModes {
+		return
+	}
+	if err := a.enforcer.SetPortModes(modes); err != nil {
+		a.log.Warn("per-service kernel modes", "err", err)
+		return
+	}
+	a.portModes = key
 }

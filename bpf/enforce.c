@@ -51,6 +51,16 @@ struct {
 	__type(value, struct enforce_config);
 } enforce_settings SEC(".maps");
 
+/* Per-service mode in the kernel: the agent maps the server ports of
+ * services whose mode differs from the global one to the action their
+ * matches take (a monitor service under global protect only counts). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ENFORCE_MAX_PORT_MODES);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_modes SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, ENFORCE_MAX_FLAGGED);
@@ -224,7 +234,7 @@ static __always_inline void scan_literals(struct scan_ctx *c)
 
 static __always_inline void report(struct skb_tcp *t, struct __sk_buff *skb,
 				   struct scan_buf *buf, __u32 len,
-				   struct enforce_rule *r)
+				   struct enforce_rule *r, __u8 action)
 {
 	struct enforce_event *ev = bpf_ringbuf_reserve(&enforce_events, sizeof(*ev), 0);
 	if (!ev) {
@@ -235,7 +245,7 @@ static __always_inline void report(struct skb_tcp *t, struct __sk_buff *skb,
 	ev->key = t->key;
 	ev->rule_id = r->id;
 	ev->ifindex = skb->ifindex;
-	ev->action = r->action;
+	ev->action = action;
 	ev->len = len < ENFORCE_EVIDENCE ? len : ENFORCE_EVIDENCE;
 	__builtin_memcpy(ev->data, buf->b, ENFORCE_EVIDENCE);
 	bpf_ringbuf_submit(ev, 0);
@@ -308,8 +318,13 @@ int enforce_ingress(struct __sk_buff *skb)
 	struct enforce_rule *r = bpf_map_lookup_elem(&enforce_rules, &idx);
 	if (!r)
 		return TCX_NEXT_;
-	report(&t, skb, buf, cp, r);
-	if (r->action != ENFORCE_ACT_DROP) {
+	__u8 action = r->action;
+	__u16 dport = t.key.dport;
+	__u8 *override = bpf_map_lookup_elem(&port_modes, &dport);
+	if (override)
+		action = *override;
+	report(&t, skb, buf, cp, r, action);
+	if (action != ENFORCE_ACT_DROP) {
 		count(ENF_CNT_MATCH_COUNTED);
 		return TCX_NEXT_;
 	}

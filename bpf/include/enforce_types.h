@@ -19,6 +19,8 @@
 /* Flows flagged at once (LRU beyond: the oldest verdict is forgotten, which
  * fails open). */
 #define ENFORCE_MAX_FLAGGED 65536
+/* Server ports whose service overrides the global mode (port -> action). */
+#define ENFORCE_MAX_PORT_MODES 256
 /* Request bytes an enforcement event carries as evidence. */
 #define ENFORCE_EVIDENCE 256
 

@@ -216,6 +216,44 @@ func (e *Enforcer) SetRules(rules []Rule) error {
 	return nil
 }
 
+// MaxPortModes is how many server ports can override the rules' action.
+const MaxPortModes = 256
+
+// SetPortModes replaces the per-port overrides: a match whose server port is
+// listed takes that action instead of the rule's. This is how one service
+// stays in monitor mode under a global protect (and the reverse).
+func (e *Enforcer) SetPortModes(modes map[uint16]Action) error {
+	if len(modes) > MaxPortModes {
+		return fmt.Errorf("%w: %d port modes, at most %d", ErrRuleSet, len(modes), MaxPortModes)
+	}
+	var port uint16
+	var act uint8
+	var stale []uint16
+	it := e.objs.PortModes.Iterate()
+	for it.Next(&port, &act) {
+		if _, ok := modes[port]; !ok {
+			stale = append(stale, port)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read port modes: %w", err)
+	}
+	for p, a := range modes {
+		if a != ActionCount && a != ActionDrop {
+			return fmt.Errorf("%w: port %d: unknown action %d", ErrRuleSet, p, a)
+		}
+		if err := e.objs.PortModes.Put(p, uint8(a)); err != nil {
+			return fmt.Errorf("write port mode %d: %w", p, err)
+		}
+	}
+	for _, p := range stale {
+		if err := e.objs.PortModes.Delete(p); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete port mode %d: %w", p, err)
+		}
+	}
+	return nil
+}
+
 func lowerASCII(c byte) byte {
 	if c >= 'A' && c <= 'Z' {
 		return c + 32

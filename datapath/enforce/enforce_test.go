@@ -276,3 +276,39 @@ func BenchmarkEnforceIngress(b *testing.B) {
 		})
 	}
 }
+
+func TestPortModesOverrideRuleAction(t *testing.T) {
+	e := newEnforcer(t)
+	if err := e.SetRules([]Rule{{ID: 1, Kind: KindLiteral, Pattern: "${jndi:", Action: ActionDrop}}); err != nil {
+		t.Fatal(err)
+	}
+	monitorSvc := netip.MustParseAddrPort("10.2.0.2:9000")
+	if err := e.SetPortModes(map[uint16]Action{9000: ActionCount}); err != nil {
+		t.Fatal(err)
+	}
+	attack := "GET /?x=${jndi:ldap://a} HTTP/1.1\r\n\r\n"
+	if got := run(t, e.objs.EnforceIngress, tcpPacket(netip.AddrPortFrom(client.Addr(), 42001), monitorSvc, attack)); got != tcxNext {
+		t.Errorf("monitor port: got %#x want pass", got)
+	}
+	if got := run(t, e.objs.EnforceIngress, tcpPacket(netip.AddrPortFrom(client.Addr(), 42002), server, attack)); got != tcxDrop {
+		t.Errorf("other port: got %#x want drop", got)
+	}
+	// Replacing the overrides removes stale ones.
+	if err := e.SetPortModes(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, e.objs.EnforceIngress, tcpPacket(netip.AddrPortFrom(client.Addr(), 42003), monitorSvc, attack)); got != tcxDrop {
+		t.Errorf("after clearing overrides: got %#x want drop", got)
+	}
+	tooMany := map[uint16]Action{}
+	for p := 1; p <= MaxPortModes+1; p++ {
+		tooMany[uint16(p)] = ActionCount
+	}
+	if err := e.SetPortModes(tooMany); !errors.Is(err, ErrRuleSet) {
+		t.Errorf("MaxPortModes+1: %v", err)
+	}
+	delete(tooMany, 1)
+	if err := e.SetPortModes(tooMany); err != nil {
+		t.Errorf("exactly MaxPortModes: %v", err)
+	}
+}

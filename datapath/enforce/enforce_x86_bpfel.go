@@ -110,6 +110,7 @@ const (
 	enforceMapEnforceRules            = "enforce_rules"
 	enforceMapEnforceSettings         = "enforce_settings"
 	enforceMapFlaggedFlows            = "flagged_flows"
+	enforceMapPortModes               = "port_modes"
 	enforceMapScanScratch             = "scan_scratch"
 	enforceProgEnforceEgress          = "enforce_egress"
 	enforceProgEnforceIngress         = "enforce_ingress"
@@ -175,6 +176,7 @@ type enforceMapSpecs struct {
 	EnforceRules    *ebpf.MapSpec `ebpf:"enforce_rules"`
 	EnforceSettings *ebpf.MapSpec `ebpf:"enforce_settings"`
 	FlaggedFlows    *ebpf.MapSpec `ebpf:"flagged_flows"`
+	PortModes       *ebpf.MapSpec `ebpf:"port_modes"`
 	ScanScratch     *ebpf.MapSpec `ebpf:"scan_scratch"`
 }
 
@@ -214,6 +216,7 @@ type enforceMaps struct {
 	EnforceRules    *ebpf.Map `ebpf:"enforce_rules"`
 	EnforceSettings *ebpf.Map `ebpf:"enforce_settings"`
 	FlaggedFlows    *ebpf.Map `ebpf:"flagged_flows"`
+	PortModes       *ebpf.Map `ebpf:"port_modes"`
 	ScanScratch     *ebpf.Map `ebpf:"scan_scratch"`
 }
 
@@ -224,6 +227,7 @@ func (m *enforceMaps) Close() error {
 		m.EnforceRules,
 		m.EnforceSettings,
 		m.FlaggedFlows,
+		m.PortModes,
 		m.ScanScratch,
 	)
 }

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tls.c - TLS plaintext sensor. Uprobes on TLS libraries (OpenSSL, GnuTLS,
+ * Go crypto/tls) copy the decrypted bytes of each read and the plaintext of
+ * each write into struct chunk_event records, with the tgid, the socket fd
+ * and the connection's real TCP 4-tuple, so userspace can reassemble the
+ * stream per (pid, fd, direction) and merge it with the flow seen on TC.
+ *
+ * C-library TLS: an entry probe saves the call's arguments per thread, the
+ * return probe emits the bytes. The fd is learnt from the read/write
+ * syscalls the library makes inside the call (and remembered per SSL* for
+ * reads served from the library's buffer without a syscall).
+ * Go: an entry probe keyed by goroutine, and one probe on every RET of the
+ * function (uretprobes corrupt Go's movable stacks); the fd is read from
+ * tls.Conn -> net.Conn -> netFD -> poll.FD.Sysfd.
+ */
+//go:build ignore
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+/* vmlinux.h has its own struct proc_event (the netlink connector); the
+ * shared header's one is renamed here, this file does not use it. */
+#define proc_event aw_proc_event
+#include "apiwarden_events.h"
+#undef proc_event
+#include "tls_types.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+#define S_IFMT_ 00170000
+#define S_IFSOCK_ 0140000
+
+/* Layout of Go's net.Conn -> *netFD -> poll.FD.Sysfd (Go >= 1.17; see
+ * datapath/tls/gotls.go for where these come from). Userspace may override
+ * them per loaded collection when DWARF says otherwise. */
+volatile const __u64 go_iface_data_off = 8;
+volatile const __u64 go_conn_fd_off = 0;
+volatile const __u64 go_netfd_sysfd_off = 16;
+
+/* Bytes copied per chunk (Config.ChunkMax); at most MAX_CHUNK_DATA. */
+volatile const __u32 chunk_max = MAX_CHUNK_DATA;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} tls_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TLS_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tls_counters SEC(".maps");
+
+/* thread (pid_tgid) -> in-flight C-library TLS call */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_MAX_ACTIVE_CALLS);
+	__type(key, __u64);
+	__type(value, struct tls_call);
+} tls_active SEC(".maps");
+
+/* (tgid, goroutine) -> in-flight Go TLS call */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_MAX_ACTIVE_CALLS);
+	__type(key, struct tls_go_key);
+	__type(value, struct tls_call);
+} tls_go_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_MAX_SSL_FDS);
+	__type(key, struct tls_ssl_key);
+	__type(value, __s32);
+} tls_ssl_fd SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_MAX_STREAMS);
+	__type(key, struct tls_stream_key);
+	__type(value, __u64);
+} tls_offsets SEC(".maps");
+
+/* Processes whose TLS library reads through a memory BIO (node): the
+ * socket read happens before SSL_read, outside the call, so the last fd
+ * each of their threads read from stands in. Filled by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TLS_MAX_TRACKED_PROCS);
+	__type(key, __u32);
+	__type(value, __u8);
+} tls_track_tgid SEC(".maps");
+
+/* thread -> fd of its last read-type syscall (tracked processes only) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_MAX_ACTIVE_CALLS);
+	__type(key, __u64);
+	__type(value, __s32);
+} tls_last_rfd SEC(".maps");
+
+/* One chunk_event is too big for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct chunk_event);
+} tls_scratch SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&tls_counters, &idx);
+	if (v)
+		*v += n;
+}
+
+/* sock_key fills key with the 4-tuple of the socket behind fd in the current
+ * task, oriented sender -> receiver for dir. Returns 0 on success. */
+static __always_inline int sock_key(int fd, __u8 dir, struct flow_key *key)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	struct file **fdarr = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+
+	if (fd < 0 || (unsigned int)fd >= max_fds)
+		return -1;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdarr[fd]) || !file)
+		return -1;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT_) != S_IFSOCK_)
+		return -1;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return -1;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u8 laddr[16] = {}, raddr[16] = {};
+
+	if (family == AW_AF_INET) {
+		BPF_CORE_READ_INTO((__u32 *)laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)raddr, sk, __sk_common.skc_daddr);
+	} else if (family == AW_AF_INET6) {
+		BPF_CORE_READ_INTO(&laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&raddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		return -1;
+	}
+	key->family = family;
+	if (dir == TLS_DIR_WRITE) {
+		__builtin_memcpy(key->saddr, laddr, 16);
+		__builtin_memcpy(key->daddr, raddr, 16);
+		key->sport = lport;
+		key->dport = rport;
+	} else {
+		__builtin_memcpy(key->saddr, raddr, 16);
+		__builtin_memcpy(key->daddr, laddr, 16);
+		key->sport = rport;
+		key->dport = lport;
+	}
+	return 0;
+}
+
+struct emit_ctx {
+	struct flow_key key;
+	__u64 buf;
+	__u64 total;   /* bytes the call moved */
+	__u64 done;    /* bytes already emitted */
+	__u64 ts;
+	__u32 seq;
+	__u32 pid;
+	__u32 fd;
+	__u8 source;
+};
+
+/* emit_piece copies one MAX_CHUNK_DATA slice of the call into one event.
+ * It is a bpf_loop callback so a 1 MiB write stays one verifier pass. */
+static long emit_piece(__u32 i, void *data)
+{
+	struct emit_ctx *c = data;
+	__u32 zero = 0;
+
+	if (c->done >= c->total)
+		return 1;
+	struct chunk_event *ev = bpf_map_lookup_elem(&tls_scratch, &zero);
+	if (!ev)
+		return 1;
+	__u64 left = c->total - c->done;
+	__u64 piece = left;
+	__u32 limit = chunk_max;
+	if (limit == 0 || limit > MAX_CHUNK_DATA)
+		limit = MAX_CHUNK_DATA;
+	if (piece > limit)
+		piece = limit;
+	/* The last allowed piece carries the untransferred rest in payload_len,
+	 * so userspace sees exactly where the gap is. */
+	__u64 payload = piece;
+	if (i == TLS_MAX_CHUNKS_PER_CALL - 1 && left > piece) {
+		payload = left;
+		count(TLS_CNT_CHUNKS_TRUNCATED, 1);
+		count(TLS_CNT_BYTES_TRUNCATED, left - piece);
+	}
+
+	ev->ts_ns = c->ts;
+	ev->key = c->key;
+	ev->seq = c->seq + (__u32)c->done;
+	ev->payload_len = (__u32)payload;
+	ev->ifindex = 0;
+	ev->pid = c->pid;
+	ev->conn_id = c->fd;
+	ev->tcp_flags = 0;
+	ev->source = c->source;
+	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+
+	__u32 n = piece & (2 * MAX_CHUNK_DATA - 1);
+	if (n > MAX_CHUNK_DATA)
+		n = MAX_CHUNK_DATA;
+	if (bpf_probe_read_user(ev->data, n, (void *)(c->buf + c->done))) {
+		count(TLS_CNT_READ_FAILED, 1);
+		n = 0;
+	}
+	ev->len = n;
+	__u64 size = offsetof(struct chunk_event, data) + n;
+	if (size > sizeof(*ev))
+		return 1;
+	/* Waking the reader per event costs a context switch per TLS call
+	 * (~20 us measured); it polls instead, and is woken only when the
+	 * ring fills up. */
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&tls_events, BPF_RB_AVAIL_DATA) > TLS_WAKEUP_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&tls_events, ev, size, flags)) {
+		count(TLS_CNT_CHUNKS_LOST, 1);
+	} else {
+		count(TLS_CNT_CHUNKS, 1);
+		count(TLS_CNT_BYTES, n);
+	}
+	c->done += payload;
+	return 0;
+}
+
+/* emit sends total bytes at buf as chunks of the (tgid, fd, dir) stream and
+ * advances its offset by total, whatever could be copied. */
+static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 total)
+{
+	struct emit_ctx c = {};
+
+	if (total == 0)
+		return;
+	count(TLS_CNT_CALLS, 1);
+	if (fd < 0) {
+		count(TLS_CNT_NO_FD, 1);
+		return;
+	}
+	if (sock_key(fd, dir, &c.key)) {
+		count(TLS_CNT_NOT_SOCKET, 1);
+		return;
+	}
+	struct tls_stream_key sk = {.tgid = tgid, .fd = fd, .dir = dir};
+	__u64 *off = bpf_map_lookup_elem(&tls_offsets, &sk);
+	__u64 start = 0;
+	if (off) {
+		start = __sync_fetch_and_add(off, total);
+	} else {
+		__u64 next = total;
+		/* Losing the race to create the entry means another call
+		 * on the stream took [0, its total): go after it. */
+		if (bpf_map_update_elem(&tls_offsets, &sk, &next, BPF_NOEXIST)) {
+			off = bpf_map_lookup_elem(&tls_offsets, &sk);
+			if (off)
+				start = __sync_fetch_and_add(off, total);
+		}
+	}
+	c.buf = buf;
+	c.total = total;
+	c.ts = bpf_ktime_get_ns();
+	c.seq = (__u32)start;
+	c.pid = tgid;
+	c.fd = fd;
+	c.source = dir == TLS_DIR_WRITE ? CHUNK_SRC_TLS_WRITE : CHUNK_SRC_TLS_READ;
+	bpf_loop(TLS_MAX_CHUNKS_PER_CALL, emit_piece, &c, 0);
+}
+
+/* ---- C libraries: OpenSSL, GnuTLS ---- */
+
+SEC("uprobe")
+int tls_lib_enter(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct tls_call call = {
+		.ctx = PT_REGS_PARM1(ctx),
+		.buf = PT_REGS_PARM2(ctx),
+		.count_ptr = PT_REGS_PARM4(ctx),
+		.fd = -1,
+		.dir = TLS_COOKIE_DIR(cookie),
+		.mode = TLS_COOKIE_MODE(cookie),
+	};
+	/* A handshake nested in a read keeps the outer call's record. */
+	if (call.mode == TLS_MODE_HANDSHAKE)
+		bpf_map_update_elem(&tls_active, &id, &call, BPF_NOEXIST);
+	else
+		bpf_map_update_elem(&tls_active, &id, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int tls_lib_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct tls_call *call = bpf_map_lookup_elem(&tls_active, &id);
+
+	if (!call)
+		return 0;
+	/* The handshake return must not end an enclosing read's record. */
+	if (call->mode != TLS_COOKIE_MODE(cookie))
+		return 0;
+	struct tls_call c = *call;
+	bpf_map_delete_elem(&tls_active, &id);
+
+	__u64 rc = PT_REGS_RC(ctx);
+	__u64 n = 0;
+	switch (c.mode) {
+	case TLS_MODE_RET_INT32:
+		if ((__s32)rc > 0)
+			n = (__u32)rc;
+		break;
+	case TLS_MODE_RET_INT64:
+		if ((__s64)rc > 0)
+			n = rc;
+		break;
+	case TLS_MODE_RET_EX:
+		if ((__s32)rc > 0 && c.count_ptr)
+			bpf_probe_read_user(&n, sizeof(n), (void *)c.count_ptr);
+		break;
+	default:
+		return 0;
+	}
+	if (n == 0)
+		return 0;
+	if (c.fd < 0) {
+		struct tls_ssl_key k = {.tgid = tgid, .ctx = c.ctx};
+		__s32 *fd = bpf_map_lookup_elem(&tls_ssl_fd, &k);
+		if (fd) {
+			c.fd = *fd;
+		} else if (c.dir == TLS_DIR_READ &&
+			   (fd = bpf_map_lookup_elem(&tls_last_rfd, &id))) {
+			c.fd = *fd;
+			bpf_map_update_elem(&tls_ssl_fd, &k, fd, BPF_ANY);
+		}
+	}
+	emit(tgid, c.fd, c.dir, c.buf, n);
+	return 0;
+}
+
+/* note_fd binds the fd of a socket syscall to the TLS call the thread is in. */
+static __always_inline void note_fd(long fd, bool is_read)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *call = bpf_map_lookup_elem(&tls_active, &id);
+
+	if (fd < 0)
+		return;
+	if (!call) {
+		__u32 tgid = id >> 32;
+		if (is_read && bpf_map_lookup_elem(&tls_track_tgid, &tgid)) {
+			__s32 v = fd;
+			bpf_map_update_elem(&tls_last_rfd, &id, &v, BPF_ANY);
+		}
+		return;
+	}
+	if (call->fd == (__s32)fd)
+		return;
+	call->fd = fd;
+	struct tls_ssl_key k = {.tgid = id >> 32, .ctx = call->ctx};
+	__s32 v = fd;
+	bpf_map_update_elem(&tls_ssl_fd, &k, &v, BPF_ANY);
+}
+
+#define FD_TRACEPOINT(name, is_read)                                 \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                  \
+	int tls_enter_##name(struct trace_event_raw_sys_enter *ctx) \
+	{                                                            \
+		note_fd((long)ctx->args[0], is_read);                \
+		return 0;                                            \
+	}
+
+FD_TRACEPOINT(read, true)
+FD_TRACEPOINT(write, false)
+FD_TRACEPOINT(readv, true)
+FD_TRACEPOINT(writev, false)
+FD_TRACEPOINT(recvfrom, true)
+FD_TRACEPOINT(sendto, false)
+FD_TRACEPOINT(recvmsg, true)
+FD_TRACEPOINT(sendmsg, false)
+
+/* ---- Go crypto/tls ---- */
+
+/* go_sysfd follows tls.Conn.conn (net.Conn iface) -> *net.TCPConn ->
+ * *netFD -> poll.FD.Sysfd. */
+static __always_inline int go_sysfd(__u64 tls_conn)
+{
+	__u64 data = 0, netfd = 0;
+	__s64 fd = -1;
+
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(tls_conn + go_iface_data_off)) || !data)
+		return -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(data + go_conn_fd_off)) || !netfd)
+		return -1;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + go_netfd_sysfd_off)))
+		return -1;
+	return fd;
+}
+
+/* Register ABI (Go >= 1.17): RAX receiver, RBX b.ptr, RCX b.len, R14 g. */
+SEC("uprobe")
+int tls_go_enter(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct tls_go_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .g = ctx->r14};
+	struct tls_call call = {
+		.ctx = ctx->ax,
+		.buf = ctx->bx,
+		.dir = TLS_COOKIE_DIR(cookie),
+		.mode = TLS_MODE_RET_INT64,
+	};
+	call.fd = go_sysfd(call.ctx);
+	/* (*Conn).Write writes all of b unless the connection fails, and RET
+	 * probes are single-stepped (~10 us each), so writes are emitted here
+	 * with n = len(b) and get no RET probes. */
+	if (call.dir == TLS_DIR_WRITE) {
+		if ((__s64)ctx->cx > 0)
+			emit(k.tgid, call.fd, call.dir, call.buf, ctx->cx);
+		return 0;
+	}
+	bpf_map_update_elem(&tls_go_active, &k, &call, BPF_ANY);
+	return 0;
+}
+
+/* Attached at each RET of the function: RAX holds n. */
+SEC("uprobe")
+int tls_go_ret(struct pt_regs *ctx)
+{
+	struct tls_go_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .g = ctx->r14};
+	struct tls_call *call = bpf_map_lookup_elem(&tls_go_active, &k);
+
+	if (!call)
+		return 0;
+	struct tls_call c = *call;
+	bpf_map_delete_elem(&tls_go_active, &k);
+	__s64 n = ctx->ax;
+	if (n > 0)
+		emit(k.tgid, c.fd, c.dir, c.buf, n);
+	return 0;
+}
