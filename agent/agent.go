@@ -69,6 +69,7 @@ type Agent struct {
 	detector        *detect.Detector
 	kernelRuleNames map[uint32]kernelRuleName
 	portModes       string // last per-port overrides written to the kernel
+	resolved        *resolveCache
 	sources         sourceTracker
 
 	blocks    blockBook
@@ -91,6 +92,7 @@ func New(cfg Config, version string, log *slog.Logger) (*Agent, error) {
 		reg: prometheus.NewRegistry(), self: uint32(os.Getpid())}
 	a.metrics = newRequestMetrics(a.reg, cfg.MaxMetricSeries)
 	a.blocks = blockBook{entries: map[string]blockMeta{}}
+	a.resolved = newResolveCache(5 * time.Second)
 	return a, nil
 }
 
@@ -391,12 +393,20 @@ func (a *Agent) withAssembler(fn func(*assemble.Assembler)) {
 // attribute it, learn it, count it.
 func (a *Agent) onCall(c *call.Call) {
 	if c.ServerProcess == nil || c.ClientProcess == nil {
-		srv, cli := a.procs.Resolve(c.Client, c.Server)
+		o, ok := a.resolved.get(c.Client, c.Server, c.Request.Start)
+		if !ok {
+			o.server, o.client = a.procs.Resolve(c.Client, c.Server)
+			// An unresolved server may be an accept event still in
+			// flight: only a complete answer is worth remembering.
+			if o.server != nil {
+				a.resolved.put(c.Client, c.Server, o)
+			}
+		}
 		if c.ServerProcess == nil {
-			c.ServerProcess = srv
+			c.ServerProcess = o.server
 		}
 		if c.ClientProcess == nil {
-			c.ClientProcess = cli
+			c.ClientProcess = o.client
 		}
 	}
 	if c.ServerProcess != nil && c.ServerProcess.PID == a.self {

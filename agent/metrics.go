@@ -20,8 +20,11 @@ type requestMetrics struct {
 	dropped  prometheus.Counter
 	attacks  *prometheus.CounterVec
 
-	mu    sync.Mutex
-	seen  map[[4]string]struct{}
+	mu sync.Mutex
+	// seen caches the counter of each label set: WithLabelValues hashes
+	// four strings per call, a map of arrays is cheaper, and its size is
+	// the series bound.
+	seen  map[[4]string]prometheus.Counter
 	limit int
 }
 
@@ -44,7 +47,7 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 			Namespace: "apiwarden", Name: "attacks_detected_total",
 			Help: "Findings of the detector and the kernel rules, by attack class and action taken.",
 		}, []string{"class", "action"}),
-		seen:  make(map[[4]string]struct{}),
+		seen:  make(map[[4]string]prometheus.Counter),
 		limit: limit,
 	}
 	reg.MustRegister(m.requests, m.latency, m.dropped, m.attacks,
@@ -62,16 +65,19 @@ func statusClass(code int) string {
 func (m *requestMetrics) observe(service, endpoint, method string, status int, latencySeconds float64) {
 	labels := [4]string{service, endpoint, method, statusClass(status)}
 	m.mu.Lock()
-	if _, ok := m.seen[labels]; !ok {
+	c, ok := m.seen[labels]
+	if !ok {
 		if len(m.seen) >= m.limit {
 			labels = [4]string{overflowLabel, overflowLabel, overflowLabel, labels[3]}
 			m.dropped.Inc()
+			c = m.requests.WithLabelValues(labels[:]...)
 		} else {
-			m.seen[labels] = struct{}{}
+			c = m.requests.WithLabelValues(labels[:]...)
+			m.seen[labels] = c
 		}
 	}
 	m.mu.Unlock()
-	m.requests.WithLabelValues(labels[:]...).Inc()
+	c.Inc()
 	if latencySeconds >= 0 && labels[0] != overflowLabel {
 		m.latency.WithLabelValues(service).Observe(latencySeconds)
 	}

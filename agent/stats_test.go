@@ -1,6 +1,16 @@
 package agent
 
-import "testing"
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/apimodel/call"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
 
 func TestFlattenStats(t *testing.T) {
 	type inner struct{ Gaps uint64 }
@@ -41,5 +51,42 @@ func TestRequestLine(t *testing.T) {
 		if got := requestLine([]byte(in)); got != want {
 			t.Errorf("requestLine(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRequestMetricsSeriesBound(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newRequestMetrics(reg, 3)
+	for i := 0; i < 10; i++ {
+		m.observe("svc", fmt.Sprintf("/e%d", i), "GET", 200, 0.001)
+	}
+	if got := testutil.CollectAndCount(m.requests); got != 4 { // 3 series + _other
+		t.Fatalf("%d series, want 4 (limit 3 + overflow)", got)
+	}
+	if got := testutil.ToFloat64(m.dropped); got != 7 {
+		t.Fatalf("overflow counted %v, want 7", got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues(overflowLabel, overflowLabel, overflowLabel, "2xx")); got != 7 {
+		t.Fatalf("_other series = %v, want 7", got)
+	}
+}
+
+func TestResolveCacheRotates(t *testing.T) {
+	c := newResolveCache(time.Second)
+	cli, srv := netip.MustParseAddrPort("10.0.0.1:4000"), netip.MustParseAddrPort("10.0.0.2:80")
+	t0 := time.Unix(1000, 0)
+	if _, ok := c.get(cli, srv, t0); ok {
+		t.Fatal("hit on empty cache")
+	}
+	c.put(cli, srv, owners{server: &call.Process{PID: 7}})
+	if o, ok := c.get(cli, srv, t0.Add(1500*time.Millisecond)); !ok || o.server.PID != 7 {
+		t.Fatal("entry lost after one rotation")
+	}
+	// Not touched for two whole periods: gone.
+	if _, ok := c.get(cli, srv, t0.Add(5*time.Second)); ok {
+		t.Fatal("entry outlived two periods")
+	}
+	if _, ok := c.get(cli, srv, t0.Add(7*time.Second)); ok {
+		t.Fatal("entry outlived two periods")
 	}
 }
