@@ -11,11 +11,7 @@
  * skbs (GRO/GSO super-packets keep their payload in page frags) and keeps
  * the verifier story simple (no data/data_end pointer juggling).
  */
-/* vmlinux.h has its own struct proc_event (connector); rename it so the
- * shared apiwarden_events.h definition wins in this unit. */
-#define proc_event vmlinux_proc_event
 #include "vmlinux.h"
-#undef proc_event
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 

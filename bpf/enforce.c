@@ -17,9 +17,7 @@
  * The programs drop only what a rule or a flagged flow names; an empty rule
  * set and an empty flag map pass everything.
  */
-#define proc_event vmlinux_proc_event
 #include "vmlinux.h"
-#undef proc_event
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 

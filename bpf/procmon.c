@@ -3,16 +3,12 @@
 /*
  * procmon.c - binds TCP sockets to processes. Classic tracepoints only
  * (kprobes/fentry are unavailable on our kernels):
- *   sched_process_exec / sched_process_exit -> proc_event
+ *   sched_process_exec / sched_process_exit -> aw_proc_event
  *   inet_sock_set_state                     -> LISTEN, CONNECT, CLOSE
  *   sys_exit_accept{,4}                     -> ACCEPT (the serving process)
  * All records go to one ring buffer, each prefixed by a procmon_hdr.
  */
-/* The kernel has its own struct proc_event (connector/cn_proc.h) that
- * clashes with ours from apiwarden_events.h; rename the kernel's. */
-#define proc_event vmlinux_proc_event
 #include "vmlinux.h"
-#undef proc_event
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
@@ -22,7 +18,7 @@
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 /* Anchors so the record types land in BTF for bpf2go's -type. */
-const struct proc_event *unused_proc_event __attribute__((unused));
+const struct aw_proc_event *unused_proc_event __attribute__((unused));
 const struct sock_event *unused_sock_event __attribute__((unused));
 const struct procmon_hdr *unused_procmon_hdr __attribute__((unused));
 const enum procmon_counter *unused_procmon_counter __attribute__((unused));

@@ -10,9 +10,7 @@
  * way to kill a socket without kprobes or signals, and it never touches a
  * socket that no target names.
  */
-#define proc_event vmlinux_proc_event
 #include "vmlinux.h"
-#undef proc_event
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 

@@ -21,11 +21,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
-/* vmlinux.h has its own struct proc_event (the netlink connector); the
- * shared header's one is renamed here, this file does not use it. */
-#define proc_event aw_proc_event
 #include "apiwarden_events.h"
-#undef proc_event
 #include "tls_types.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";

@@ -104,7 +104,8 @@ struct sock_event {
 	char comm[16];
 };
 
-/* proc_event: process start/end, to keep the process table current and to
+/* aw_proc_event (named apart from the kernel's own struct proc_event in
+ * vmlinux.h): process start/end, to keep the process table current and to
  * attach TLS probes to new processes before their first request. */
 enum proc_event_kind {
 	PROC_EXEC = 1,
@@ -113,7 +114,7 @@ enum proc_event_kind {
 
 #define MAX_FILENAME 256
 
-struct proc_event {
+struct aw_proc_event {
 	__u64 ts_ns;
 	__u64 cgroup_id;
 	__u32 tgid;

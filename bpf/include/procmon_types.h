@@ -12,7 +12,7 @@
 
 /* Ring buffer record kinds (procmon_hdr.type). */
 enum procmon_record_type {
-	PROCMON_REC_PROC = 1, /* followed by struct proc_event */
+	PROCMON_REC_PROC = 1, /* followed by struct aw_proc_event */
 	PROCMON_REC_SOCK = 2, /* followed by struct sock_event */
 };
 
@@ -24,7 +24,7 @@ struct procmon_hdr {
 
 struct procmon_proc_record {
 	struct procmon_hdr hdr;
-	struct proc_event ev;
+	struct aw_proc_event ev;
 };
 
 struct procmon_sock_record {

@@ -20,7 +20,7 @@ const (
 
 var (
 	hdrSize       = int(unsafe.Sizeof(procmonProcmonHdr{}))
-	procEventSize = int(unsafe.Sizeof(procmonProcEvent{}))
+	procEventSize = int(unsafe.Sizeof(procmonAwProcEvent{}))
 	sockEventSize = int(unsafe.Sizeof(procmonSockEvent{}))
 )
 
@@ -68,7 +68,7 @@ func decodeRecord(raw []byte, c clock) (decoded, error) {
 }
 
 func decodeProc(b []byte, c clock) (capture.ProcEvent, error) {
-	var raw procmonProcEvent
+	var raw procmonAwProcEvent
 	if len(b) < procEventSize {
 		return capture.ProcEvent{}, fmt.Errorf("proc event: %w", errShortRecord)
 	}

@@ -67,7 +67,7 @@ func TestDecodeSock(t *testing.T) {
 }
 
 func TestDecodeProc(t *testing.T) {
-	var ev procmonProcEvent
+	var ev procmonAwProcEvent
 	ev.Kind, ev.Tgid, ev.Ppid, ev.CgroupId = uint8(capture.ProcExec), 7, 1, 9
 	cstr(ev.Comm[:], "curl")
 	cstr(ev.Filename[:], "/usr/bin/curl")
@@ -90,14 +90,14 @@ func TestDecodeProc(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	full := record(t, recProc, procmonProcEvent{})
+	full := record(t, recProc, procmonAwProcEvent{})
 	if _, err := decodeRecord(full[:len(full)-1], clock{}); !errors.Is(err, errShortRecord) {
 		t.Errorf("short proc: %v", err)
 	}
 	if _, err := decodeRecord([]byte{1, 2}, clock{}); !errors.Is(err, errShortRecord) {
 		t.Errorf("short header: %v", err)
 	}
-	if _, err := decodeRecord(record(t, 99, procmonProcEvent{}), clock{}); err == nil {
+	if _, err := decodeRecord(record(t, 99, procmonAwProcEvent{}), clock{}); err == nil {
 		t.Error("unknown type accepted")
 	}
 }

@@ -13,15 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type procmonPendingConnect struct {
-	_        structs.HostLayout
-	CgroupId uint64
-	Tgid     uint32
-	Pid      uint32
-	Comm     [16]int8
-}
-
-type procmonProcEvent struct {
+type procmonAwProcEvent struct {
 	_        structs.HostLayout
 	TsNs     uint64
 	CgroupId uint64
@@ -31,6 +23,14 @@ type procmonProcEvent struct {
 	Pad      [7]uint8
 	Comm     [16]int8
 	Filename [256]int8
+}
+
+type procmonPendingConnect struct {
+	_        structs.HostLayout
+	CgroupId uint64
+	Tgid     uint32
+	Pid      uint32
+	Comm     [16]int8
 }
 
 type procmonProcmonCounter uint32
