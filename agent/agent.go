@@ -70,6 +70,7 @@ type Agent struct {
 	kernelRuleNames map[uint32]kernelRuleName
 	portModes       string // last per-port overrides written to the kernel
 	resolved        *resolveCache
+	tls             *tlsBinder // nil: TLS probes off or unavailable
 	sources         sourceTracker
 
 	blocks    blockBook
@@ -167,7 +168,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}()
 	}
 	// Readers start before anything is attached so no early event is lost.
-	run("procmon", func() error { return a.procmon.Run(ctx, a.procs.OnProc, a.procs.OnSock) })
+	// TLS comes first: process events (queued since procmon loaded) bind
+	// the probes to new processes, and read a.tls.
+	a.startTLS(ctx, run)
+	run("procmon", func() error { return a.procmon.Run(ctx, a.onProc, a.procs.OnSock) })
 	run("capture", func() error { return a.capture.Run(ctx, a.addChunk) })
 	if a.enforcer != nil {
 		run("enforce", func() error { return a.enforcer.Run(ctx, a.onEnforceEvent) })
@@ -316,6 +320,9 @@ func (a *Agent) closeSensors() {
 		if a.procmon != nil {
 			a.procmon.Close()
 		}
+		if a.tls != nil {
+			a.tls.sensor.Close()
+		}
 	})
 }
 
@@ -392,6 +399,10 @@ func (a *Agent) withAssembler(fn func(*assemble.Assembler)) {
 // onCall runs for every reconstructed call (on the assembler's goroutine):
 // attribute it, learn it, count it.
 func (a *Agent) onCall(c *call.Call) {
+	// TLS calls first: which end the probes saw decides what to resolve.
+	if !a.tlsCall(c) {
+		return
+	}
 	if c.ServerProcess == nil || c.ClientProcess == nil {
 		o, ok := a.resolved.get(c.Client, c.Server, c.Request.Start)
 		if !ok {
@@ -531,11 +542,25 @@ func (a *Agent) counters() map[string]uint64 {
 		flattenStats("detect", a.detector.Stats(), out)
 	}
 	out["agent_recovered_panics"] = a.panics.Load()
+	if a.tls != nil {
+		if st, err := a.tls.sensor.Stats(); err == nil {
+			for k, v := range st.Kernel {
+				out["tls_"+k] = v
+			}
+			for k, v := range st.Skips {
+				out["tls_skipped_"+k] = v
+			}
+			out["tls_probed_files"] = uint64(st.Files)
+			out["tls_attach_points"] = uint64(st.Points)
+			out["tls_attach_points_slow"] = uint64(st.SlowPoints)
+		}
+		out["tls_attach_queue_dropped"] = a.tls.dropped.Load()
+	}
 	return out
 }
 
 func (a *Agent) registerCollectors() {
-	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters))
+	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters), newVisibilityCollector(a))
 }
 
 // publishPolicy sends the current blocklist and deny rules to xDS clients

@@ -126,17 +126,20 @@ func (c *counterSource) Collect(ch chan<- prometheus.Metric) {
 // gaugeNames are the stage values that are current sizes, not running
 // totals: they are exported as gauges, without _total.
 var gaugeNames = map[string]bool{
-	"assemble_flows_active": true,
-	"iface_attached":        true,
-	"inventory_services":    true,
-	"inventory_endpoints":   true,
-	"attrib_processes":      true,
-	"attrib_exited":         true,
-	"attrib_listeners":      true,
-	"attrib_conns":          true,
-	"attrib_addrs":          true,
-	"attrib_cgroups":        true,
-	"events_stored":         true,
+	"assemble_flows_active":  true,
+	"iface_attached":         true,
+	"inventory_services":     true,
+	"inventory_endpoints":    true,
+	"attrib_processes":       true,
+	"attrib_exited":          true,
+	"attrib_listeners":       true,
+	"attrib_conns":           true,
+	"attrib_addrs":           true,
+	"attrib_cgroups":         true,
+	"events_stored":          true,
+	"tls_probed_files":       true,
+	"tls_attach_points":      true,
+	"tls_attach_points_slow": true,
 }
 
 // attack counts one finding. Classes and actions come from the rule set and
