@@ -26,9 +26,12 @@ const maxTLSConns = 65536
 // tlsBinder binds the TLS sensor to processes as they start and end, and
 // turns its chunks into the shared call pipeline.
 type tlsBinder struct {
-	sensor  *dptls.Sensor
+	sensor *dptls.Sensor
+	// queue carries exec (pid) and exit (-pid) events to one worker, in
+	// order: analysing a binary can take a while under the sensor's lock,
+	// and the process-event reader must never wait for it.
 	queue   chan int
-	dropped atomic.Uint64 // execs not analysed: queue full
+	dropped atomic.Uint64 // process events not handled: queue full
 
 	mu    sync.Mutex
 	conns map[[2]uint32]capture.FlowKey // (pid, fd) -> the connection it carries now
@@ -49,18 +52,23 @@ func (a *Agent) startTLS(ctx context.Context, run func(string, func() error)) {
 	a.tls = b
 	run("tls", func() error { return s.Run(ctx, a.addTLSChunk) })
 	run("tls-attach", func() error {
+		// Processes already running first, off the start-up path.
+		s.ScanAll()
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
 			case pid := <-b.queue:
+				if pid < 0 {
+					s.OnExit(-pid)
+					continue
+				}
 				// Errors are counted by the sensor per reason (not ELF,
 				// exited, no symbols...); one process is never fatal.
 				_ = s.AttachPID(pid)
 			}
 		}
 	})
-	s.ScanAll()
 }
 
 // onProc feeds process events to the attribution table and binds the TLS
@@ -71,16 +79,20 @@ func (a *Agent) onProc(ev capture.ProcEvent) {
 	if b == nil {
 		return
 	}
+	var item int
 	switch ev.Kind {
 	case capture.ProcExec:
-		select {
-		case b.queue <- int(ev.TGID):
-		default:
-			b.dropped.Add(1)
-		}
+		item = int(ev.TGID)
 	case capture.ProcExit:
-		b.sensor.OnExit(int(ev.TGID))
+		item = -int(ev.TGID)
 		b.forget(ev.TGID)
+	default:
+		return
+	}
+	select {
+	case b.queue <- item:
+	default:
+		b.dropped.Add(1)
 	}
 }
 
