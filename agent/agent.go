@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -137,6 +138,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		MaxFlows:    a.cfg.MaxFlows,
 		IdleTimeout: a.cfg.FlowIdleTimeout,
 		HTTP:        http1.Config{MaxBodyBytes: a.cfg.MaxBodyBytes},
+		OnRequest:   a.onRequest,
 	}, a.base, a.onCall)
 
 	if a.detector, err = detect.New(detect.Config{RuleFiles: a.cfg.RuleFiles}, a.base); err != nil {
@@ -404,15 +406,7 @@ func (a *Agent) onCall(c *call.Call) {
 		return
 	}
 	if c.ServerProcess == nil || c.ClientProcess == nil {
-		o, ok := a.resolved.get(c.Client, c.Server, c.Request.Start)
-		if !ok {
-			o.server, o.client = a.procs.Resolve(c.Client, c.Server)
-			// An unresolved server may be an accept event still in
-			// flight: only a complete answer is worth remembering.
-			if o.server != nil {
-				a.resolved.put(c.Client, c.Server, o)
-			}
-		}
+		o := a.owners(c.Client, c.Server, c.Request.Start)
 		if c.ServerProcess == nil {
 			c.ServerProcess = o.server
 		}
@@ -425,13 +419,26 @@ func (a *Agent) onCall(c *call.Call) {
 	}
 	service := serviceName(c)
 	template := a.inv.Observe(c)
-	a.inspect(c, service, template)
 	status, latency := 0, -1.0
 	if c.Response != nil {
 		status = c.Response.StatusCode
 		latency = c.Latency.Seconds()
 	}
 	a.metrics.observe(service, template, c.Request.Method, status, latency)
+}
+
+// owners resolves the processes at both ends of a connection, cached.
+func (a *Agent) owners(client, server netip.AddrPort, now time.Time) owners {
+	o, ok := a.resolved.get(client, server, now)
+	if !ok {
+		o.server, o.client = a.procs.Resolve(client, server)
+		// An unresolved server may be an accept event still in flight:
+		// only a complete answer is worth remembering.
+		if o.server != nil {
+			a.resolved.put(client, server, o)
+		}
+	}
+	return o
 }
 
 // serviceName is the service label of a call: the serving executable's

@@ -6,8 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/detect"
+	"github.com/apiwarden/apiwarden/apimodel/http1"
 	"github.com/apiwarden/apiwarden/apiserver"
 	"github.com/apiwarden/apiwarden/datapath/enforce"
 	"github.com/apiwarden/apiwarden/datapath/guard"
@@ -58,12 +60,44 @@ func (a *Agent) kernelRules() []enforce.Rule {
 
 type kernelRuleName struct{ rule, class string }
 
-// inspect runs the detector on a call and acts on the findings.
-func (a *Agent) inspect(c *call.Call, service, template string) {
+// onRequest inspects each request as soon as it is complete, before its
+// response: in protect mode a confident finding flags the flow at once, so
+// TC drops the response (for TLS too, where the kernel rules cannot see the
+// bytes on the wire) and both sockets are aborted.
+func (a *Agent) onRequest(conn *http1.Conn, r *call.Request) {
 	if a.detector == nil {
 		return
 	}
-	findings := a.detector.Inspect(c.Request, service)
+	var srv *call.Process
+	switch {
+	case conn.TLS == assemble.TLSMarker && conn.ServerProcess != nil:
+		srv = a.fullProcess(conn.ServerProcess.PID)
+	case conn.TLS == assemble.TLSMarker:
+		// The client's view: the server's own view, when the agent reads
+		// it too, is the one inspected (once).
+		s, _ := a.procs.Resolve(conn.Client, conn.Server)
+		if s != nil && a.tls != nil {
+			if kind, _ := a.tls.sensor.Visibility(int(s.PID)); tlsVisible(kind) {
+				return
+			}
+		}
+		srv = s
+	default:
+		srv = a.owners(conn.Client, conn.Server, r.Start).server
+	}
+	if srv != nil && srv.PID == a.self {
+		return
+	}
+	service := "unknown"
+	if srv != nil && srv.Exe != "" {
+		service = baseName(srv.Exe)
+	}
+	a.inspect(conn.Client, conn.Server, r, service)
+}
+
+// inspect runs the detector on a request and acts on the findings.
+func (a *Agent) inspect(client, server netip.AddrPort, r *call.Request, service string) {
+	findings := a.detector.Inspect(r, service)
 	if len(findings) == 0 {
 		return
 	}
@@ -72,18 +106,22 @@ func (a *Agent) inspect(c *call.Call, service, template string) {
 	action := "monitor"
 	if protect && top.Severity >= cutSeverity && top.Confidence >= cutConfidence {
 		action = "blocked"
-		if err := a.cut(c.Client, c.Server); err != nil {
-			a.log.Warn("cut connection", "client", c.Client, "server", c.Server, "err", err)
+		if err := a.cut(client, server); err != nil {
+			a.log.Warn("cut connection", "client", client, "server", server, "err", err)
 			action = "cut-failed"
 		}
+	}
+	endpoint := r.Method + " " + r.Path
+	if len(endpoint) > 200 {
+		endpoint = endpoint[:200]
 	}
 	for _, f := range findings {
 		a.metrics.attack(f.Class, action)
 		a.events.Record(apiserver.Event{
-			Time:     c.Request.Start,
+			Time:     r.Start,
 			Service:  service,
-			Endpoint: c.Request.Method + " " + template,
-			Client:   c.Client.String(),
+			Endpoint: excerpt([]byte(endpoint)),
+			Client:   client.String(),
 			Class:    f.Class,
 			RuleID:   f.RuleID,
 			Severity: f.Severity.String(),
@@ -92,7 +130,7 @@ func (a *Agent) inspect(c *call.Call, service, template string) {
 			Action:   action,
 		})
 	}
-	a.noteFinding(c.Client.Addr(), service, protect)
+	a.noteFinding(client.Addr(), service, protect)
 }
 
 // sourceTracker counts findings per source for automatic blocking.

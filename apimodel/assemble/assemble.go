@@ -57,6 +57,9 @@ type Config struct {
 	MaxBodyBytesTotal int64
 	Stream            stream.Config
 	HTTP              http1.Config
+	// OnRequest, when set, is called with each complete request before its
+	// response (see http1.Conn.OnRequest), under the assembler's lock.
+	OnRequest func(*http1.Conn, *call.Request)
 }
 
 func (c Config) withDefaults() Config {
@@ -393,6 +396,7 @@ func (a *Assembler) conn(f *flow) *http1.Conn {
 		return f.http
 	}
 	h := http1.NewConn(a.cfg.HTTP, &a.st.HTTP, a.emit)
+	h.OnRequest = a.cfg.OnRequest
 	h.Client, h.Server = f.addr[f.client], f.addr[1-f.client]
 	if f.key.tls {
 		// The caller replaces the marker with the library's name. The

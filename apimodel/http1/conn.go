@@ -212,6 +212,10 @@ type Conn struct {
 	// every call (the processes as shared pointers).
 	TLS                          string
 	ServerProcess, ClientProcess *call.Process
+	// OnRequest, when set, sees each request as soon as it is complete
+	// (head and body), before its response: a verdict made here can still
+	// stop the response. The request is the one the call will carry.
+	OnRequest func(*Conn, *call.Request)
 
 	cfg   Config
 	stats *Stats
@@ -810,6 +814,9 @@ func (c *Conn) finish(p *msgParser, t time.Time) {
 		}
 		rec.r.Body, rec.r.BodySize, rec.r.BodyTruncated = p.body, p.bodySize, truncated
 		rec.r.End = t
+		if c.OnRequest != nil {
+			c.OnRequest(c, &rec.r)
+		}
 		for i := len(c.queue) - 1; i >= 0; i-- {
 			if c.queue[i].req == rec {
 				c.queue[i].reqDone = true

@@ -360,3 +360,33 @@ func TestBodyBudget(t *testing.T) {
 		t.Fatalf("used %d", bb.Used())
 	}
 }
+
+// TestOnRequestBeforeResponse: every complete request is announced once, in
+// order, before any of its response bytes are fed, and it is the same
+// request the call later carries.
+func TestOnRequestBeforeResponse(t *testing.T) {
+	var st Stats
+	var calls []*call.Call
+	c := NewConn(Config{}, &st, func(cl *call.Call) { calls = append(calls, cl) })
+	var seen []*call.Request
+	c.OnRequest = func(conn *Conn, r *call.Request) {
+		if conn != c {
+			t.Error("wrong conn")
+		}
+		seen = append(seen, r)
+	}
+	now := time.Unix(0, 0)
+	body := `{"a":1}`
+	c.Feed(FromClient, []byte("GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n"+body[:3]), now)
+	if len(seen) != 1 || seen[0].Path != "/one" {
+		t.Fatalf("after first request: %d announced", len(seen))
+	}
+	c.Feed(FromClient, []byte(body[3:]), now)
+	if len(seen) != 2 || seen[1].Path != "/two" || string(seen[1].Body) != body {
+		t.Fatalf("second request not announced when complete: %+v", seen)
+	}
+	c.Feed(FromServer, []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"), now)
+	if len(calls) != 2 || calls[0].Request != seen[0] || calls[1].Request != seen[1] {
+		t.Fatalf("calls do not carry the announced requests")
+	}
+}
