@@ -99,7 +99,7 @@ func Default() Config {
 		ChunkMax:         16384,
 		RingBufferBytes:  16 << 20,
 		WakeupBytes:      64 << 10,
-		PollInterval:     5 * time.Millisecond,
+		PollInterval:     2 * time.Millisecond,
 		MaxBodyBytes:     64 << 10,
 		MaxFlows:         65536,
 		FlowIdleTimeout:  2 * time.Minute,

@@ -68,3 +68,14 @@ func TestLoadFileOverlaysAndRejectsUnknownKeys(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+// TestExampleConfigLoads keeps deploy/config.example.yaml true.
+func TestExampleConfigLoads(t *testing.T) {
+	c := Default()
+	if err := c.LoadFile("../deploy/config.example.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
