@@ -194,6 +194,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if a.protecting() {
 		a.activateGuard()
 	}
+	if err := a.restoreBlocklist(); err != nil {
+		a.log.Warn("persisted blocklist not restored", "err", err)
+	}
 	a.registerCollectors()
 	a.log.Info("agent running", "mode", a.cfg.Mode, "api", ln.Addr().String(), "interfaces", a.attachedNames())
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -87,11 +88,12 @@ func (b backend) AddBlock(p netip.Prefix, ttl time.Duration, reason string) (api
 		reason = "manual"
 	}
 	now := time.Now()
-	b.a.blocks.put(p, blockMeta{reason: reason, created: now})
 	blk := apiserver.Block{Prefix: p, Reason: reason, Created: now}
 	if ttl > 0 {
 		blk.Expires = now.Add(ttl)
 	}
+	b.a.blocks.put(p, blockMeta{reason: reason, created: now, expires: blk.Expires, manual: true})
+	b.a.saveBlocklist()
 	return blk, nil
 }
 
@@ -111,7 +113,11 @@ func (b backend) DeleteBlock(p netip.Prefix) error {
 		return apiserver.ErrNotFound
 	}
 	b.a.blocks.del(p)
-	return b.a.guard.Unblock(p)
+	if err := b.a.guard.Unblock(p); err != nil {
+		return err
+	}
+	b.a.saveBlocklist()
+	return nil
 }
 
 func (b backend) Status() (apiserver.Status, error) {
@@ -128,6 +134,8 @@ func (b backend) Status() (apiserver.Status, error) {
 type blockMeta struct {
 	reason  string
 	created time.Time
+	expires time.Time // zero: until removed
+	manual  bool      // added through the API (persisted when asked)
 }
 
 // blockBook keeps block metadata by prefix; the kernel map stays the truth
@@ -153,4 +161,77 @@ func (bb *blockBook) del(p netip.Prefix) {
 	bb.mu.Lock()
 	defer bb.mu.Unlock()
 	delete(bb.entries, p.String())
+}
+
+// persistedBlock is one manual block as stored.
+type persistedBlock struct {
+	Prefix  string    `json:"prefix"`
+	Reason  string    `json:"reason"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+const blocklistState = "blocklist"
+
+func (bb *blockBook) manual() []persistedBlock {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	var out []persistedBlock
+	for p, m := range bb.entries {
+		if m.manual {
+			out = append(out, persistedBlock{Prefix: p, Reason: m.reason, Created: m.created, Expires: m.expires})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Prefix < out[j].Prefix })
+	return out
+}
+
+// saveBlocklist writes the manual blocks when the user asked for them to
+// persist.
+func (a *Agent) saveBlocklist() {
+	if !a.cfg.PersistBlocklist {
+		return
+	}
+	data, err := json.Marshal(a.blocks.manual())
+	if err == nil {
+		err = a.store.SaveState(blocklistState, data)
+	}
+	if err != nil {
+		a.log.Warn("persist blocklist", "err", err)
+	}
+}
+
+// restoreBlocklist puts persisted manual blocks back, with what is left of
+// their TTL; expired ones are dropped.
+func (a *Agent) restoreBlocklist() error {
+	if !a.cfg.PersistBlocklist || a.guard == nil {
+		return nil
+	}
+	data, err := a.store.LoadState(blocklistState)
+	if err != nil || data == nil {
+		return err
+	}
+	var saved []persistedBlock
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return fmt.Errorf("stored blocklist: %w", err)
+	}
+	now := time.Now()
+	for _, b := range saved {
+		p, err := netip.ParsePrefix(b.Prefix)
+		if err != nil || (!b.Expires.IsZero() && !b.Expires.After(now)) {
+			continue
+		}
+		var ttl time.Duration
+		if !b.Expires.IsZero() {
+			ttl = b.Expires.Sub(now)
+		}
+		a.activateGuard()
+		if err := a.guard.Block(p, ttl, guard.ReasonManual); err != nil {
+			return fmt.Errorf("restore block %s: %w", p, err)
+		}
+		a.blocks.put(p, blockMeta{reason: b.Reason, created: b.Created, expires: b.Expires, manual: true})
+	}
+	a.log.Info("blocklist restored", "entries", len(saved))
+	a.saveBlocklist()
+	return nil
 }

@@ -71,6 +71,10 @@ type Config struct {
 	MemoryLimitBytes int64 `yaml:"memoryLimitBytes"`
 	// Pprof serves Go's profiler on the API address under /debug/pprof/.
 	Pprof bool `yaml:"pprof"`
+	// PersistBlocklist keeps manual blocks across agent restarts (restored,
+	// with what is left of their TTL, when the agent starts). Off by
+	// default: when the agent stops, nothing stays blocked.
+	PersistBlocklist bool `yaml:"persistBlocklist"`
 	// EventRetention is how long security events are kept.
 	EventRetention time.Duration `yaml:"eventRetention"`
 }

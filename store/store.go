@@ -41,6 +41,7 @@ var (
 var (
 	bucketInventory = []byte("inventory")
 	bucketEvents    = []byte("events")
+	bucketState     = []byte("state")
 	keyState        = []byte("state")
 )
 
@@ -77,7 +78,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketInventory, bucketEvents} {
+		for _, b := range [][]byte{bucketInventory, bucketEvents, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -124,6 +125,39 @@ func (s *Store) LoadInventory() ([]byte, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load inventory: %w", err)
+	}
+	return out, nil
+}
+
+// SaveState replaces a named piece of agent state (e.g. the persistent
+// blocklist).
+func (s *Store) SaveState(name string, data []byte) error {
+	if err := checkKind(name); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketState).Put([]byte(name), data)
+	})
+	if err != nil {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	return nil
+}
+
+// LoadState returns a named piece of state, or nil, nil when none was saved.
+func (s *Store) LoadState(name string) ([]byte, error) {
+	if err := checkKind(name); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketState).Get([]byte(name)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
 	return out, nil
 }

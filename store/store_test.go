@@ -213,3 +213,29 @@ func strs(b [][]byte) []string {
 	}
 	return out
 }
+
+func TestStateSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.LoadState("blocklist"); err != nil || v != nil {
+		t.Fatalf("empty state: %q %v", v, err)
+	}
+	if err := s.SaveState("blocklist", []byte(`[1]`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveState("", []byte("x")); err == nil {
+		t.Fatal("empty name accepted")
+	}
+	s.Close()
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, _ := s.LoadState("blocklist"); string(v) != `[1]` {
+		t.Fatalf("state after reopen: %q", v)
+	}
+}
