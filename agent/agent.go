@@ -173,7 +173,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	// TLS comes first: process events (queued since procmon loaded) bind
 	// the probes to new processes, and read a.tls.
 	a.startTLS(ctx, run)
-	run("procmon", func() error { return a.procmon.Run(ctx, a.onProc, a.procs.OnSock) })
+	run("procmon", func() error { return a.procmon.Run(ctx, a.onProc, a.onSock) })
 	run("capture", func() error { return a.capture.Run(ctx, a.addChunk) })
 	if a.enforcer != nil {
 		run("enforce", func() error { return a.enforcer.Run(ctx, a.onEnforceEvent) })
@@ -463,6 +463,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			a.endClosed(now)
 			a.withAssembler(func(asm *assemble.Assembler) { asm.Tick(now) })
 			if a.guard != nil {
 				if _, err := a.guard.Collect(now); err != nil {

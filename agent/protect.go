@@ -88,6 +88,11 @@ func (a *Agent) onRequest(conn *http1.Conn, r *call.Request) {
 	if srv != nil && srv.PID == a.self {
 		return
 	}
+	// A flow the kernel already flagged (a TLS rule matched this request
+	// in the read probe) is handled, and its event recorded, once.
+	if a.enforcer != nil && a.enforcer.IsFlagged(conn.Client, conn.Server) {
+		return
+	}
 	service := "unknown"
 	if srv != nil && srv.Exe != "" {
 		service = baseName(srv.Exe)

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,8 +35,40 @@ type tlsBinder struct {
 	queue   chan int
 	dropped atomic.Uint64 // process events not handled: queue full
 
-	mu    sync.Mutex
-	conns map[[2]uint32]capture.FlowKey // (pid, fd) -> the connection it carries now
+	mu sync.Mutex
+	// conns maps (pid, fd) to the connection it carries now, oriented
+	// local -> remote as the process sees it, and the library that
+	// carried it (named when the first chunk arrived, so a client that
+	// exits before its call is rebuilt keeps its label). byKey is the
+	// reverse, to end a stream when its socket closes and to tell whether
+	// the server's own view of a connection was captured.
+	conns map[[2]uint32]*tlsConn
+	byKey map[capture.FlowKey][2]uint32
+	// libs names the library of each process the attach worker bound,
+	// read on the chunk path without touching the sensor's lock (which an
+	// attach in progress may hold for a while).
+	libs map[uint32]string
+	// closing lists connections whose socket closed, ended after
+	// closeDelay (bounded by maxTLSConns).
+	closing []closingConn
+	// closedEarly remembers closes of sockets whose TLS chunks have not
+	// arrived yet, for closedEarlyTTL.
+	closedEarly map[capture.FlowKey]time.Time
+	// seen holds every connection whose stream was read (oriented as its
+	// process sees it), for seenTTL; bounded by maxTLSConns.
+	seen map[capture.FlowKey]time.Time
+}
+
+const closedEarlyTTL = 10 * time.Second
+
+// seenTTL is how long the agent remembers that it read a connection's
+// stream, to drop the other end's view of it; calls are rebuilt well
+// within it (idle flows are evicted sooner).
+const seenTTL = 2 * time.Minute
+
+type tlsConn struct {
+	key capture.FlowKey
+	lib string
 }
 
 // startTLS loads the TLS probes. Failing to load them is not fatal: the
@@ -43,12 +77,16 @@ func (a *Agent) startTLS(ctx context.Context, run func(string, func() error)) {
 	if !a.cfg.TLS {
 		return
 	}
-	s, err := dptls.New(dptls.Config{ChunkMax: uint32(a.cfg.ChunkMax)}, a.base)
+	// With the enforcer's maps shared, the TLS read probes run the kernel
+	// rules on decrypted requests and flag flows before the read returns.
+	s, err := dptls.New(dptls.Config{ChunkMax: uint32(a.cfg.ChunkMax), Enforce: a.enforcer}, a.base)
 	if err != nil {
 		a.log.Warn("TLS probes unavailable; encrypted traffic will not be seen", "err", err)
 		return
 	}
-	b := &tlsBinder{sensor: s, queue: make(chan int, attachQueueLen), conns: map[[2]uint32]capture.FlowKey{}}
+	b := &tlsBinder{sensor: s, queue: make(chan int, attachQueueLen),
+		conns: map[[2]uint32]*tlsConn{}, byKey: map[capture.FlowKey][2]uint32{}, libs: map[uint32]string{},
+		closedEarly: map[capture.FlowKey]time.Time{}, seen: map[capture.FlowKey]time.Time{}}
 	a.tls = b
 	run("tls", func() error { return s.Run(ctx, a.addTLSChunk) })
 	run("tls-attach", func() error {
@@ -61,11 +99,13 @@ func (a *Agent) startTLS(ctx context.Context, run func(string, func() error)) {
 			case pid := <-b.queue:
 				if pid < 0 {
 					s.OnExit(-pid)
+					b.setLib(uint32(-pid), "")
 					continue
 				}
 				// Errors are counted by the sensor per reason (not ELF,
 				// exited, no symbols...); one process is never fatal.
 				_ = s.AttachPID(pid)
+				b.setLib(uint32(pid), a.tlsLibrary(uint32(pid)))
 			}
 		}
 	})
@@ -84,8 +124,9 @@ func (a *Agent) onProc(ev capture.ProcEvent) {
 	case capture.ProcExec:
 		item = int(ev.TGID)
 	case capture.ProcExit:
+		// The process's streams are kept (bounded) until their sockets
+		// close: its last chunks may still be on their way.
 		item = -int(ev.TGID)
-		b.forget(ev.TGID)
 	default:
 		return
 	}
@@ -105,33 +146,157 @@ func (a *Agent) addTLSChunk(c capture.Chunk) {
 	k := [2]uint32{c.PID, c.ConnID}
 	key := c.Key
 	if c.Source == capture.SourceTLSRead {
-		key = key.Reverse() // one orientation per connection
+		key = key.Reverse() // local -> remote, one orientation per connection
 	}
 	b.mu.Lock()
 	prev, seen := b.conns[k]
-	if !seen || prev != key {
+	reused := seen && prev.key != key
+	if !seen || reused {
 		if len(b.conns) >= maxTLSConns {
 			clear(b.conns)
+			clear(b.byKey)
 		}
-		b.conns[k] = key
+		if reused {
+			delete(b.byKey, prev.key)
+		}
+		lib := b.libs[c.PID]
+		if lib == "" {
+			// Not bound through an exec we saw (running at start, or its
+			// library mapped after exec): ask the sensor, never waiting.
+			if kind, detail, ok := b.sensor.VisibilityNow(int(c.PID)); ok && tlsVisible(kind) {
+				lib = libName(kind, detail)
+			}
+		}
+		b.conns[k] = &tlsConn{key: key, lib: lib}
+		b.byKey[key] = k
+		if len(b.seen) < maxTLSConns {
+			b.seen[key] = time.Now()
+		}
+		// The close event may have overtaken the chunks (they travel
+		// through another ring buffer): end the stream after the delay.
+		if _, closed := b.closedEarly[key]; closed {
+			delete(b.closedEarly, key)
+			b.closing = append(b.closing, closingConn{k: k, key: key, at: time.Now().Add(closeDelay)})
+		}
 	}
 	b.mu.Unlock()
 	a.withAssembler(func(asm *assemble.Assembler) {
-		if seen && prev != key {
+		if reused {
 			asm.EndConn(c.PID, c.ConnID, c.Time)
 		}
 		asm.Add(c)
 	})
 }
 
-func (b *tlsBinder) forget(pid uint32) {
+// setLib records (or, with "", forgets) the library of a process. Exits
+// are forgotten only here, after the attach worker saw them, and the
+// connections keep their own copy.
+func (b *tlsBinder) setLib(pid uint32, lib string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for k := range b.conns {
-		if k[0] == pid {
-			delete(b.conns, k)
+	if lib == "" || lib == "unknown" || lib == "plaintext" {
+		delete(b.libs, pid)
+		return
+	}
+	if len(b.libs) >= maxTLSConns {
+		clear(b.libs)
+	}
+	b.libs[pid] = lib
+}
+
+// closeDelay is how long a closed TLS connection's stream stays open: its
+// last chunks travel through another ring buffer than the close event and
+// may still be on their way.
+const closeDelay = time.Second
+
+// onSock feeds socket events to attribution and schedules the end of the
+// decrypted stream of a TLS connection whose socket closed: a response
+// delimited by the close (HTTP/1.0 style) completes only then.
+func (a *Agent) onSock(ev capture.SockEvent) {
+	a.procs.OnSock(ev)
+	b := a.tls
+	if b == nil || ev.Kind != capture.SockClose {
+		return
+	}
+	key := capture.FlowKey{Src: ev.Local, Dst: ev.Remote}
+	b.mu.Lock()
+	k, ok := b.byKey[key]
+	switch {
+	case ok && len(b.closing) < maxTLSConns:
+		b.closing = append(b.closing, closingConn{k: k, key: key, at: time.Now().Add(closeDelay)})
+	case !ok && len(b.closedEarly) < maxTLSConns:
+		b.closedEarly[key] = time.Now()
+	}
+	b.mu.Unlock()
+}
+
+type closingConn struct {
+	k   [2]uint32
+	key capture.FlowKey
+	at  time.Time
+}
+
+// endClosed ends the streams of connections closed at least closeDelay ago
+// (from housekeeping).
+func (a *Agent) endClosed(now time.Time) {
+	b := a.tls
+	if b == nil {
+		return
+	}
+	var due []closingConn
+	b.mu.Lock()
+	keep := b.closing[:0]
+	for _, c := range b.closing {
+		if c.at.After(now) {
+			keep = append(keep, c)
+			continue
+		}
+		// Only if the fd still carries that connection.
+		if cur, ok := b.conns[c.k]; ok && cur.key == c.key {
+			delete(b.conns, c.k)
+			delete(b.byKey, c.key)
+			due = append(due, c)
 		}
 	}
+	b.closing = keep
+	for key, t := range b.closedEarly {
+		if now.Sub(t) > closedEarlyTTL {
+			delete(b.closedEarly, key)
+		}
+	}
+	for key, t := range b.seen {
+		if now.Sub(t) > seenTTL {
+			delete(b.seen, key)
+		}
+	}
+	b.mu.Unlock()
+	if len(due) > 0 {
+		a.withAssembler(func(asm *assemble.Assembler) {
+			for _, c := range due {
+				asm.EndConn(c.k[0], c.k[1], now)
+			}
+		})
+	}
+}
+
+// lib returns the library recorded for a process's TLS connection, or "".
+func (b *tlsBinder) lib(pid uint32, key capture.FlowKey) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k, ok := b.byKey[key]; ok && k[0] == pid {
+		return b.conns[k].lib
+	}
+	return ""
+}
+
+// serverSideSeen reports whether the server end of the connection
+// client -> server was read by the probes (its stream is keyed server ->
+// client, as that process sees it).
+func (b *tlsBinder) serverSideSeen(client, server netip.AddrPort) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.seen[capture.FlowKey{Src: server, Dst: client}]
+	return ok
 }
 
 // tlsCall completes a call rebuilt from decrypted bytes: the process that
@@ -152,7 +317,17 @@ func (a *Agent) tlsCall(c *call.Call) bool {
 		pid = c.ClientProcess.PID
 		c.ClientProcess = a.fullProcess(pid)
 	}
-	c.TLS = a.tlsLibrary(pid)
+	local := capture.FlowKey{Src: c.Client, Dst: c.Server}
+	if serverSide {
+		local = local.Reverse()
+	}
+	if c.TLS = a.tls.lib(pid, local); c.TLS == "" {
+		if kind, detail, ok := a.tls.sensor.VisibilityNow(int(pid)); ok && tlsVisible(kind) {
+			c.TLS = libName(kind, detail)
+		} else {
+			c.TLS = "tls" // decrypted, library not identified
+		}
+	}
 	srv, cli := a.procs.Resolve(c.Client, c.Server)
 	if serverSide {
 		if c.ClientProcess == nil {
@@ -160,10 +335,10 @@ func (a *Agent) tlsCall(c *call.Call) bool {
 		}
 		return true
 	}
-	if srv != nil {
-		if kind, _ := a.tls.sensor.Visibility(int(srv.PID)); tlsVisible(kind) {
-			return false
-		}
+	// The client's view counts only when the server's own view of this
+	// connection was not captured (remote server, or probes attached late).
+	if a.tls.serverSideSeen(c.Client, c.Server) {
+		return false
 	}
 	c.ServerProcess = srv
 	return true
@@ -179,8 +354,13 @@ func (a *Agent) fullProcess(pid uint32) *call.Process {
 
 // tlsLibrary names the library a process's TLS traffic went through.
 func (a *Agent) tlsLibrary(pid uint32) string {
-	kind, detail := a.tls.sensor.Visibility(int(pid))
-	detail, _, _ = strings.Cut(detail, " (") // drop probe diagnostics
+	return libName(a.tls.sensor.Visibility(int(pid)))
+}
+
+// libName is the inventory's label of a TLS library, without the probe
+// diagnostics the sensor appends in parentheses.
+func libName(kind, detail string) string {
+	detail, _, _ = strings.Cut(detail, " (")
 	if detail == "" {
 		return kind
 	}

@@ -13,6 +13,15 @@
  * Go: an entry probe keyed by goroutine, and one probe on every RET of the
  * function (uretprobes corrupt Go's movable stacks); the fd is read from
  * tls.Conn -> net.Conn -> netFD -> poll.FD.Sysfd.
+ *
+ * Enforcement: a read that returns the start of a request (a server
+ * reading its client) is matched against the kernel rule set of
+ * enforce_match.h before the library call returns, so a drop rule flags
+ * the flow before the application holds the decrypted bytes; TC egress
+ * (enforce.c) then drops every further packet of the flow - no response
+ * leaves - and the agent aborts the sockets on the event. The rule, flag
+ * and event maps are the enforcer's (the loader shares them); without an
+ * enforcer they stay empty and nothing is matched.
  */
 //go:build ignore
 
@@ -23,6 +32,7 @@
 #include <bpf/bpf_endian.h>
 #include "apiwarden_events.h"
 #include "tls_types.h"
+#include "enforce_match.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -98,6 +108,14 @@ struct {
 	__type(key, __u64);
 	__type(value, __s32);
 } tls_last_rfd SEC(".maps");
+
+/* (tgid, fd, READ) -> request start seen by short reads (enforcement). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLS_MAX_CARRIES);
+	__type(key, struct tls_stream_key);
+	__type(value, struct tls_carry);
+} tls_req_carry SEC(".maps");
 
 /* One chunk_event is too big for the stack. */
 struct {
@@ -243,6 +261,70 @@ static long emit_piece(__u32 i, void *data)
 	return 0;
 }
 
+static __always_inline int same_flow(const struct flow_key *a, const struct flow_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	for (int i = 0; i < sizeof(*a) / 8; i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
+/* tls_enforce runs the kernel rules on a read that starts a request. key
+ * is remote -> local, which is client -> server when this process is the
+ * server (a client reading a response never starts with a method). A read
+ * too short to tell (Go's net/http reads the next request's first byte
+ * alone while a handler runs, so a pipelined request arrives as 1 byte +
+ * the rest) leaves its bytes for the stream's next read: splitting a
+ * request's first bytes off does not hide it.
+ * A global (not inlined) function: the verifier checks it once, not once
+ * per path of every return probe that reads (which multiplied the match's
+ * verified instructions several times over). */
+__noinline int tls_enforce(const struct tls_stream_key *sk, const struct flow_key *key,
+			   __u64 buf, __u64 total)
+{
+	struct enforce_src src = { .kind = ENFORCE_SRC_USER, .uptr = buf };
+	struct enforce_verdict v = {};
+
+	if (!sk || !key || !enforce_active())
+		return 0;
+	struct tls_carry *cr = bpf_map_lookup_elem(&tls_req_carry, sk);
+	if (cr) {
+		if (same_flow(&cr->key, key)) {
+			src.carry_len = cr->len & ENFORCE_MAX_CARRY;
+			__builtin_memcpy(src.carry, cr->b, TLS_CARRY_BYTES);
+		}
+		bpf_map_delete_elem(&tls_req_carry, sk);
+	}
+	__u64 avail = total + src.carry_len;
+	if (avail >= ENFORCE_MIN_REQUEST) {
+		if (avail > ENFORCE_MAX_SCAN)
+			avail = ENFORCE_MAX_SCAN;
+		if (enforce_match(&src, avail, key->dport, &v))
+			enforce_apply(key, 0, &v, ENFORCE_REASON_TLS_RULE);
+		return 0;
+	}
+	/* Short: keep the bytes if they can still become a request line.
+	 * tmp is twice the carry so the variable-offset read stays inside
+	 * it whatever the verifier knows of k + n. */
+	struct tls_carry next = { .key = *key, .len = avail };
+	__u8 tmp[2 * TLS_CARRY_BYTES] = {};
+	__u32 k = src.carry_len & ENFORCE_MAX_CARRY;
+	__u32 n = total;
+	barrier_var(n); /* the compiler knows n < 16; the verifier must too */
+	n &= ENFORCE_MAX_CARRY;
+	__builtin_memcpy(tmp, src.carry, TLS_CARRY_BYTES);
+	if (bpf_probe_read_user(tmp + k, n, (const void *)buf))
+		return 0;
+	__builtin_memcpy(next.b, tmp, TLS_CARRY_BYTES);
+	switch (next.b[0]) {
+	case 'G': case 'P': case 'H': case 'D': case 'O':
+		bpf_map_update_elem(&tls_req_carry, sk, &next, BPF_ANY);
+	}
+	return 0;
+}
+
 /* emit sends total bytes at buf as chunks of the (tgid, fd, dir) stream and
  * advances its offset by total, whatever could be copied. */
 static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 total)
@@ -275,6 +357,10 @@ static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 
 				start = __sync_fetch_and_add(off, total);
 		}
 	}
+	/* Match first: the flag must be in place before anything else can
+	 * happen on the flow. */
+	if (dir == TLS_DIR_READ)
+		tls_enforce(&sk, &c.key, buf, total);
 	c.buf = buf;
 	c.total = total;
 	c.ts = bpf_ktime_get_ns();

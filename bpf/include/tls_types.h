@@ -27,6 +27,14 @@
 /* (tgid, fd, direction) -> stream offset. */
 #define TLS_MAX_STREAMS 65536
 
+/* Streams whose last read was too short to tell a request start (Go's
+ * net/http reads a pipelined request's first byte alone, then the rest):
+ * their bytes are carried into the next read's rule match. */
+#define TLS_MAX_CARRIES 16384
+/* Bytes carried: less than the shortest matched read (ENFORCE_MIN_REQUEST
+ * of enforce_match.h). */
+#define TLS_CARRY_BYTES 16
+
 /* Probe cookie: the low byte is the direction, the next byte the mode. */
 #define TLS_COOKIE_DIR(c) ((c) & 0xff)
 #define TLS_COOKIE_MODE(c) (((c) >> 8) & 0xff)
@@ -87,6 +95,14 @@ struct tls_stream_key {
 	__u32 fd;
 	__u32 dir;
 	__u32 _pad;
+};
+
+/* tls_carry: the start of a request seen by short reads, kept for the
+ * next read on the stream. key tells a reused fd's new connection apart. */
+struct tls_carry {
+	struct flow_key key;
+	__u32 len;
+	__u8 b[TLS_CARRY_BYTES];
 };
 
 #endif /* APIWARDEN_TLS_TYPES_H */

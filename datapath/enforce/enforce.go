@@ -314,6 +314,21 @@ func (e *Enforcer) IsFlagged(client, server netip.AddrPort) bool {
 // can share it through MapReplacements.
 func (e *Enforcer) FlaggedMap() *ebpf.Map { return e.objs.FlaggedFlows }
 
+// Maps returns the maps another object matching rules or flagging flows
+// (the TLS probes) must share, by their names in bpf/include/enforce_maps.h,
+// ready for ebpf.CollectionOptions.MapReplacements: one rule set, one
+// flag map and one event stream for every place a verdict is reached.
+func (e *Enforcer) Maps() map[string]*ebpf.Map {
+	return map[string]*ebpf.Map{
+		"enforce_rules":    e.objs.EnforceRules,
+		"enforce_settings": e.objs.EnforceSettings,
+		"port_modes":       e.objs.PortModes,
+		"flagged_flows":    e.objs.FlaggedFlows,
+		"enforce_events":   e.objs.EnforceEvents,
+		"enforce_counters": e.objs.EnforceCounters,
+	}
+}
+
 func monotonicNow() time.Duration {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)

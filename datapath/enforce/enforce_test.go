@@ -312,3 +312,24 @@ func TestPortModesOverrideRuleAction(t *testing.T) {
 		t.Errorf("exactly MaxPortModes: %v", err)
 	}
 }
+
+// TestRSTOfFlaggedFlowPasses: the reset of a destroyed socket must reach the
+// peer, or a client in another namespace waits for a timeout instead.
+func TestRSTOfFlaggedFlowPasses(t *testing.T) {
+	e := newEnforcer(t)
+	if err := e.Flag(client, server, ReasonUserspace, 0); err != nil {
+		t.Fatal(err)
+	}
+	rst := tcpPacket(server, client, "")
+	rst[14+20+13] = 0x14 // RST|ACK
+	if got := run(t, e.objs.EnforceEgress, rst); got != tcxNext {
+		t.Errorf("RST at egress: got %#x want pass", got)
+	}
+	if got := run(t, e.objs.EnforceIngress, rst); got != tcxNext {
+		t.Errorf("RST at ingress: got %#x want pass", got)
+	}
+	data := tcpPacket(server, client, "HTTP/1.1 200 OK\r\n\r\n")
+	if got := run(t, e.objs.EnforceEgress, data); got != tcxDrop {
+		t.Errorf("data of flagged flow: got %#x want drop", got)
+	}
+}

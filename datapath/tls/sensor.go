@@ -16,6 +16,10 @@
 // from the old offset (Chunk.Key tells the connections apart). A call moving
 // more than TLS_MAX_CHUNKS_PER_CALL*MAX_CHUNK_DATA bytes leaves a gap: the
 // last chunk's PayloadLen exceeds its Data, and the offset still advances.
+//
+// With Config.Enforce the read probes also run the enforcer's kernel rules
+// on decrypted requests (see enforce.go): a drop match flags the flow before
+// the server's read returns, so TC drops the response.
 package tls
 
 import (
@@ -38,6 +42,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/apiwarden/apiwarden/apimodel/capture"
+	"github.com/apiwarden/apiwarden/datapath/enforce"
 )
 
 // Default limits.
@@ -84,6 +89,14 @@ type Config struct {
 	// builds whose wrappers start with a single-stepped instruction; for
 	// measurement and as an escape hatch.
 	ExportedEntryPoints bool
+
+	// Enforce, when set, makes the read probes enforce the enforcer's
+	// kernel rules on decrypted requests: the TLS programs share its rule,
+	// port-mode, flag, event and counter maps, so a drop match flags the
+	// flow (TC then drops its packets both ways) and reports an
+	// enforce.Event on the enforcer's Run, like a match at TC. Nil: the
+	// sensor only observes.
+	Enforce *enforce.Enforcer
 
 	// skipReturnProbes attaches entry probes only (no data is emitted): a
 	// test knob to split the probe cost into its parts.
@@ -135,6 +148,7 @@ type Sensor struct {
 	bootTime time.Time
 
 	mu       sync.Mutex
+	vis      sync.Map // pid -> [2]string{kind, detail}, readable without mu
 	closed   bool
 	files    map[fileID]*probedFile
 	analyses map[fileID]*analysis
@@ -175,7 +189,11 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 			return nil, fmt.Errorf("set chunk_max: %w", err)
 		}
 	}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+	opts, err := enforceOptions(spec, cfg.Enforce)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.LoadAndAssign(&s.objs, opts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load tls programs: %+v", ve)
@@ -528,6 +546,7 @@ func (s *Sensor) attachLocked(pid int) error {
 	case isJava(exe):
 		ps.kind, ps.detail = "not-visible", "java JSSE"
 	}
+	s.vis.Store(pid, [2]string{ps.kind, ps.detail})
 	if len(kinds) == 0 && ps.rescans < rescanCount && ps.kind != "not-visible" {
 		d := rescanDelays[ps.rescans]
 		ps.rescans++
@@ -596,6 +615,9 @@ func (s *Sensor) OnExit(pid int) {
 		return
 	}
 	delete(s.pids, pid)
+	// Calls of a short-lived process are often rebuilt after it exited:
+	// its label outlives it for a while.
+	time.AfterFunc(visibilityGrace, func() { s.vis.Delete(pid) })
 	if ps.timer != nil {
 		ps.timer.Stop()
 	}
@@ -647,6 +669,23 @@ func (s *Sensor) Visibility(pid int) (kind, detail string) {
 		return "unknown", ""
 	}
 	return ps.kind, ps.detail
+}
+
+// visibilityGrace is how long VisibilityNow still answers for a process
+// that exited.
+const visibilityGrace = 2 * time.Minute
+
+// VisibilityNow is Visibility without the sensor's lock (an attach in
+// progress may hold it for a while): it answers from a copy kept per
+// process, also for a while after the process exited. ok is false for a
+// process never analysed.
+func (s *Sensor) VisibilityNow(pid int) (kind, detail string, ok bool) {
+	v, found := s.vis.Load(pid)
+	if !found {
+		return "", "", false
+	}
+	kd := v.([2]string)
+	return kd[0], kd[1], true
 }
 
 // Points lists the attach points in place, for logs and diagnostics.

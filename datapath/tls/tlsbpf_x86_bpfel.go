@@ -14,17 +14,9 @@ import (
 )
 
 type tlsBpfChunkEvent struct {
-	_    structs.HostLayout
-	TsNs uint64
-	Key  struct {
-		_      structs.HostLayout
-		Saddr  [16]uint8
-		Daddr  [16]uint8
-		Sport  uint16
-		Dport  uint16
-		Family uint8
-		Pad    [3]uint8
-	}
+	_          structs.HostLayout
+	TsNs       uint64
+	Key        tlsBpfFlowKey
 	Seq        uint32
 	Len        uint32
 	PayloadLen uint32
@@ -37,6 +29,48 @@ type tlsBpfChunkEvent struct {
 	Data       [16384]uint8
 }
 
+type tlsBpfEnforceConfig struct {
+	_          structs.HostLayout
+	RuleCount  uint32
+	Pad        uint32
+	FirstPairs [8192]uint8
+}
+
+type tlsBpfEnforceFlag struct {
+	_      structs.HostLayout
+	TsNs   uint64
+	RuleId uint32
+	Reason uint32
+}
+
+type tlsBpfEnforceRule struct {
+	_          structs.HostLayout
+	Id         uint32
+	Port       uint16
+	Kind       uint8
+	Action     uint8
+	MethodLen  uint8
+	PatternLen uint8
+	Pad        [6]uint8
+	Method     [8]int8
+	Pattern    [32]int8
+}
+
+type tlsBpfFlowKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Daddr  [16]uint8
+	Sport  uint16
+	Dport  uint16
+	Family uint8
+	Pad    [3]uint8
+}
+
+type tlsBpfScanBuf struct {
+	_ structs.HostLayout
+	B [1024]uint8
+}
+
 type tlsBpfTlsCall struct {
 	_        structs.HostLayout
 	Ctx      uint64
@@ -46,6 +80,13 @@ type tlsBpfTlsCall struct {
 	Dir      uint8
 	Mode     uint8
 	Pad      [2]uint8
+}
+
+type tlsBpfTlsCarry struct {
+	_   structs.HostLayout
+	Key tlsBpfFlowKey
+	Len uint32
+	B   [16]uint8
 }
 
 type tlsBpfTlsGoKey struct {
@@ -74,12 +115,20 @@ type tlsBpfTlsStreamKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	tlsBpfMapEnforceCounters   = "enforce_counters"
+	tlsBpfMapEnforceEvents     = "enforce_events"
+	tlsBpfMapEnforceRules      = "enforce_rules"
+	tlsBpfMapEnforceSettings   = "enforce_settings"
+	tlsBpfMapFlaggedFlows      = "flagged_flows"
+	tlsBpfMapPortModes         = "port_modes"
+	tlsBpfMapScanScratch       = "scan_scratch"
 	tlsBpfMapTlsActive         = "tls_active"
 	tlsBpfMapTlsCounters       = "tls_counters"
 	tlsBpfMapTlsEvents         = "tls_events"
 	tlsBpfMapTlsGoActive       = "tls_go_active"
 	tlsBpfMapTlsLastRfd        = "tls_last_rfd"
 	tlsBpfMapTlsOffsets        = "tls_offsets"
+	tlsBpfMapTlsReqCarry       = "tls_req_carry"
 	tlsBpfMapTlsScratch        = "tls_scratch"
 	tlsBpfMapTlsSslFd          = "tls_ssl_fd"
 	tlsBpfMapTlsTrackTgid      = "tls_track_tgid"
@@ -161,15 +210,23 @@ type tlsBpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlsBpfMapSpecs struct {
-	TlsActive    *ebpf.MapSpec `ebpf:"tls_active"`
-	TlsCounters  *ebpf.MapSpec `ebpf:"tls_counters"`
-	TlsEvents    *ebpf.MapSpec `ebpf:"tls_events"`
-	TlsGoActive  *ebpf.MapSpec `ebpf:"tls_go_active"`
-	TlsLastRfd   *ebpf.MapSpec `ebpf:"tls_last_rfd"`
-	TlsOffsets   *ebpf.MapSpec `ebpf:"tls_offsets"`
-	TlsScratch   *ebpf.MapSpec `ebpf:"tls_scratch"`
-	TlsSslFd     *ebpf.MapSpec `ebpf:"tls_ssl_fd"`
-	TlsTrackTgid *ebpf.MapSpec `ebpf:"tls_track_tgid"`
+	EnforceCounters *ebpf.MapSpec `ebpf:"enforce_counters"`
+	EnforceEvents   *ebpf.MapSpec `ebpf:"enforce_events"`
+	EnforceRules    *ebpf.MapSpec `ebpf:"enforce_rules"`
+	EnforceSettings *ebpf.MapSpec `ebpf:"enforce_settings"`
+	FlaggedFlows    *ebpf.MapSpec `ebpf:"flagged_flows"`
+	PortModes       *ebpf.MapSpec `ebpf:"port_modes"`
+	ScanScratch     *ebpf.MapSpec `ebpf:"scan_scratch"`
+	TlsActive       *ebpf.MapSpec `ebpf:"tls_active"`
+	TlsCounters     *ebpf.MapSpec `ebpf:"tls_counters"`
+	TlsEvents       *ebpf.MapSpec `ebpf:"tls_events"`
+	TlsGoActive     *ebpf.MapSpec `ebpf:"tls_go_active"`
+	TlsLastRfd      *ebpf.MapSpec `ebpf:"tls_last_rfd"`
+	TlsOffsets      *ebpf.MapSpec `ebpf:"tls_offsets"`
+	TlsReqCarry     *ebpf.MapSpec `ebpf:"tls_req_carry"`
+	TlsScratch      *ebpf.MapSpec `ebpf:"tls_scratch"`
+	TlsSslFd        *ebpf.MapSpec `ebpf:"tls_ssl_fd"`
+	TlsTrackTgid    *ebpf.MapSpec `ebpf:"tls_track_tgid"`
 }
 
 // tlsBpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -202,25 +259,41 @@ func (o *tlsBpfObjects) Close() error {
 //
 // It can be passed to loadTlsBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlsBpfMaps struct {
-	TlsActive    *ebpf.Map `ebpf:"tls_active"`
-	TlsCounters  *ebpf.Map `ebpf:"tls_counters"`
-	TlsEvents    *ebpf.Map `ebpf:"tls_events"`
-	TlsGoActive  *ebpf.Map `ebpf:"tls_go_active"`
-	TlsLastRfd   *ebpf.Map `ebpf:"tls_last_rfd"`
-	TlsOffsets   *ebpf.Map `ebpf:"tls_offsets"`
-	TlsScratch   *ebpf.Map `ebpf:"tls_scratch"`
-	TlsSslFd     *ebpf.Map `ebpf:"tls_ssl_fd"`
-	TlsTrackTgid *ebpf.Map `ebpf:"tls_track_tgid"`
+	EnforceCounters *ebpf.Map `ebpf:"enforce_counters"`
+	EnforceEvents   *ebpf.Map `ebpf:"enforce_events"`
+	EnforceRules    *ebpf.Map `ebpf:"enforce_rules"`
+	EnforceSettings *ebpf.Map `ebpf:"enforce_settings"`
+	FlaggedFlows    *ebpf.Map `ebpf:"flagged_flows"`
+	PortModes       *ebpf.Map `ebpf:"port_modes"`
+	ScanScratch     *ebpf.Map `ebpf:"scan_scratch"`
+	TlsActive       *ebpf.Map `ebpf:"tls_active"`
+	TlsCounters     *ebpf.Map `ebpf:"tls_counters"`
+	TlsEvents       *ebpf.Map `ebpf:"tls_events"`
+	TlsGoActive     *ebpf.Map `ebpf:"tls_go_active"`
+	TlsLastRfd      *ebpf.Map `ebpf:"tls_last_rfd"`
+	TlsOffsets      *ebpf.Map `ebpf:"tls_offsets"`
+	TlsReqCarry     *ebpf.Map `ebpf:"tls_req_carry"`
+	TlsScratch      *ebpf.Map `ebpf:"tls_scratch"`
+	TlsSslFd        *ebpf.Map `ebpf:"tls_ssl_fd"`
+	TlsTrackTgid    *ebpf.Map `ebpf:"tls_track_tgid"`
 }
 
 func (m *tlsBpfMaps) Close() error {
 	return _TlsBpfClose(
+		m.EnforceCounters,
+		m.EnforceEvents,
+		m.EnforceRules,
+		m.EnforceSettings,
+		m.FlaggedFlows,
+		m.PortModes,
+		m.ScanScratch,
 		m.TlsActive,
 		m.TlsCounters,
 		m.TlsEvents,
 		m.TlsGoActive,
 		m.TlsLastRfd,
 		m.TlsOffsets,
+		m.TlsReqCarry,
 		m.TlsScratch,
 		m.TlsSslFd,
 		m.TlsTrackTgid,

@@ -248,6 +248,8 @@ type Endpoint struct {
 	PathParams  []Param        `json:"pathParams"`
 	AuthSchemes map[string]U64 `json:"authSchemes"`
 	NoResponse  U64            `json:"noResponse"`
+	// TLS counts the requests read from decrypted TLS, by library.
+	TLS map[string]U64 `json:"tls"`
 }
 
 // Param is a query or path parameter.

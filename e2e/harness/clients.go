@@ -35,6 +35,7 @@ type ClientJob struct {
 	Raws     []ClientRaw     `json:"raws,omitempty"`
 	Idle     int             `json:"idle,omitempty"`
 	Hold     time.Duration   `json:"hold,omitempty"`
+	CAFile   string          `json:"caFile,omitempty"` // speak TLS trusting this CA
 }
 
 // ClientResult mirrors goclient's Result.

@@ -5,6 +5,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -61,6 +62,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func main() {
 	addr := flag.String("addr", ":8080", "listen address")
 	logPath := flag.String("log", "", "request log file (empty: no log)")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM); needs -tls-key")
+	tlsKey := flag.String("tls-key", "", "private key (PEM) of -tls-cert")
 	flag.Parse()
 
 	l := &logger{}
@@ -195,5 +198,10 @@ func main() {
 		l.write(r.Method, r.URL.Path, sw.status)
 	})
 	srv := &http.Server{Addr: *addr, Handler: h}
+	if *tlsCert != "" {
+		// HTTP/1.1 only: the tests read the decrypted bytes as HTTP/1.x.
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		log.Fatal(srv.ListenAndServeTLS(*tlsCert, *tlsKey))
+	}
 	log.Fatal(srv.ListenAndServe())
 }

@@ -8,6 +8,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,6 +44,9 @@ type Job struct {
 	Raws     []Raw         `json:"raws,omitempty"`
 	Idle     int           `json:"idle,omitempty"`
 	Hold     time.Duration `json:"hold,omitempty"`
+	// CAFile, when set, makes keepalive and pipeline jobs speak TLS,
+	// trusting this CA (PEM) and offering only HTTP/1.1.
+	CAFile string `json:"caFile,omitempty"`
 }
 
 // Result is the output.
@@ -123,7 +128,7 @@ func readResp(br *bufio.Reader, method string, res *Result) error {
 func run(job Job) (res Result, err error) {
 	switch job.Mode {
 	case "keepalive", "pipeline":
-		c, err := net.DialTimeout("tcp", job.Addr, 5*time.Second)
+		c, err := dial(job)
 		if err != nil {
 			return res, err
 		}
@@ -205,6 +210,27 @@ func run(job Job) (res Result, err error) {
 		return res, nil
 	}
 	return res, fmt.Errorf("unknown mode %q", job.Mode)
+}
+
+// dial opens the job's connection: plain TCP, or TLS when CAFile is set.
+func dial(job Job) (net.Conn, error) {
+	if job.CAFile == "" {
+		return net.DialTimeout("tcp", job.Addr, 5*time.Second)
+	}
+	pem, err := os.ReadFile(job.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", job.CAFile)
+	}
+	host, _, err := net.SplitHostPort(job.Addr)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return tls.DialWithDialer(d, "tcp", job.Addr, &tls.Config{RootCAs: pool, ServerName: host, NextProtos: []string{"http/1.1"}})
 }
 
 func main() {
