@@ -36,10 +36,12 @@ deps:
 
 # test runs the whole suite: unit tests, BPF_PROG_TEST_RUN kernel tests and the
 # network-namespace end-to-end tests. Kernel and e2e tests need root; as
-# non-root they skip.
+# non-root they skip. Packages run one at a time (-p 1): an agent under test
+# probes the host's TLS libraries and would see (and in protect mode, cut)
+# the traffic of another package's tests running beside it.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -p 1 -count=1 -timeout 25m ./...
 
 test-unit:
 	$(GO) test -count=1 -short ./...

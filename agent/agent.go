@@ -326,7 +326,15 @@ func (a *Agent) closeSensors() {
 			a.procmon.Close()
 		}
 		if a.tls != nil {
-			a.tls.sensor.Close()
+			// Detaching waits for an attach in progress; past a bound the
+			// process exit releases the probes instead.
+			done := make(chan struct{})
+			go func() { a.tls.sensor.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				a.log.Warn("TLS probes still detaching; the agent's exit releases them")
+			}
 		}
 	})
 }

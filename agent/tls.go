@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,13 +91,16 @@ func (a *Agent) startTLS(ctx context.Context, run func(string, func() error)) {
 		closedEarly: map[capture.FlowKey]time.Time{}, seen: map[capture.FlowKey]time.Time{}}
 	a.tls = b
 	run("tls", func() error { return s.Run(ctx, a.addTLSChunk) })
-	run("tls-attach", func() error {
+	// The attach worker is not waited for at shutdown: analysing a large
+	// binary takes a while and must not hold the agent's exit up (the
+	// probes go with the process anyway).
+	go func() {
 		// Processes already running first, off the start-up path.
-		s.ScanAll()
+		a.scanTLS(ctx)
 		for {
 			select {
 			case <-ctx.Done():
-				return nil
+				return
 			case pid := <-b.queue:
 				if pid < 0 {
 					s.OnExit(-pid)
@@ -108,7 +113,28 @@ func (a *Agent) startTLS(ctx context.Context, run func(string, func() error)) {
 				b.setLib(uint32(pid), a.tlsLibrary(uint32(pid)))
 			}
 		}
-	})
+	}()
+}
+
+// scanTLS binds the probes to the processes running at start, stopping
+// early when the agent stops.
+func (a *Agent) scanTLS(ctx context.Context) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		a.log.Warn("scan processes for TLS", "err", err)
+		return
+	}
+	for _, e := range ents {
+		if ctx.Err() != nil {
+			return
+		}
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || uint32(pid) == a.self {
+			continue
+		}
+		_ = a.tls.sensor.AttachPID(pid)
+		a.tls.setLib(uint32(pid), a.tlsLibrary(uint32(pid)))
+	}
 }
 
 // onProc feeds process events to the attribution table and binds the TLS
