@@ -27,6 +27,9 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define TCX_NEXT_ -1
 #define TCX_DROP_ 2
 
+/* Ethernet + IPv6 header: all decide() reads. */
+#define HDR_COPY (14 + 40)
+
 /* Rate limit, fixed at load time. emission_ns = 1e9 / rate: the spacing of
  * conforming packets; tolerance_ns = emission_ns * burst. 0 disables it. */
 volatile const __u64 emission_ns = 0;
@@ -172,9 +175,34 @@ int guard_xdp(struct xdp_md *ctx)
 SEC("tcx/ingress")
 int guard_tc(struct __sk_buff *skb)
 {
-	/* Only the headers are needed; they are in the linear part for any
-	 * packet the stack would accept. */
+	/* Only the headers are needed. They are usually in the linear part,
+	 * but not always: frames sent through an AF_PACKET TX ring (what any
+	 * container with CAP_NET_RAW can do) carry only the Ethernet header
+	 * there, and a guard that passed what it cannot parse would let a
+	 * blocked source flood straight through. */
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	__u32 linear = data_end - data;
+	/* AF_PACKET TX-ring frames carry only the Ethernet header in the
+	 * linear part: copy the headers decide() reads to the stack instead
+	 * of pulling (which may reallocate the skb). */
+	if (linear < HDR_COPY && skb->len > linear) {
+		if (skb->len >= HDR_COPY) {
+			/* 2 bytes in, so the IP header after the 14-byte
+			 * Ethernet header is aligned: the verifier rejects
+			 * misaligned stack reads. */
+			__u8 raw[HDR_COPY + 2] __attribute__((aligned(8)));
+			__u8 *buf = raw + 2;
+			if (bpf_skb_load_bytes(skb, 0, buf, HDR_COPY) < 0) {
+				count(GUARD_CNT_MALFORMED);
+				return TCX_NEXT_;
+			}
+			return decide(buf, buf + HDR_COPY) == V_DROP ? TCX_DROP_ : TCX_NEXT_;
+		}
+		/* Shorter than the copy: rare, pull it all. */
+		bpf_skb_pull_data(skb, skb->len);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
 	return decide(data, data_end) == V_DROP ? TCX_DROP_ : TCX_NEXT_;
 }

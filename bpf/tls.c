@@ -165,6 +165,17 @@ static __always_inline int sock_key(int fd, __u8 dir, struct flow_key *key)
 	} else if (family == AW_AF_INET6) {
 		BPF_CORE_READ_INTO(&laddr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO(&raddr, sk, __sk_common.skc_v6_daddr);
+		/* A dual-stack socket holds IPv4 peers as ::ffff:a.b.c.d. On
+		 * the wire (and so in TC's flow keys, and in flagged_flows) the
+		 * connection is IPv4: key it as IPv4, or a verdict made here
+		 * would never match its packets. */
+		if (*(__u64 *)raddr == 0 && *(__u32 *)(raddr + 8) == bpf_htonl(0xffff)) {
+			family = AW_AF_INET;
+			__builtin_memmove(laddr, laddr + 12, 4);
+			__builtin_memmove(raddr, raddr + 12, 4);
+			__builtin_memset(laddr + 4, 0, 12);
+			__builtin_memset(raddr + 4, 0, 12);
+		}
 	} else {
 		return -1;
 	}

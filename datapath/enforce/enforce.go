@@ -384,7 +384,16 @@ func decodeEvent(b []byte, monoToWall time.Duration) (Event, error) {
 	}, nil
 }
 
+// addrsOf turns a flow key into addresses. IPv4-mapped IPv6 addresses (a
+// dual-stack socket's view, as the TLS probes read it) are unmapped, so a
+// client has one spelling in every event.
 func addrsOf(k enforceFlowKey) (src, dst netip.AddrPort) {
+	if k.Family == unix.AF_INET6 {
+		s, d := netip.AddrFrom16(k.Saddr), netip.AddrFrom16(k.Daddr)
+		if s.Is4In6() && d.Is4In6() {
+			return netip.AddrPortFrom(s.Unmap(), k.Sport), netip.AddrPortFrom(d.Unmap(), k.Dport)
+		}
+	}
 	if k.Family == unix.AF_INET {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Saddr[:4])), k.Sport),
 			netip.AddrPortFrom(netip.AddrFrom4([4]byte(k.Daddr[:4])), k.Dport)
