@@ -344,3 +344,59 @@ func fullChunks(n, size int) []int {
 	}
 	return out
 }
+
+// skbCtx is the part of struct __sk_buff that BPF_PROG_TEST_RUN takes as
+// input context (fields up to and including ingress_ifindex and ifindex).
+type skbCtx struct {
+	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto, Priority uint32
+	IngressIfindex, Ifindex                                                              uint32
+}
+
+// TestEachPacketOncePerHost drives seen_elsewhere: a forwarded packet (it
+// entered through a watched interface) is skipped at egress, a locally
+// sent one is not, and an interface watched for ingress only (lo) skips its
+// egress.
+func TestEachPacketOncePerHost(t *testing.T) {
+	s := newTestSensor(t, Config{})
+	seg := tcpSeg{src: cli4, dst: srv4, seq: 1, flags: apicap.FlagPSH | apicap.FlagACK, payload: []byte("GET / HTTP/1.1\r\n\r\n")}
+	egress := func(ingressIfindex uint32) {
+		t.Helper()
+		ctx := skbCtx{IngressIfindex: ingressIfindex, Ifindex: 1}
+		if _, err := s.objs.CaptureEgress.Run(&ebpf.RunOptions{Data: seg.bytes(), Context: ctx}); err != nil {
+			t.Skipf("test run with an skb context: %v", err)
+		}
+	}
+	// lo (ifindex 1) watched both ways; ifindex 1 is also the "ingress".
+	if err := s.objs.WatchedIfaces.Put(uint32(1), uint8(watchIngress|watchEgress)); err != nil {
+		t.Fatal(err)
+	}
+	egress(0) // locally sent: captured
+	if n := len(drain(t, s)); n != 1 {
+		t.Fatalf("locally sent packet: %d chunks, want 1", n)
+	}
+	// Received on a watched interface and forwarded out of another one.
+	if err := s.objs.WatchedIfaces.Put(uint32(7), uint8(watchIngress|watchEgress)); err != nil {
+		t.Fatal(err)
+	}
+	egress(7)
+	if n := len(drain(t, s)); n != 0 {
+		t.Fatalf("forwarded packet captured again at egress: %d chunks", n)
+	}
+	// Received on an interface that is not watched: egress is the only
+	// chance to see it.
+	egress(8)
+	if n := len(drain(t, s)); n != 1 {
+		t.Fatalf("packet from an unwatched interface: %d chunks, want 1", n)
+	}
+	// lo watched for ingress only: its egress never captures.
+	if err := s.objs.WatchedIfaces.Put(uint32(1), uint8(watchIngress)); err != nil {
+		t.Fatal(err)
+	}
+	egress(0)
+	if n := len(drain(t, s)); n != 0 {
+		t.Fatalf("egress of an ingress-only interface captured %d chunks", n)
+	}
+	if c := counters(t, s)["seen_elsewhere"]; c != 2 {
+		t.Errorf("seen_elsewhere = %d, want 2", c)
+	}
+}
