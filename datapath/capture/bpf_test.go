@@ -349,7 +349,7 @@ func fullChunks(n, size int) []int {
 // input context (fields up to and including ingress_ifindex and ifindex).
 type skbCtx struct {
 	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto, Priority uint32
-	IngressIfindex, Ifindex                                                              uint32
+	IngressIfindex, Ifindex                                                               uint32
 }
 
 // TestEachPacketOncePerHost drives seen_elsewhere: a forwarded packet (it
