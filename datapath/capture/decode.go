@@ -98,8 +98,10 @@ func DecodeChunk(rec []byte, clk Clock) (apicap.Chunk, error) {
 		src = netip.AddrFrom4([4]byte(rec[offSaddr : offSaddr+4]))
 		dst = netip.AddrFrom4([4]byte(rec[offDaddr : offDaddr+4]))
 	case afInet6:
-		src = netip.AddrFrom16([16]byte(rec[offSaddr : offSaddr+16]))
-		dst = netip.AddrFrom16([16]byte(rec[offDaddr : offDaddr+16]))
+		// An IPv4-mapped address is the IPv4 peer of a dual-stack socket
+		// (TLS probes read sockets): one spelling per address.
+		src = netip.AddrFrom16([16]byte(rec[offSaddr : offSaddr+16])).Unmap()
+		dst = netip.AddrFrom16([16]byte(rec[offDaddr : offDaddr+16])).Unmap()
 	default:
 		return apicap.Chunk{}, fmt.Errorf("decode chunk (family %d): %w", rec[offFamily], ErrBadFamily)
 	}

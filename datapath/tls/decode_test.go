@@ -13,7 +13,11 @@ import (
 	"unsafe"
 
 	"github.com/apiwarden/apiwarden/apimodel/capture"
+	dpcapture "github.com/apiwarden/apiwarden/datapath/capture"
 )
+
+// offLen is where a record's data length sits.
+var offLen = int(unsafe.Offsetof(tlsBpfChunkEvent{}.Len))
 
 // record builds a raw ring buffer record the way bpf/tls.c lays it out.
 func record(ev tlsBpfChunkEvent, data []byte) []byte {
@@ -64,6 +68,7 @@ func TestDecodeChunkIPv6MappedIsIPv4(t *testing.T) {
 // claiming more than it holds is rejected, as is a short header.
 func TestDecodeChunkAtBound(t *testing.T) {
 	var ev tlsBpfChunkEvent
+	ev.Key.Family = 2 // the probes emit only chunks whose socket they read
 	full := bytes.Repeat([]byte{'x'}, len(ev.Data))
 	raw := record(ev, full)
 	c, err := decodeChunk(raw, time.Time{})
@@ -71,10 +76,10 @@ func TestDecodeChunkAtBound(t *testing.T) {
 		t.Fatalf("full record: %v, %d bytes", err, len(c.Data))
 	}
 	binary.LittleEndian.PutUint32(raw[offLen:], uint32(len(ev.Data)+1))
-	if _, err := decodeChunk(raw, time.Time{}); !errors.Is(err, errShortRecord) {
+	if _, err := decodeChunk(raw, time.Time{}); !errors.Is(err, dpcapture.ErrBadLength) {
 		t.Fatalf("overlong len: %v", err)
 	}
-	if _, err := decodeChunk(raw[:chunkHeaderSize-1], time.Time{}); !errors.Is(err, errShortRecord) {
+	if _, err := decodeChunk(raw[:chunkHeaderSize-1], time.Time{}); !errors.Is(err, dpcapture.ErrShortRecord) {
 		t.Fatalf("short header: %v", err)
 	}
 }
