@@ -45,6 +45,9 @@ type probeCmd struct {
 	Split int `json:"split,omitempty"`
 	// Responses is how many responses to read (pipelining); 0 means 1.
 	Responses int `json:"responses,omitempty"`
+	// CA, on dial, makes the connection TLS (HTTP/1.1), the server
+	// verified against this CA file.
+	CA string `json:"ca,omitempty"`
 }
 
 type probeRes struct {
@@ -77,7 +80,13 @@ func TestAwprotProbe(t *testing.T) {
 		switch {
 		case res.Kind != "":
 		case cmd.Op == "dial":
-			conn, err := net.DialTimeout("tcp", cmd.Addr, timeout)
+			var conn net.Conn
+			var err error
+			if cmd.CA != "" {
+				conn, err = tlsDial(cmd.Addr, cmd.CA, timeout)
+			} else {
+				conn, err = net.DialTimeout("tcp", cmd.Addr, timeout)
+			}
 			res.Kind, res.Err = errKind(err), errString(err)
 			if err == nil {
 				if c != nil {
@@ -163,15 +172,21 @@ type probe struct {
 	Local string // client ip:port after dial
 }
 
-// newProbe starts a probe process; it is killed by t.Cleanup at the latest.
+// newProbe starts a probe process talking to goapi.
 func (w *world) newProbe(t *testing.T) *probe {
+	return startProbe(t, w.topo.CliNS, w.goapi.Addr)
+}
+
+// startProbe starts a probe process in the client namespace cliNS, dialling
+// addr by default; it is killed by t.Cleanup at the latest.
+func startProbe(t *testing.T, cliNS, addr string) *probe {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", w.topo.CliNS, self,
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", cliNS, self,
 		"-test.run=^TestAwprotProbe$", "-test.count=1")
 	cmd.Env = append(os.Environ(), probeEnv+"=1")
 	cmd.Stderr = io.Discard
@@ -189,7 +204,7 @@ func (w *world) newProbe(t *testing.T) *probe {
 		cancel()
 		t.Fatalf("start probe: %v", err)
 	}
-	p := &probe{t: t, cmd: cmd, in: in, out: bufio.NewScanner(outR), addr: w.goapi.Addr}
+	p := &probe{t: t, cmd: cmd, in: in, out: bufio.NewScanner(outR), addr: addr}
 	t.Cleanup(func() {
 		in.Close()
 		cancel()
@@ -217,9 +232,14 @@ func (p *probe) do(c probeCmd) probeRes {
 	return probeRes{Kind: "probe-died", Err: fmt.Sprint("probe output ended: ", p.out.Err())}
 }
 
-// dial connects to goapi.
+// dial connects to the probe's default address (goapi), in plaintext.
 func (p *probe) dial(timeout time.Duration) probeRes {
-	r := p.do(probeCmd{Op: "dial", Addr: p.addr, TimeoutMs: int(timeout / time.Millisecond)})
+	return p.dialTo(p.addr, "", timeout)
+}
+
+// dialTo connects to addr; a CA file makes the connection TLS.
+func (p *probe) dialTo(addr, ca string, timeout time.Duration) probeRes {
+	r := p.do(probeCmd{Op: "dial", Addr: addr, CA: ca, TimeoutMs: int(timeout / time.Millisecond)})
 	p.Local = r.Local
 	return r
 }

@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,90 +17,13 @@ import (
 	"github.com/apiwarden/apiwarden/e2e/harness"
 )
 
-// The TLS protect tests drive their connections through a TLS probe: like
-// the plaintext probe (protect_test.go), this test binary re-run in the
-// client namespace, one command per stdin line, one connection per process,
-// but speaking TLS with the test CA. The agent sees the decrypted requests
+// The TLS protect tests drive their connections through the protect tests'
+// probe (protect_test.go: this test binary re-run in the client namespace,
+// one command per stdin line, one connection per process), dialling TLS
+// with the test CA. The agent sees the decrypted requests
 // through its TLS read probes in the server, so the server application
 // always receives the request; what the tests assert is that no response
 // leaves (kernel rules) or that the connection is cut (userspace findings).
-
-const tlsProbeEnv = "AWTLSPROT_PROBE"
-
-const tlsProbeLine = "AWTLSPROT "
-
-type tlsProbeCmd struct {
-	Op        string `json:"op"` // dial | send | await
-	Addr      string `json:"addr,omitempty"`
-	CA        string `json:"ca,omitempty"`
-	Data      []byte `json:"data,omitempty"`
-	Method    string `json:"method,omitempty"`
-	TimeoutMs int    `json:"timeoutMs"`
-}
-
-// TestAwtlsprotProbe is not a test: it is the client process of the TLS
-// protect tests and skips unless run as one.
-func TestAwtlsprotProbe(t *testing.T) {
-	if os.Getenv(tlsProbeEnv) != "1" {
-		t.Skip("client process of the TLS protect tests")
-	}
-	var c *tls.Conn
-	var br *bufio.Reader
-	sc := bufio.NewScanner(os.Stdin)
-	sc.Buffer(make([]byte, 1<<16), 1<<20)
-	out := json.NewEncoder(os.Stdout)
-	for sc.Scan() {
-		var cmd tlsProbeCmd
-		var res probeRes
-		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
-			res.Kind, res.Err = "error", err.Error()
-		}
-		timeout := time.Duration(cmd.TimeoutMs) * time.Millisecond
-		start := time.Now()
-		switch {
-		case res.Kind != "":
-		case cmd.Op == "dial":
-			conn, err := tlsDial(cmd.Addr, cmd.CA, timeout)
-			res.Kind, res.Err = errKind(err), errString(err)
-			if err == nil {
-				if c != nil {
-					c.Close()
-				}
-				c, br = conn, bufio.NewReader(conn)
-				res.Local = conn.LocalAddr().String()
-			}
-		case c == nil:
-			res.Kind, res.Err = "error", "not connected"
-		case cmd.Op == "send":
-			_ = c.SetDeadline(start.Add(timeout))
-			_, err := c.Write(cmd.Data)
-			if err == nil {
-				var resp *http.Response
-				if resp, err = http.ReadResponse(br, &http.Request{Method: cmd.Method}); err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					res.Status = resp.StatusCode
-				}
-			}
-			res.Kind, res.Err = errKind(err), errString(err)
-		case cmd.Op == "await":
-			_ = c.SetReadDeadline(start.Add(timeout))
-			_, err := br.ReadByte()
-			res.Kind, res.Err = errKind(err), errString(err)
-			if err == nil {
-				res.Kind = "data"
-			}
-		default:
-			res.Kind, res.Err = "error", "unknown op "+cmd.Op
-		}
-		res.Ms = float64(time.Since(start).Microseconds()) / 1000
-		fmt.Fprint(os.Stdout, tlsProbeLine)
-		_ = out.Encode(res)
-	}
-	if c != nil {
-		c.Close()
-	}
-}
 
 // tlsDial opens a TCP connection and completes the TLS handshake (HTTP/1.1,
 // the server verified against the test CA) within timeout.
@@ -133,82 +51,6 @@ func tlsDial(addr, caFile string, timeout time.Duration) (*tls.Conn, error) {
 	return conn.(*tls.Conn), nil
 }
 
-// newTLSProbe starts a TLS probe process in the client namespace; it is
-// killed by t.Cleanup at the latest. The returned probe speaks the plaintext
-// probe's answer format, so its results read the same.
-func newTLSProbe(t *testing.T, cliNS string) *tlsProbe {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatalf("tls probe: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", cliNS, self,
-		"-test.run=^TestAwtlsprotProbe$", "-test.count=1")
-	cmd.Env = append(os.Environ(), tlsProbeEnv+"=1")
-	cmd.Stderr = io.Discard
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		cancel()
-		t.Fatalf("tls probe stdin: %v", err)
-	}
-	outR, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatalf("tls probe stdout: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start tls probe: %v", err)
-	}
-	t.Cleanup(func() {
-		in.Close()
-		cancel()
-		_ = cmd.Wait()
-	})
-	return &tlsProbe{in: in, out: bufio.NewScanner(outR)}
-}
-
-type tlsProbe struct {
-	in    io.WriteCloser
-	out   *bufio.Scanner
-	Local string
-}
-
-func (p *tlsProbe) do(c tlsProbeCmd) probeRes {
-	b, _ := json.Marshal(c)
-	if _, err := p.in.Write(append(b, '\n')); err != nil {
-		return probeRes{Kind: "probe-died", Err: err.Error()}
-	}
-	for p.out.Scan() {
-		line, ok := strings.CutPrefix(p.out.Text(), tlsProbeLine)
-		if !ok {
-			continue
-		}
-		var r probeRes
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return probeRes{Kind: "probe-died", Err: err.Error()}
-		}
-		return r
-	}
-	return probeRes{Kind: "probe-died", Err: fmt.Sprint("probe output ended: ", p.out.Err())}
-}
-
-func (p *tlsProbe) dial(addr, ca string, timeout time.Duration) probeRes {
-	r := p.do(tlsProbeCmd{Op: "dial", Addr: addr, CA: ca, TimeoutMs: int(timeout / time.Millisecond)})
-	p.Local = r.Local
-	return r
-}
-
-func (p *tlsProbe) send(method string, raw []byte, timeout time.Duration) probeRes {
-	return p.do(tlsProbeCmd{Op: "send", Method: method, Data: raw, TimeoutMs: int(timeout / time.Millisecond)})
-}
-
-func (p *tlsProbe) await(timeout time.Duration) probeRes {
-	return p.do(tlsProbeCmd{Op: "await", TimeoutMs: int(timeout / time.Millisecond)})
-}
-
-// tlsProtectTarget is one TLS server and the requests the test sends it.
 type tlsProtectTarget struct {
 	name string
 	srv  *harness.Server
@@ -281,8 +123,8 @@ func TestProtectTLS(t *testing.T) {
 	ca := w.certs.CA
 	// benignOK sends one benign request on a fresh connection.
 	benignOK := func(t *testing.T, tg tlsProtectTarget) probeRes {
-		p := newTLSProbe(t, cli)
-		if r := p.dial(tg.srv.Addr, ca, 2*time.Second); r.Kind != "" {
+		p := startProbe(t, cli, "")
+		if r := p.dialTo(tg.srv.Addr, ca, 2*time.Second); r.Kind != "" {
 			return r
 		}
 		return p.send("GET", tg.benign, 2*time.Second)
@@ -312,8 +154,8 @@ func TestProtectTLS(t *testing.T) {
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			// A keep-alive connection that must survive every attack on the others.
-			keep := newTLSProbe(t, cli)
-			if r := keep.dial(tg.srv.Addr, ca, 2*time.Second); r.Kind != "" {
+			keep := startProbe(t, cli, "")
+			if r := keep.dialTo(tg.srv.Addr, ca, 2*time.Second); r.Kind != "" {
 				t.Fatalf("dial keep-alive: %+v", r)
 			}
 			if r := keep.send("GET", tg.benign, 2*time.Second); r.Status != 200 {
@@ -321,8 +163,8 @@ func TestProtectTLS(t *testing.T) {
 			}
 			for _, at := range tg.attacks {
 				t.Run(at.name, func(t *testing.T) {
-					p := newTLSProbe(t, cli)
-					if r := p.dial(tg.srv.Addr, ca, 2*time.Second); r.Kind != "" {
+					p := startProbe(t, cli, "")
+					if r := p.dialTo(tg.srv.Addr, ca, 2*time.Second); r.Kind != "" {
 						t.Fatalf("dial: %+v", r)
 					}
 					if r := p.send("GET", tg.benign, 2*time.Second); r.Status != 200 {
