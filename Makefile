@@ -2,7 +2,10 @@
 # Generated code (bpf2go objects and bindings, protobuf stubs) is committed, so
 # `make build` needs only Go; `make generate` needs clang-19 and rebuilds them.
 
-GO        ?= go
+# sudo's PATH usually lacks Go's default install location.
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Tests and generators run go themselves: give them the same one.
+export PATH := $(dir $(GO)):$(PATH)
 BIN       ?= bin
 DATA_DIR  ?= /var/lib/apiwarden
 API_ADDR  ?= 127.0.0.1:9464
