@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	apicap "github.com/apiwarden/apiwarden/apimodel/capture"
+	"github.com/apiwarden/apiwarden/datapath/percpu"
 	"github.com/apiwarden/apiwarden/datapath/ringbuf"
 )
 
@@ -322,17 +323,9 @@ func runLoop(ctx context.Context, rr ringbuf.RecordReader, clk Clock, fn func(ap
 
 // Counters sums the per-CPU kernel counters and adds decode_errors.
 func (s *Sensor) Counters() (map[string]uint64, error) {
-	out := make(map[string]uint64, len(counterNames)+1)
-	var perCPU []uint64
-	for i, name := range counterNames {
-		if err := s.objs.CaptureCounters.Lookup(uint32(i), &perCPU); err != nil {
-			return nil, fmt.Errorf("read counter %s: %w", name, err)
-		}
-		var sum uint64
-		for _, v := range perCPU {
-			sum += v
-		}
-		out[name] = sum
+	out, err := percpu.SumList(s.objs.CaptureCounters, counterNames[:])
+	if err != nil {
+		return nil, fmt.Errorf("capture counters: %w", err)
 	}
 	out[CounterDecodeErrors] = s.decodeErrors.Load()
 	return out, nil

@@ -18,6 +18,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/apiwarden/apiwarden/datapath/percpu"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 )
@@ -413,15 +415,5 @@ var counterNames = map[enforceEnforceCounter]string{
 
 // Counters sums the per-CPU counters.
 func (e *Enforcer) Counters() (map[string]uint64, error) {
-	out := map[string]uint64{}
-	for idx, name := range counterNames {
-		var per []uint64
-		if err := e.objs.EnforceCounters.Lookup(uint32(idx), &per); err != nil {
-			return nil, fmt.Errorf("read enforce counter %s: %w", name, err)
-		}
-		for _, v := range per {
-			out[name] += v
-		}
-	}
-	return out, nil
+	return percpu.Sum(e.objs.EnforceCounters, counterNames)
 }

@@ -16,7 +16,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
 	"golang.org/x/sys/unix"
+
+	"github.com/apiwarden/apiwarden/datapath/percpu"
 )
 
 // MaxPrefixes is the blocklist capacity per address family.
@@ -273,17 +276,5 @@ var counterNames = map[guardGuardCounter]string{
 
 // Counters sums the per-CPU counters.
 func (g *Guard) Counters() (map[string]uint64, error) {
-	out := make(map[string]uint64, len(counterNames))
-	for idx, name := range counterNames {
-		var per []uint64
-		if err := g.objs.GuardCounters.Lookup(uint32(idx), &per); err != nil {
-			return nil, fmt.Errorf("read guard counter %s: %w", name, err)
-		}
-		var sum uint64
-		for _, v := range per {
-			sum += v
-		}
-		out[name] = sum
-	}
-	return out, nil
+	return percpu.Sum(g.objs.GuardCounters, counterNames)
 }

@@ -16,7 +16,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
 	"golang.org/x/sys/unix"
+
+	"github.com/apiwarden/apiwarden/datapath/percpu"
 )
 
 // MaxTargets is how many connections one Destroy call can cut.
@@ -198,15 +201,5 @@ var counterNames = map[resetResetCounter]string{
 
 // Counters sums the per-CPU counters.
 func (r *Resetter) Counters() (map[string]uint64, error) {
-	out := map[string]uint64{}
-	for idx, name := range counterNames {
-		var per []uint64
-		if err := r.objs.ResetCounters.Lookup(uint32(idx), &per); err != nil {
-			return nil, fmt.Errorf("read reset counter %s: %w", name, err)
-		}
-		for _, v := range per {
-			out[name] += v
-		}
-	}
-	return out, nil
+	return percpu.Sum(r.objs.ResetCounters, counterNames)
 }

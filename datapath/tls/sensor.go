@@ -43,6 +43,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/apimodel/capture"
 	"github.com/apiwarden/apiwarden/datapath/enforce"
+	"github.com/apiwarden/apiwarden/datapath/percpu"
 )
 
 // Default limits.
@@ -713,16 +714,11 @@ var counterNames = []string{"calls", "chunks", "bytes", "chunks_truncated", "byt
 
 // Stats returns the current counters.
 func (s *Sensor) Stats() (Stats, error) {
-	st := Stats{Kernel: map[string]uint64{}, Skips: map[string]uint64{}}
-	for i, name := range counterNames {
-		var per []uint64
-		if err := s.objs.TlsCounters.Lookup(uint32(i), &per); err != nil {
-			return st, fmt.Errorf("read tls counter %s: %w", name, err)
-		}
-		for _, v := range per {
-			st.Kernel[name] += v
-		}
+	kernel, err := percpu.SumList(s.objs.TlsCounters, counterNames)
+	if err != nil {
+		return Stats{}, fmt.Errorf("tls counters: %w", err)
 	}
+	st := Stats{Kernel: kernel, Skips: map[string]uint64{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.skips {
