@@ -477,6 +477,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 				if _, err := a.guard.Collect(now); err != nil {
 					a.log.Warn("expire blocklist", "err", err)
 				}
+				a.blocks.expire(now)
 			}
 			a.publishPolicy(ctx)
 			a.updatePortModes()

@@ -157,6 +157,19 @@ func (bb *blockBook) put(p netip.Prefix, m blockMeta) {
 	bb.entries[p.String()] = m
 }
 
+// expire forgets the metadata of blocks whose TTL ran out (the guard's
+// entries are collected at the same time), so automatic blocks of many
+// sources do not pile up.
+func (bb *blockBook) expire(now time.Time) {
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	for p, m := range bb.entries {
+		if !m.expires.IsZero() && !m.expires.After(now) {
+			delete(bb.entries, p)
+		}
+	}
+}
+
 func (bb *blockBook) del(p netip.Prefix) {
 	bb.mu.Lock()
 	defer bb.mu.Unlock()

@@ -24,7 +24,7 @@ type requestMetrics struct {
 	// seen caches the counter of each label set: WithLabelValues hashes
 	// four strings per call, a map of arrays is cheaper, and its size is
 	// the series bound.
-	seen  map[[4]string]prometheus.Counter
+	seen  map[[4]string]series
 	limit int
 }
 
@@ -47,7 +47,7 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 			Namespace: "apiwarden", Name: "attacks_detected_total",
 			Help: "Findings of the detector and the kernel rules, by attack class and action taken.",
 		}, []string{"class", "action"}),
-		seen:  make(map[[4]string]prometheus.Counter),
+		seen:  make(map[[4]string]series),
 		limit: limit,
 	}
 	reg.MustRegister(m.requests, m.latency, m.dropped, m.attacks,
@@ -62,24 +62,29 @@ func statusClass(code int) string {
 	return strconv.Itoa(code/100) + "xx"
 }
 
+// series holds the resolved metrics of one label set.
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer // nil for the overflow series
+}
+
 func (m *requestMetrics) observe(service, endpoint, method string, status int, latencySeconds float64) {
 	labels := [4]string{service, endpoint, method, statusClass(status)}
 	m.mu.Lock()
-	c, ok := m.seen[labels]
+	s, ok := m.seen[labels]
 	if !ok {
 		if len(m.seen) >= m.limit {
-			labels = [4]string{overflowLabel, overflowLabel, overflowLabel, labels[3]}
 			m.dropped.Inc()
-			c = m.requests.WithLabelValues(labels[:]...)
+			s.requests = m.requests.WithLabelValues(overflowLabel, overflowLabel, overflowLabel, labels[3])
 		} else {
-			c = m.requests.WithLabelValues(labels[:]...)
-			m.seen[labels] = c
+			s = series{requests: m.requests.WithLabelValues(labels[:]...), latency: m.latency.WithLabelValues(service)}
+			m.seen[labels] = s
 		}
 	}
 	m.mu.Unlock()
-	c.Inc()
-	if latencySeconds >= 0 && labels[0] != overflowLabel {
-		m.latency.WithLabelValues(service).Observe(latencySeconds)
+	s.requests.Inc()
+	if latencySeconds >= 0 && s.latency != nil {
+		s.latency.Observe(latencySeconds)
 	}
 }
 

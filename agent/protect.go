@@ -88,9 +88,11 @@ func (a *Agent) onRequest(conn *http1.Conn, r *call.Request) {
 	if srv != nil && srv.PID == a.self {
 		return
 	}
-	// A flow the kernel already flagged (a TLS rule matched this request
-	// in the read probe) is handled, and its event recorded, once.
-	if a.enforcer != nil && a.enforcer.IsFlagged(conn.Client, conn.Server) {
+	// A TLS flow the kernel already flagged (a rule matched this request in
+	// the read probe) is handled, and its event recorded, once. Plaintext
+	// requests a kernel rule dropped never get here, so only TLS pays the
+	// map lookup.
+	if conn.TLS == assemble.TLSMarker && a.enforcer != nil && a.enforcer.IsFlagged(conn.Client, conn.Server) {
 		return
 	}
 	service := "unknown"
@@ -196,7 +198,7 @@ func (a *Agent) noteFinding(src netip.Addr, service string, protect bool) {
 			a.log.Warn("auto-block", "source", prefix, "err", err)
 			action = "block-failed"
 		} else {
-			a.blocks.put(prefix, blockMeta{reason: fmt.Sprintf("auto: %d findings in %s", ab.Threshold, ab.Window), created: now})
+			a.blocks.put(prefix, blockMeta{reason: fmt.Sprintf("auto: %d findings in %s", ab.Threshold, ab.Window), created: now, expires: now.Add(ab.TTL)})
 		}
 	}
 	a.events.Record(apiserver.Event{

@@ -19,6 +19,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	dpcapture "github.com/apiwarden/apiwarden/datapath/capture"
 	"github.com/apiwarden/apiwarden/datapath/percpu"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -344,9 +345,11 @@ func (e *Enforcer) Run(ctx context.Context, fn func(Event)) error {
 		return fmt.Errorf("open enforce events: %w", err)
 	}
 	go func() { <-ctx.Done(); rd.Close() }()
-	// Offsets of CLOCK_MONOTONIC to wall time, fixed once: both clocks tick
-	// together, and the agent only needs millisecond-level event times.
-	offset := time.Now().Sub(time.Unix(0, 0)) - monotonicNow()
+	clk, err := dpcapture.NewClock()
+	if err != nil {
+		rd.Close()
+		return err
+	}
 	for {
 		rec, err := rd.Read()
 		if err != nil {
@@ -355,7 +358,7 @@ func (e *Enforcer) Run(ctx context.Context, fn func(Event)) error {
 			}
 			return fmt.Errorf("read enforce events: %w", err)
 		}
-		ev, err := decodeEvent(rec.RawSample, offset)
+		ev, err := decodeEvent(rec.RawSample, clk)
 		if err != nil {
 			e.log.Warn("bad enforce event", "err", err)
 			continue
@@ -365,7 +368,7 @@ func (e *Enforcer) Run(ctx context.Context, fn func(Event)) error {
 }
 
 // decodeEvent turns a raw enforce_event record into an Event.
-func decodeEvent(b []byte, monoToWall time.Duration) (Event, error) {
+func decodeEvent(b []byte, clk dpcapture.Clock) (Event, error) {
 	var raw enforceEnforceEvent
 	if len(b) < binary.Size(raw) {
 		return Event{}, fmt.Errorf("enforce event: %d bytes, want %d", len(b), binary.Size(raw))
@@ -376,7 +379,7 @@ func decodeEvent(b []byte, monoToWall time.Duration) (Event, error) {
 	src, dst := addrsOf(raw.Key)
 	n := min(int(raw.Len), len(raw.Data))
 	return Event{
-		Time:     time.Unix(0, int64(raw.TsNs)+int64(monoToWall)),
+		Time:     clk.Wall(raw.TsNs),
 		Client:   src,
 		Server:   dst,
 		RuleID:   raw.RuleId,
