@@ -1,0 +1,79 @@
+package verdict
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/apimodel/detect"
+)
+
+func TestDecideCutsOnlyCutGrade(t *testing.T) {
+	p := DefaultPolicy
+	high := detect.Finding{Severity: detect.SeverityHigh, Confidence: 85}
+	lowConf := detect.Finding{Severity: detect.SeverityHigh, Confidence: 84}
+	medium := detect.Finding{Severity: detect.SeverityMedium, Confidence: 99}
+	cases := []struct {
+		name    string
+		fs      []detect.Finding
+		protect bool
+		want    Action
+		grade   bool
+	}{
+		{"none", nil, true, Pass, false},
+		{"cut grade at the bound, protect", []detect.Finding{high}, true, Cut, true},
+		{"cut grade, monitor", []detect.Finding{high}, false, Monitor, true},
+		{"confidence one below the bound", []detect.Finding{lowConf}, true, Pass, false},
+		{"severe enough only later in the list", []detect.Finding{medium, high}, true, Cut, true},
+		{"confident but medium severity", []detect.Finding{medium}, true, Pass, false},
+	}
+	for _, c := range cases {
+		a, g := p.Decide(c.fs, c.protect)
+		if a != c.want || g != c.grade {
+			t.Errorf("%s: got %v,%v want %v,%v", c.name, a, g, c.want, c.grade)
+		}
+	}
+}
+
+// The fault of issue #7: a benign client with occasional low-confidence
+// matches was auto-blocked. The agent notes only cut-grade findings, so such
+// a client never reaches Note; this checks the counting itself is per
+// identity and windowed.
+func TestAutoBlockPerIdentityWithinWindow(t *testing.T) {
+	b := NewAutoBlocker(AutoBlockConfig{Threshold: 3, Window: time.Minute, TTL: time.Minute})
+	a := netip.MustParseAddr("10.0.0.1")
+	other := netip.MustParseAddr("10.0.0.2")
+	t0 := time.Unix(1000, 0)
+	if b.Note(a, t0) || b.Note(other, t0) || b.Note(a, t0.Add(30*time.Second)) {
+		t.Fatal("tripped below the threshold")
+	}
+	// The first finding ages out of the window: still two in it.
+	if b.Note(a, t0.Add(65*time.Second)) {
+		t.Fatal("tripped on a finding outside the window")
+	}
+	if !b.Note(a, t0.Add(66*time.Second)) {
+		t.Fatal("threshold within the window did not trip")
+	}
+	// IPv4-mapped spelling is the same identity.
+	m := netip.MustParseAddr("::ffff:10.0.0.2")
+	b.Note(m, t0)
+	if !b.Note(other, t0) {
+		t.Fatal("mapped and plain IPv4 counted apart")
+	}
+	if NewAutoBlocker(AutoBlockConfig{}).Note(a, t0) {
+		t.Fatal("threshold 0 must disable")
+	}
+}
+
+func TestAutoBlockBoundedIdentities(t *testing.T) {
+	b := NewAutoBlocker(AutoBlockConfig{Threshold: 1000, Window: time.Hour, TTL: time.Minute})
+	t0 := time.Unix(1000, 0)
+	for i := 0; i < MaxTracked+10; i++ {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		b.Note(ip, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	n, ev := b.Tracked()
+	if n > MaxTracked || ev == 0 {
+		t.Fatalf("tracked %d evicted %d", n, ev)
+	}
+}
