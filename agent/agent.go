@@ -72,8 +72,9 @@ type Agent struct {
 	kernelRuleNames map[uint32]kernelRuleName
 	portModes       string // last per-port overrides written to the kernel
 	resolved        *resolveCache
-	tls             *tlsBinder // nil: TLS probes off or unavailable
-	hold            *holdPoint // nil: no hold point (monitor mode, or unavailable)
+	tls             *tlsBinder             // nil: TLS probes off or unavailable
+	hold            *holdPoint             // nil: no hold point (monitor mode, or unavailable)
+	resets          chan [2]netip.AddrPort // cuts waiting for the reset worker
 	autoBlock       *verdict.AutoBlocker
 
 	blocks    blockBook
@@ -142,6 +143,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		IdleTimeout: a.cfg.FlowIdleTimeout,
 		HTTP:        http1.Config{MaxBodyBytes: a.cfg.MaxBodyBytes},
 		OnRequest:   a.onRequest,
+		// Only protect mode acts on requests the parser rejects.
+		OnInvalidRequest: a.invalidRequestHook(),
 	}, a.base, a.onCall)
 
 	if a.detector, err = detect.New(detect.Config{RuleFiles: a.cfg.RuleFiles}, a.base); err != nil {
@@ -152,6 +155,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer a.closeSensors()
+	if a.resetter != nil {
+		a.resets = make(chan [2]netip.AddrPort, maxPendingResets)
+	}
 
 	if a.enforcer != nil {
 		rules := a.kernelRules()
@@ -180,6 +186,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	run("capture", func() error { return a.capture.Run(ctx, a.addChunk) })
 	if a.enforcer != nil {
 		run("enforce", func() error { return a.enforcer.Run(ctx, a.onEnforceEvent) })
+	}
+	if a.resets != nil {
+		run("reset", func() error { a.resetWorker(ctx); return nil })
 	}
 	if err := a.procs.Scan(); err != nil {
 		a.log.Warn("initial process scan incomplete", "err", err)

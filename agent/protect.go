@@ -8,6 +8,7 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
+	"github.com/apiwarden/apiwarden/apimodel/detect"
 	"github.com/apiwarden/apiwarden/apimodel/http1"
 	"github.com/apiwarden/apiwarden/apimodel/verdict"
 	"github.com/apiwarden/apiwarden/apiserver"
@@ -94,16 +95,40 @@ func (a *Agent) onRequest(conn *http1.Conn, r *call.Request) {
 	a.inspect(conn.Client, conn.Server, r, service)
 }
 
-// inspect runs the detector on a request and acts on the findings: the
-// decision is verdict.DefaultPolicy's (cut-grade = high severity and
-// confidence >= 85); a cut first drops what of the flow the hold point
-// holds, then resets both ends.
+// inspect runs the detector on a request and acts on the findings.
 func (a *Agent) inspect(client, server netip.AddrPort, r *call.Request, service string) {
 	t0 := time.Now()
 	findings := a.detector.Inspect(r, service)
 	if a.hold != nil {
 		a.hold.stages.observe("detect", time.Since(t0))
 	}
+	endpoint := r.Method + " " + r.Path
+	a.act(client, server, service, r.Start, endpoint, findings)
+}
+
+// onInvalidRequest handles a request head the parser rejected: the server
+// may act on a request the agent cannot judge, which is what smuggling
+// relies on (verdict.InvalidRequest).
+func (a *Agent) onInvalidRequest(conn *http1.Conn, head []byte) {
+	f, ok := verdict.InvalidRequest(head)
+	if !ok {
+		return
+	}
+	srv := a.owners(conn.Client, conn.Server, time.Now()).server
+	if srv != nil && srv.PID == a.self {
+		return
+	}
+	service := "unknown"
+	if srv != nil && srv.Exe != "" {
+		service = baseName(srv.Exe)
+	}
+	a.act(conn.Client, conn.Server, service, time.Now(), requestLine(head), []detect.Finding{f})
+}
+
+// act carries out verdict.DefaultPolicy's decision on a request's findings
+// (cut-grade = high severity and confidence >= 85): a cut first drops what
+// of the flow the hold point holds, then resets both ends.
+func (a *Agent) act(client, server netip.AddrPort, service string, start time.Time, endpoint string, findings []detect.Finding) {
 	if len(findings) == 0 {
 		return
 	}
@@ -118,14 +143,13 @@ func (a *Agent) inspect(client, server netip.AddrPort, r *call.Request, service 
 			action = "cut-failed"
 		}
 	}
-	endpoint := r.Method + " " + r.Path
 	if len(endpoint) > 200 {
 		endpoint = endpoint[:200]
 	}
 	for _, f := range findings {
 		a.metrics.attack(f.Class, action)
 		a.events.Record(apiserver.Event{
-			Time:     r.Start,
+			Time:     start,
 			Service:  service,
 			Endpoint: excerpt([]byte(endpoint)),
 			Client:   client.String(),
@@ -212,4 +236,13 @@ func (a *Agent) updatePortModes() {
 		return
 	}
 	a.portModes = key
+}
+
+// invalidRequestHook returns onInvalidRequest when some service is
+// protected (monitor mode records parse errors as counters only).
+func (a *Agent) invalidRequestHook() func(*http1.Conn, []byte) {
+	if !a.protecting() {
+		return nil
+	}
+	return a.onInvalidRequest
 }

@@ -77,3 +77,28 @@ func TestAutoBlockBoundedIdentities(t *testing.T) {
 		t.Fatalf("tracked %d evicted %d", n, ev)
 	}
 }
+
+func TestInvalidRequestOnlyForHTTPRequestHeads(t *testing.T) {
+	cases := []struct {
+		head string
+		ok   bool
+	}{
+		{"POST /cart HTTP/1.1\r\nContent-Length: 6\r\nContent-Length: 7\r\n\r\n", true},
+		{"GET / HTTP/1.0\r\nTransfer-Encoding : chunked\r\n\r\n", true},
+		{"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 junk\r\n\r\n", false},
+		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false},
+		{"get / HTTP/1.1\r\n\r\n", false},
+		{"GET\r\n\r\n", false},
+	}
+	for _, c := range cases {
+		f, ok := InvalidRequest([]byte(c.head))
+		if ok != c.ok {
+			t.Errorf("%q: ok=%v", c.head, ok)
+		}
+		if ok {
+			if _, cut := DefaultPolicy.CutGrade([]detect.Finding{f}); !cut {
+				t.Errorf("%q: finding not cut-grade", c.head)
+			}
+		}
+	}
+}
