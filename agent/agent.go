@@ -122,6 +122,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("api listen %s: %w", a.cfg.APIAddr, err)
 	}
 	defer ln.Close()
+	a.openHold() // first: see openHold for why
+	defer a.stopHold()
 
 	if a.store, err = store.Open(a.cfg.DataDir, a.base); err != nil {
 		return err
@@ -194,7 +196,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.log.Warn("initial process scan incomplete", "err", err)
 	}
 	a.updatePortModes()
-	a.startHold(ctx, run)
+	a.startHold(run)
 	a.updateHoldPorts()
 
 	a.ifaces = iface.New(iface.Config{Names: a.cfg.Interfaces}, &attachers{a: a}, a.base)

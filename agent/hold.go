@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -30,6 +29,7 @@ type holdPoint struct {
 	h      *hold.Holder
 	ports  string // last port set written
 	stages *stageTimings
+	stop   sync.Once
 }
 
 // holdEnabled reports whether the hold point is wanted: protect mode for
@@ -38,11 +38,17 @@ func (a *Agent) holdEnabled() bool {
 	return a.protecting() && a.cfg.Hold.Enabled && a.cfg.Hold.Mark != 0
 }
 
-// startHold installs the queue rule and binds the queue. A failure leaves
-// protect mode without its hold point (the kernel first-segment rules and
-// after-the-fact cuts still work) and says so.
-func (a *Agent) startHold(ctx context.Context, run func(string, func() error)) {
-	if !a.holdEnabled() || a.enforcer == nil {
+// openHold installs the queue rule and binds the queue. It runs first in
+// Run, before any BPF object exists, for a reason that only matters on
+// kill -9: the kernel closes a dead process's files in descriptor order,
+// and closing hundreds of TLS uprobe links takes seconds. The queue socket,
+// opened first, has a low descriptor and goes first: what it held is
+// dropped (TCP resends it) and the rule's bypass passes the rest, while
+// the uprobes are still being taken down. A failure leaves protect mode
+// without its hold point (the kernel first-segment rules and after-the-fact
+// cuts still work) and says so.
+func (a *Agent) openHold() {
+	if !a.holdEnabled() {
 		return
 	}
 	hc := a.cfg.Hold
@@ -64,8 +70,22 @@ func (a *Agent) startHold(ctx context.Context, run func(string, func() error)) {
 	}, q)
 	a.hold = hp
 	a.reg.MustRegister(newCounterSource("hold", "", hp.counters))
+}
+
+// startHold starts reading the queue (nothing is marked before the held
+// ports are set, after it).
+func (a *Agent) startHold(run func(string, func() error)) {
+	hp := a.hold
+	if hp == nil {
+		return
+	}
+	if a.enforcer == nil {
+		a.stopHold()
+		a.hold = nil
+		return
+	}
 	run("hold", func() error {
-		return q.Run(func(p nfqueue.Packet) {
+		return hp.q.Run(func(p nfqueue.Packet) {
 			pk, ok := hold.ParsePacket(p.ID, p.Data, p.Received)
 			if !ok {
 				hp.h.Unparsed(p.ID)
@@ -74,6 +94,7 @@ func (a *Agent) startHold(ctx context.Context, run func(string, func() error)) {
 			hp.h.Hold(pk)
 		})
 	})
+	hc := a.cfg.Hold
 	a.log.Info("hold point active", "queue", hc.Queue, "mark", fmt.Sprintf("%#x", hc.Mark),
 		"timeout", hc.Timeout, "fail_mode", hc.FailMode)
 }
@@ -86,13 +107,15 @@ func (a *Agent) stopHold() {
 	if hp == nil {
 		return
 	}
-	if a.enforcer != nil {
-		_ = a.enforcer.SetHold(0, nil)
-	}
-	hp.q.Close()
-	if err := nfqueue.RemoveRule(holdTable, 0); err != nil {
-		a.log.Warn("remove hold rule", "err", err)
-	}
+	hp.stop.Do(func() {
+		if a.enforcer != nil {
+			_ = a.enforcer.SetHold(0, nil)
+		}
+		hp.q.Close()
+		if err := nfqueue.RemoveRule(holdTable, 0); err != nil {
+			a.log.Warn("remove hold rule", "err", err)
+		}
+	})
 }
 
 // updateHoldPorts keeps the held ports equal to the listening ports of

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,8 +25,13 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/http1"
 	"github.com/apiwarden/apiwarden/apimodel/verdict"
 	detectbench "github.com/apiwarden/apiwarden/bench/detect"
+	"github.com/apiwarden/apiwarden/datapath/nfqueue"
 	"github.com/apiwarden/apiwarden/e2e/harness"
 )
+
+// nfqueueRemoveStale deletes the agent's nftables table, as a killed agent
+// leaves it (the table name is the agent's, agent.holdTable).
+func nfqueueRemoveStale() error { return nfqueue.RemoveRule("apiwarden_hold", 0) }
 
 // The hold-point tests (issue #7) replay every attack the detector would
 // cut, each on a fresh connection, against servers in protect mode, and
@@ -414,4 +420,94 @@ func nftTableExists() (bool, error) {
 		return false, fmt.Errorf("nft list tables: %v: %s", err, out)
 	}
 	return strings.Contains(string(out), "apiwarden_hold"), nil
+}
+
+func (p *probe) recv(method string, timeout time.Duration) probeRes {
+	return p.do(probeCmd{Op: "recv", Method: method, TimeoutMs: int(timeout / time.Millisecond)})
+}
+
+// TestHoldAgentKilledWhileHolding: the agent dies (kill -9) with requests
+// held in the kernel's verdict queue. The kernel drops what the dead queue
+// held, the client's TCP resends it after one retransmission timeout, the
+// tcx programs (and so the marks) are gone with the agent's links and the
+// rule's bypass passes what is still marked: the same connections carry
+// traffic again and nothing stays blocked.
+func TestHoldAgentKilledWhileHolding(t *testing.T) {
+	bin := needAgent(t)
+	w := newWorld(t)
+	a := w.startAgentMode(t, bin, "protect", holdConfig(t, w.dir))
+	t.Cleanup(func() { _ = nfqueueRemoveStale() })
+	probes := []*probe{w.newProbe(t), w.newProbe(t)}
+	for i, p := range probes {
+		if r := p.dial(2 * time.Second); r.Kind != "" {
+			t.Fatalf("probe %d dial: %+v", i, r)
+		}
+		if r := p.send("GET", ping(), 2*time.Second); r.Status != 200 {
+			t.Fatalf("probe %d: benign request before the kill: %+v", i, r)
+		}
+	}
+	before := statusCounters(t, a)["hold_held"]
+	if before == 0 {
+		t.Fatalf("benign requests were not held (hold point inactive?)")
+	}
+	// Freeze the agent so that what it is handed now stays held, then
+	// send: the requests wait in the kernel.
+	if err := syscall.Kill(-a.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range probes {
+		if r := p.send("GET", ping(), 300*time.Millisecond); r.Kind != "timeout" {
+			t.Fatalf("probe %d: request answered while the agent was frozen: %+v (not held?)", i, r)
+		}
+	}
+	if os.Getenv("AWHOLD_DEBUG") != "" {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", a.Pid()))
+		var l []string
+		for _, e := range ents {
+			tgt, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", a.Pid(), e.Name()))
+			l = append(l, e.Name()+"="+tgt)
+		}
+		t.Logf("agent fds (%d): %s", len(l), strings.Join(l, " "))
+	}
+	killed := time.Now()
+	if err := syscall.Kill(-a.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("AWHOLD_DEBUG") != "" {
+		for i := 0; i < 800; i++ {
+			b, _ := os.ReadFile("/proc/net/netfilter/nfnetlink_queue")
+			_, perr := os.Stat(fmt.Sprintf("/proc/%d/fd", a.Pid()))
+			nfd := -1
+			if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", a.Pid())); err == nil {
+				nfd = len(ents)
+			}
+			if i%20 == 0 {
+				t.Logf("%v queue=%q proc=%v fds=%d", time.Since(killed).Round(time.Millisecond), strings.TrimSpace(string(b)), perr == nil, nfd)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	a.Kill() // waits for the exit
+	for i, p := range probes {
+		r := p.recv("GET", 5*time.Second)
+		if r.Status != 200 {
+			t.Fatalf("probe %d: held request never answered after kill -9: %+v", i, r)
+		}
+		t.Logf("probe %d: held request answered %v after kill -9 (TCP retransmission)", i, time.Since(killed).Round(time.Millisecond))
+		if r := p.send("GET", ping(), 2*time.Second); r.Status != 200 {
+			t.Errorf("probe %d: same connection after the kill: %+v", i, r)
+		}
+	}
+	if ok, r := w.reachable(t, 2*time.Second); !ok {
+		t.Errorf("fresh connection after the kill: %+v", r)
+	}
+	for _, ifc := range w.topo.Ifaces() {
+		if progs, err := harness.AttachedPrograms(ifc); err != nil || len(progs) > 0 {
+			t.Errorf("programs on %s after kill -9: %v %v", ifc, progs, err)
+		}
+	}
+	// The agent's nftables table outlives a kill -9 (no owner flag): inert
+	// without marks and with the bypass, and the next start replaces it.
+	stale, _ := nftTableExists()
+	t.Logf("nftables table left by the killed agent: %v (inert: no marks, queue bypass)", stale)
 }

@@ -36,7 +36,7 @@ const probeEnv = "AWPROT_PROBE"
 const probeLine = "AWPROT "
 
 type probeCmd struct {
-	Op        string `json:"op"` // dial | send | await
+	Op        string `json:"op"` // dial | send | recv | await
 	Addr      string `json:"addr,omitempty"`
 	Data      []byte `json:"data,omitempty"`
 	Method    string `json:"method,omitempty"`
@@ -117,6 +117,17 @@ func TestAwprotProbe(t *testing.T) {
 					resp.Body.Close()
 					res.Status = resp.StatusCode
 				}
+			}
+			res.Kind, res.Err = errKind(err), errString(err)
+		case cmd.Op == "recv":
+			// Reads one more response (of a request sent earlier whose
+			// answer had not come within its send's timeout).
+			_ = c.SetReadDeadline(start.Add(timeout))
+			resp, err := http.ReadResponse(br, &http.Request{Method: cmd.Method})
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				res.Status = resp.StatusCode
 			}
 			res.Kind, res.Err = errKind(err), errString(err)
 		case cmd.Op == "await":
@@ -614,6 +625,13 @@ func TestMonitorRecordsWithoutBlocking(t *testing.T) {
 	}
 	if evs, err := events(a, url.Values{"action": {"blocked"}}); err != nil || len(evs) > 0 {
 		t.Errorf("monitor mode blocked something (err %v):\n%s", err, fmtEvents(evs))
+	}
+	// Monitor mode holds nothing: no hold point, no queue rule.
+	if c := statusCounters(t, a); c["hold_held"] != 0 || c["enforce_hold_marked"] != 0 {
+		t.Errorf("monitor mode held packets: hold_held %d, marked %d", c["hold_held"], c["enforce_hold_marked"])
+	}
+	if ok, err := nftTableExists(); err != nil || ok {
+		t.Errorf("monitor mode installed the hold table (exists=%v err=%v)", ok, err)
 	}
 	// Automatic blocking is only recorded in monitor mode.
 	if _, evs, err := waitEvent(a, url.Values{"class": {"abuse"}}, 3*time.Second, func(e apiEvent) bool { return true }); err != nil {

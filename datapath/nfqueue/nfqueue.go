@@ -15,7 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,11 +80,39 @@ type Packet struct {
 }
 
 // Queue is a bound NFQUEUE queue.
+//
+// It owns its socket directly (not a netlink.Conn) to choose the socket's
+// descriptor: a process killed with SIGKILL has its files released last
+// opened... more precisely in reverse descriptor order (the kernel queues
+// each close as task work, which runs newest first), and releasing
+// hundreds of TLS uprobe links takes seconds. On a high descriptor the
+// queue socket is released first, so what the dead agent held is dropped
+// at once (TCP resends it, the rule's bypass passes it) instead of after
+// the uprobes. The message encoding is still mdlayher/netlink's.
 type Queue struct {
-	c      *netlink.Conn
-	num    uint16
-	closed atomic.Bool
+	num uint16
+
+	mu      sync.RWMutex // write-held only to close fd
+	fd      int
+	closed  bool
+	running bool
+	done    chan struct{}
+	seq     atomic.Uint32
 }
+
+// highFD is where the queue socket is moved (see Queue), within the
+// process's descriptor limit.
+func highFD() int {
+	const want = 1 << 16
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < want+1 {
+		return max(int(rl.Cur)-64, 3)
+	}
+	return want
+}
+
+// recvTimeout bounds how long Close waits for the receiving goroutine.
+const recvTimeout = 100 * time.Millisecond
 
 // ErrNotSupported is wrapped when the kernel has no NFQUEUE support.
 var ErrNotSupported = errors.New("nfnetlink_queue not supported")
@@ -98,15 +126,32 @@ func Open(cfg Config) (*Queue, error) {
 	if cfg.CopyRange == 0 {
 		cfg.CopyRange = 128
 	}
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, fmt.Errorf("nfqueue netlink socket: %w", err)
 	}
+	if hi, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, highFD()); err == nil {
+		unix.Close(fd)
+		fd = hi
+	}
+	q := &Queue{num: cfg.Num, fd: fd, done: make(chan struct{})}
+	fail := func(what string, err error) (*Queue, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("nfqueue %s: %w", what, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fail("bind socket", err)
+	}
 	// A burst beyond the socket buffer must not break the receive loop
 	// (ENOBUFS): the kernel drops what does not fit, TCP resends it.
-	_ = c.SetOption(netlink.NoENOBUFS, true)
-	_ = c.SetReadBuffer(4 << 20)
-	q := &Queue{c: c, num: cfg.Num}
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1)
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	}
+	tv := unix.NsecToTimeval(int64(recvTimeout))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fail("receive timeout", err)
+	}
 
 	cmd := []byte{cmdBind, 0, 0, 0} // command, pad, pf (unused on bind)
 	params := make([]byte, 5)
@@ -127,14 +172,12 @@ func Open(cfg Config) (*Queue, error) {
 	}
 	for _, s := range steps {
 		if err := q.config(s.attrs); err != nil {
-			c.Close()
 			if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT) {
-				return nil, fmt.Errorf("nfqueue %s: %w: %v", s.what, ErrNotSupported, err)
+				err = fmt.Errorf("%w: %v", ErrNotSupported, err)
+			} else if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY) {
+				err = fmt.Errorf("queue %d bound by another process? %w", cfg.Num, err)
 			}
-			if errors.Is(err, os.ErrPermission) {
-				return nil, fmt.Errorf("nfqueue %s (queue %d bound by another process?): %w", s.what, cfg.Num, err)
-			}
-			return nil, fmt.Errorf("nfqueue %s: %w", s.what, err)
+			return fail(s.what, err)
 		}
 	}
 	return q, nil
@@ -147,51 +190,127 @@ func (q *Queue) nfgen() []byte {
 	return b
 }
 
+// send writes one message (fd must be held open by the caller's lock).
+func (q *Queue) send(m netlink.Message) error {
+	m.Header.Sequence = q.seq.Add(1)
+	m.Header.Length = uint32(nlmsgHdrLen + len(m.Data))
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return unix.Sendto(q.fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+}
+
+const nlmsgHdrLen = 16
+
+// config sends one configuration message and waits for its acknowledgement.
 func (q *Queue) config(attrs []netlink.Attribute) error {
 	data, err := netlink.MarshalAttributes(attrs)
 	if err != nil {
 		return err
 	}
-	_, err = q.c.Execute(netlink.Message{
+	m := netlink.Message{
 		Header: netlink.Header{
 			Type:  netlink.HeaderType(nfnlSubsysQueue<<8 | msgConfig),
 			Flags: netlink.Request | netlink.Acknowledge,
 		},
 		Data: append(q.nfgen(), data...),
-	})
-	return err
+	}
+	if err := q.send(m); err != nil {
+		return err
+	}
+	want := q.seq.Load()
+	buf := make([]byte, 8192)
+	for {
+		n, _, err := unix.Recvfrom(q.fd, buf, 0)
+		if err != nil {
+			return fmt.Errorf("acknowledgement: %w", err)
+		}
+		var got bool
+		var errno error
+		forEachMessage(buf[:n], func(typ uint16, seq uint32, data []byte) {
+			if typ == unix.NLMSG_ERROR && seq == want {
+				got, errno = true, nlError(data)
+			}
+		})
+		if got {
+			return errno
+		}
+	}
+}
+
+// forEachMessage walks the netlink messages of one datagram.
+func forEachMessage(b []byte, fn func(typ uint16, seq uint32, data []byte)) {
+	for len(b) >= nlmsgHdrLen {
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < nlmsgHdrLen || l > len(b) {
+			return
+		}
+		fn(binary.NativeEndian.Uint16(b[4:]), binary.NativeEndian.Uint32(b[8:]), b[nlmsgHdrLen:l])
+		b = b[min((l+3)&^3, len(b)):]
+	}
+}
+
+// nlError returns the error an NLMSG_ERROR carries (nil for an ack).
+func nlError(data []byte) error {
+	if len(data) < 4 {
+		return errors.New("short netlink error message")
+	}
+	if e := int32(binary.NativeEndian.Uint32(data)); e != 0 {
+		return unix.Errno(-e)
+	}
+	return nil
 }
 
 // Run receives packets and calls fn for each until Close. fn runs on the
-// receiving goroutine; it must hand long waits elsewhere and call Verdict
-// (from any goroutine) exactly once per packet.
+// receiving goroutine; it must hand long waits elsewhere and call Accept or
+// Drop (from any goroutine) exactly once per packet.
 func (q *Queue) Run(fn func(Packet)) error {
+	q.mu.Lock()
+	if q.closed || q.running {
+		q.mu.Unlock()
+		return nil
+	}
+	q.running = true
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		unix.Close(q.fd)
+		q.fd = -1
+		q.mu.Unlock()
+		close(q.done)
+	}()
+	buf := make([]byte, 1<<16)
 	for {
-		msgs, err := q.c.Receive()
+		q.mu.RLock()
+		closed := q.closed
+		q.mu.RUnlock()
+		if closed {
+			return nil
+		}
+		n, _, err := unix.Recvfrom(q.fd, buf, 0)
 		if err != nil {
-			if q.closed.Load() || errors.Is(err, os.ErrClosed) {
-				return nil
-			}
-			// ENOBUFS: a burst overflowed the socket. ENOENT: the
-			// kernel's answer to a verdict for a packet it no longer
-			// holds (already let go). Neither ends the queue.
-			if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOENT) {
+			// EAGAIN: the receive timeout (a chance to see Close).
+			// ENOBUFS: a burst overflowed the socket; TCP resends.
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) || errors.Is(err, unix.ENOBUFS) {
 				continue
 			}
 			return fmt.Errorf("nfqueue receive: %w", err)
 		}
 		now := time.Now()
-		for _, m := range msgs {
-			if m.Header.Type != netlink.HeaderType(nfnlSubsysQueue<<8|msgPacket) || len(m.Data) < 4 {
-				continue
+		forEachMessage(buf[:n], func(typ uint16, _ uint32, data []byte) {
+			// NLMSG_ERROR here answers a verdict for a packet the kernel
+			// no longer holds (ENOENT): harmless.
+			if typ != nfnlSubsysQueue<<8|msgPacket || len(data) < 4 {
+				return
 			}
-			p, ok := decodePacket(m.Data[4:])
+			p, ok := decodePacket(data[4:])
 			if !ok {
-				continue
+				return
 			}
 			p.Received = now
 			fn(p)
-		}
+		})
 	}
 }
 
@@ -236,9 +355,14 @@ func (q *Queue) verdict(id, v uint32) error {
 	if err != nil {
 		return err
 	}
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed || q.fd < 0 {
+		return errors.New("nfqueue closed")
+	}
 	// No acknowledgement: a verdict is fire-and-forget on the hot path; an
 	// unknown id (a packet the kernel already let go) is harmless.
-	_, err = q.c.Send(netlink.Message{
+	err = q.send(netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(nfnlSubsysQueue<<8 | msgVerdict), Flags: netlink.Request},
 		Data:   append(q.nfgen(), data...),
 	})
@@ -249,8 +373,23 @@ func (q *Queue) verdict(id, v uint32) error {
 }
 
 // Close unbinds the queue: the kernel drops what is still queued (TCP
-// resends it) and, with the rule's bypass, accepts everything after.
+// resends it) and, with the rule's bypass, accepts everything after. It
+// waits for Run (at most its receive timeout).
 func (q *Queue) Close() error {
-	q.closed.Store(true)
-	return q.c.Close()
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	running := q.running
+	if !running {
+		unix.Close(q.fd)
+		q.fd = -1
+	}
+	q.mu.Unlock()
+	if running {
+		<-q.done
+	}
+	return nil
 }
