@@ -33,6 +33,7 @@
 #include "apiwarden_events.h"
 #include "tls_types.h"
 #include "enforce_match.h"
+#include "tls_watch.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -389,6 +390,7 @@ int tls_lib_enter(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 cookie = bpf_get_attach_cookie(ctx);
+	tls_watch_mark(id >> 32);
 	struct tls_call call = {
 		.ctx = PT_REGS_PARM1(ctx),
 		.buf = PT_REGS_PARM2(ctx),
@@ -460,6 +462,10 @@ int tls_lib_ret(struct pt_regs *ctx)
 static __always_inline void note_fd(long fd, bool is_read)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!tls_watched(id >> 32))
+		return;
+	count(TLS_CNT_FD_WATCHED, 1);
 	struct tls_call *call = bpf_map_lookup_elem(&tls_active, &id);
 
 	if (fd < 0)

@@ -64,6 +64,7 @@ enum tls_counter {
 	TLS_CNT_NO_FD,           /* data returned but the socket fd is unknown */
 	TLS_CNT_NOT_SOCKET,      /* fd is not an inet socket: no 4-tuple */
 	TLS_CNT_READ_FAILED,     /* user memory could not be read */
+	TLS_CNT_FD_WATCHED,      /* socket syscalls of watched tgids (tls_watch.h) */
 	TLS_CNT_MAX,
 };
 

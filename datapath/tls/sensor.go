@@ -503,7 +503,11 @@ func (s *Sensor) attachLocked(pid int) error {
 		ps.files[id] = struct{}{}
 		kinds = append(kinds, &analysis{plan: pf.plan})
 		if pf.plan.memBIO && !ps.tracked {
-			if err := s.objs.TlsTrackTgid.Put(uint32(pid), uint8(1)); err != nil {
+			err := s.objs.TlsTrackTgid.Put(uint32(pid), uint8(1))
+			if err == nil {
+				err = s.setWatched(pid, true)
+			}
+			if err != nil {
 				s.log.Warn("track memory-BIO process", "pid", pid, "err", err)
 			} else {
 				ps.tracked = true
@@ -611,6 +615,10 @@ func mappedTLSLibs(proc string) ([]mappedLib, error) {
 func (s *Sensor) OnExit(pid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		// Any process may have been marked by its first TLS call.
+		_ = s.setWatched(pid, false)
+	}
 	ps, ok := s.pids[pid]
 	if !ok {
 		return
@@ -710,7 +718,7 @@ type Stats struct {
 }
 
 var counterNames = []string{"calls", "chunks", "bytes", "chunks_truncated", "bytes_truncated",
-	"chunks_lost", "no_fd", "not_socket", "read_failed"}
+	"chunks_lost", "no_fd", "not_socket", "read_failed", "fd_watched"}
 
 // Stats returns the current counters.
 func (s *Sensor) Stats() (Stats, error) {

@@ -132,6 +132,7 @@ const (
 	tlsBpfMapTlsScratch        = "tls_scratch"
 	tlsBpfMapTlsSslFd          = "tls_ssl_fd"
 	tlsBpfMapTlsTrackTgid      = "tls_track_tgid"
+	tlsBpfMapTlsWatch          = "tls_watch"
 	tlsBpfProgTlsEnterRead     = "tls_enter_read"
 	tlsBpfProgTlsEnterReadv    = "tls_enter_readv"
 	tlsBpfProgTlsEnterRecvfrom = "tls_enter_recvfrom"
@@ -227,6 +228,7 @@ type tlsBpfMapSpecs struct {
 	TlsScratch      *ebpf.MapSpec `ebpf:"tls_scratch"`
 	TlsSslFd        *ebpf.MapSpec `ebpf:"tls_ssl_fd"`
 	TlsTrackTgid    *ebpf.MapSpec `ebpf:"tls_track_tgid"`
+	TlsWatch        *ebpf.MapSpec `ebpf:"tls_watch"`
 }
 
 // tlsBpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -276,6 +278,7 @@ type tlsBpfMaps struct {
 	TlsScratch      *ebpf.Map `ebpf:"tls_scratch"`
 	TlsSslFd        *ebpf.Map `ebpf:"tls_ssl_fd"`
 	TlsTrackTgid    *ebpf.Map `ebpf:"tls_track_tgid"`
+	TlsWatch        *ebpf.Map `ebpf:"tls_watch"`
 }
 
 func (m *tlsBpfMaps) Close() error {
@@ -297,6 +300,7 @@ func (m *tlsBpfMaps) Close() error {
 		m.TlsScratch,
 		m.TlsSslFd,
 		m.TlsTrackTgid,
+		m.TlsWatch,
 	)
 }
 

@@ -1,0 +1,108 @@
+package tls
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/apiwarden/apiwarden/apimodel/capture"
+)
+
+// fdWatched is the kernel's count of socket syscalls that passed the
+// tls_watch filter.
+func fdWatched(t *testing.T, s *Sensor) uint64 {
+	t.Helper()
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Kernel["fd_watched"]
+}
+
+// writes makes n write syscalls from this process.
+func writes(t *testing.T, n int) {
+	t.Helper()
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := []byte{0}
+	for i := 0; i < n; i++ {
+		if _, err := unix.Write(int(f.Fd()), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestUnwatchedTgidSkipsTracepoints: the syscall tracepoints stop at the
+// tls_watch bit for a process that made no TLS call (this test process),
+// work for it once its bit is set, and stop again once it is cleared.
+// Other processes on the host may add to the counter, so the bounds are
+// n (every write counted) against fewer than n.
+func TestUnwatchedTgidSkipsTracepoints(t *testing.T) {
+	s, _ := startSensor(t)
+	const n = 20000
+	pid := os.Getpid()
+	if s.watched(pid) {
+		t.Fatalf("test process watched before any TLS call")
+	}
+	before := fdWatched(t, s)
+	writes(t, n)
+	if d := fdWatched(t, s) - before; d >= n {
+		t.Errorf("unwatched: %d of %d writes passed the filter", d, n)
+	}
+	s.mu.Lock()
+	err := s.setWatched(pid, true)
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = fdWatched(t, s)
+	writes(t, n)
+	if d := fdWatched(t, s) - before; d < n {
+		t.Errorf("watched: %d of %d writes passed the filter", d, n)
+	}
+	s.OnExit(pid) // clears the bit like a real exit
+	if s.watched(pid) {
+		t.Fatalf("bit kept after exit")
+	}
+	before = fdWatched(t, s)
+	writes(t, n)
+	if d := fdWatched(t, s) - before; d >= n {
+		t.Errorf("after exit: %d of %d writes passed the filter", d, n)
+	}
+}
+
+// TestFirstTLSCallMarksProcess: a curl started after the sensor, never
+// attached, is marked by its first TLS call through the host libssl, and
+// its first request is still joined to its socket (keys carry the port).
+func TestFirstTLSCallMarksProcess(t *testing.T) {
+	s, c := startSensor(t)
+	spid, port := startPyServer(t, "1.3")
+	if err := s.AttachPID(spid); err != nil {
+		t.Fatal(err)
+	}
+	cpid, body := runClient(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/size/%d", port, 5))
+	if len(body) != 5 {
+		t.Fatalf("curl got %d bytes", len(body))
+	}
+	if !s.watched(cpid) || !s.watched(spid) {
+		t.Errorf("watched: client %v server %v, want both", s.watched(cpid), s.watched(spid))
+	}
+	wantReq := fmt.Sprintf("GET /size/5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
+	var req []byte
+	var chunks []capture.Chunk
+	waitFor(t, 5*time.Second, func() bool {
+		req, chunks = c.stream(t, cpid, capture.SourceTLSWrite)
+		return bytes.HasPrefix(req, []byte(wantReq))
+	})
+	if !bytes.HasPrefix(req, []byte(wantReq)) {
+		t.Fatalf("client write stream = %q", req)
+	}
+	checkKeys(t, chunks, port, false)
+}
