@@ -99,6 +99,14 @@ type Config struct {
 	// sensor only observes.
 	Enforce *enforce.Enforcer
 
+	// PerProcess attaches every probe with a PID filter for each process
+	// passed to AttachPID, so the breakpoints are installed only in those
+	// processes' address spaces (the kernel also installs them when a
+	// watched process maps a probed file later: dlopen). Other processes
+	// mapping the same library pay nothing. The host libraries are
+	// attached per process too (at AttachPID), not at New.
+	PerProcess bool
+
 	// skipReturnProbes attaches entry probes only (no data is emitted): a
 	// test knob to split the probe cost into its parts.
 	skipReturnProbes bool
@@ -137,6 +145,7 @@ type pidState struct {
 	rescans      int
 	timer        *time.Timer
 	tracked      bool // in tls_track_tgid
+	links        map[fileID][]link.Link // Config.PerProcess: this process's probes
 }
 
 // Sensor owns the TLS probes, their maps and the attach bookkeeping.
@@ -282,18 +291,43 @@ func (s *Sensor) ensureProbed(id fileID, path, lib string) *probedFile {
 		return nil
 	}
 	pf := &probedFile{path: path, plan: a.plan, users: map[int]struct{}{}}
+	if s.cfg.PerProcess {
+		// Attached per process by attachLocked.
+		s.files[id] = pf
+		return pf
+	}
+	links, err := s.attachPlan(path, a.plan, 0)
+	if err != nil {
+		return nil
+	}
+	pf.links = links
+	s.files[id] = pf
+	s.log.Info("tls probes attached", "path", path, "kind", a.plan.kind, "detail", a.plan.detail,
+		"points", len(a.plan.points), "slow_points", a.plan.slowCount())
+	for _, pt := range a.plan.points {
+		if pt.Slow {
+			s.log.Debug("tls probe on single-step path", "path", path, "point", pt.String())
+		}
+	}
+	return pf
+}
+
+// attachPlan attaches a file's plan, for every process (pid 0) or one.
+// Caller holds s.mu.
+func (s *Sensor) attachPlan(path string, p *plan, pid int) ([]link.Link, error) {
 	ex, err := link.OpenExecutable(path)
 	if err != nil {
 		s.skips[SkipAttachError]++
 		s.log.Warn("open executable", "path", path, "err", err)
-		return nil
+		return nil, err
 	}
-	for _, pt := range a.plan.points {
+	var links []link.Link
+	for _, pt := range p.points {
 		if s.cfg.skipReturnProbes && pt.Kind == probeLibRet {
 			continue
 		}
 		var l link.Link
-		opts := &link.UprobeOptions{Address: pt.Offset, Cookie: pt.Cookie}
+		opts := &link.UprobeOptions{Address: pt.Offset, Cookie: pt.Cookie, PID: pid}
 		switch pt.Kind {
 		case probeLibEnter:
 			l, err = ex.Uprobe("", s.objs.TlsLibEnter, opts)
@@ -305,24 +339,16 @@ func (s *Sensor) ensureProbed(id fileID, path, lib string) *probedFile {
 			l, err = ex.Uprobe("", s.objs.TlsGoRet, opts)
 		}
 		if err != nil {
-			for _, l := range pf.links {
+			for _, l := range links {
 				l.Close()
 			}
 			s.skips[SkipAttachError]++
-			s.log.Warn("attach tls probe", "path", path, "point", pt.String(), "err", err)
-			return nil
+			s.log.Warn("attach tls probe", "path", path, "pid", pid, "point", pt.String(), "err", err)
+			return nil, err
 		}
-		pf.links = append(pf.links, l)
+		links = append(links, l)
 	}
-	s.files[id] = pf
-	s.log.Info("tls probes attached", "path", path, "kind", a.plan.kind, "detail", a.plan.detail,
-		"points", len(a.plan.points), "slow_points", a.plan.slowCount())
-	for _, pt := range a.plan.points {
-		if pt.Slow {
-			s.log.Debug("tls probe on single-step path", "path", path, "point", pt.String())
-		}
-	}
-	return pf
+	return links, nil
 }
 
 // analyze returns the cached or fresh verdict for a file. Caller holds s.mu.
@@ -499,6 +525,16 @@ func (s *Sensor) attachLocked(pid int) error {
 	s.pids[pid] = ps
 	var kinds []*analysis
 	use := func(id fileID, pf *probedFile) {
+		if s.cfg.PerProcess && ps.links[id] == nil {
+			links, err := s.attachPlan(pf.path, pf.plan, pid)
+			if err != nil {
+				return
+			}
+			if ps.links == nil {
+				ps.links = map[fileID][]link.Link{}
+			}
+			ps.links[id] = links
+		}
 		pf.users[pid] = struct{}{}
 		ps.files[id] = struct{}{}
 		kinds = append(kinds, &analysis{plan: pf.plan})
@@ -518,6 +554,17 @@ func (s *Sensor) attachLocked(pid int) error {
 		use(exeID, pf)
 	}
 	exeA := s.analyses[exeID]
+	if s.cfg.PerProcess {
+		// Host libraries before they are mapped: the kernel installs the
+		// breakpoints when this process dlopens one.
+		n := len(kinds)
+		for id, pf := range s.files {
+			if pf.host {
+				use(id, pf)
+			}
+		}
+		kinds = kinds[:n] // visible once mapped (below), not before
+	}
 	libs, err := mappedTLSLibs(proc)
 	if err != nil {
 		s.skips[SkipExited]++
@@ -632,6 +679,11 @@ func (s *Sensor) OnExit(pid int) {
 	}
 	if ps.tracked {
 		_ = s.objs.TlsTrackTgid.Delete(uint32(pid))
+	}
+	for _, links := range ps.links {
+		for _, l := range links {
+			l.Close()
+		}
 	}
 	for id := range ps.files {
 		pf := s.files[id]
@@ -784,6 +836,11 @@ func (s *Sensor) Close() error {
 	for _, ps := range s.pids {
 		if ps.timer != nil {
 			ps.timer.Stop()
+		}
+		for _, links := range ps.links {
+			for _, l := range links {
+				l.Close()
+			}
 		}
 	}
 	for id, pf := range s.files {

@@ -106,3 +106,46 @@ func TestFirstTLSCallMarksProcess(t *testing.T) {
 	}
 	checkKeys(t, chunks, port, false)
 }
+
+// TestPerProcessProbesSkipUnwatched: with PerProcess probes, a watched
+// python server (libssl dlopened after the attach) is read from its first
+// request, and a curl client using the same libssl, never attached, pays
+// no probe: its entry probe never ran (its tls_watch bit, set by the entry
+// probe's first hit, stays clear) and it reports no chunk.
+func TestPerProcessProbesSkipUnwatched(t *testing.T) {
+	s, c := startSensorCfg(t, Config{PerProcess: true})
+	spid, port := startPyServer(t, "1.3")
+	if err := s.AttachPID(spid); err != nil {
+		t.Fatal(err)
+	}
+	cpid, body := runClient(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/size/%d", port, 5))
+	if len(body) != 5 {
+		t.Fatalf("curl got %d bytes", len(body))
+	}
+	wantReq := fmt.Sprintf("GET /size/5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
+	var req []byte
+	var chunks []capture.Chunk
+	waitFor(t, 5*time.Second, func() bool {
+		req, chunks = c.stream(t, spid, capture.SourceTLSRead)
+		return bytes.HasPrefix(req, []byte(wantReq))
+	})
+	if !bytes.HasPrefix(req, []byte(wantReq)) {
+		t.Fatalf("server read stream = %q", req)
+	}
+	checkKeys(t, chunks, port, true)
+	if s.watched(cpid) {
+		t.Errorf("unwatched curl hit a probe")
+	}
+	for _, src := range []capture.Source{capture.SourceTLSRead, capture.SourceTLSWrite} {
+		if got, _ := c.stream(t, cpid, src); len(got) != 0 {
+			t.Errorf("unwatched curl reported %d bytes (%s)", len(got), src)
+		}
+	}
+	s.OnExit(spid)
+	s.mu.Lock()
+	_, kept := s.pids[spid]
+	s.mu.Unlock()
+	if kept {
+		t.Errorf("server state kept after exit")
+	}
+}
