@@ -144,7 +144,7 @@ type pidState struct {
 	files        map[fileID]struct{}
 	rescans      int
 	timer        *time.Timer
-	tracked      bool // in tls_track_tgid
+	tracked      bool                   // in tls_track_tgid
 	links        map[fileID][]link.Link // Config.PerProcess: this process's probes
 }
 
