@@ -53,6 +53,12 @@ type Config struct {
 	MaxMetricSeries int `yaml:"maxMetricSeries"`
 	// TLS enables the TLS library uprobes.
 	TLS bool `yaml:"tls"`
+	// TLSProbeScope is "host" (default: every process mapping a probed
+	// library traps) or "process" (only watched processes: see
+	// agent/tlsscope.go). TLSProbeClients also probes clients (at exec)
+	// in process scope.
+	TLSProbeScope   string `yaml:"tlsProbeScope"`
+	TLSProbeClients bool   `yaml:"tlsProbeClients"`
 	// SaveInterval is how often the inventory is written to the store.
 	SaveInterval time.Duration `yaml:"saveInterval"`
 	LogLevel     string        `yaml:"logLevel"`
@@ -160,6 +166,9 @@ func (c *Config) LoadFile(path string) error {
 // Validate reports the first invalid setting with a message a user can act on.
 func (c *Config) Validate() error {
 	if err := validMode(c.Mode); err != nil {
+		return err
+	}
+	if err := validTLSScope(c.TLSProbeScope); err != nil {
 		return err
 	}
 	for svc, m := range c.ServiceModes {

@@ -81,7 +81,7 @@ func (a *Agent) startTLS(ctx context.Context, run func(string, func() error)) {
 	}
 	// With the enforcer's maps shared, the TLS read probes run the kernel
 	// rules on decrypted requests and flag flows before the read returns.
-	s, err := dptls.New(dptls.Config{ChunkMax: uint32(a.cfg.ChunkMax), Enforce: a.enforcer}, a.base)
+	s, err := dptls.New(dptls.Config{ChunkMax: uint32(a.cfg.ChunkMax), Enforce: a.enforcer, PerProcess: a.tlsPerProcess()}, a.base)
 	if err != nil {
 		a.log.Warn("TLS probes unavailable; encrypted traffic will not be seen", "err", err)
 		return
@@ -129,7 +129,7 @@ func (a *Agent) scanTLS(ctx context.Context) {
 			return
 		}
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || uint32(pid) == a.self {
+		if err != nil || uint32(pid) == a.self || !a.tlsScanWants(pid) {
 			continue
 		}
 		_ = a.tls.sensor.AttachPID(pid)
@@ -148,6 +148,9 @@ func (a *Agent) onProc(ev capture.ProcEvent) {
 	var item int
 	switch ev.Kind {
 	case capture.ProcExec:
+		if !a.tlsAttachOnExec() {
+			return
+		}
 		item = int(ev.TGID)
 	case capture.ProcExit:
 		// The process's streams are kept (bounded) until their sockets
@@ -240,6 +243,7 @@ const closeDelay = time.Second
 // delimited by the close (HTTP/1.0 style) completes only then.
 func (a *Agent) onSock(ev capture.SockEvent) {
 	a.procs.OnSock(ev)
+	a.onTLSListen(ev)
 	b := a.tls
 	if b == nil || ev.Kind != capture.SockClose {
 		return
