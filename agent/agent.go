@@ -28,6 +28,7 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/detect"
 	"github.com/apiwarden/apiwarden/apimodel/http1"
 	"github.com/apiwarden/apiwarden/apimodel/inventory"
+	"github.com/apiwarden/apiwarden/apimodel/verdict"
 	"github.com/apiwarden/apiwarden/apiserver"
 	dpcapture "github.com/apiwarden/apiwarden/datapath/capture"
 	"github.com/apiwarden/apiwarden/datapath/enforce"
@@ -71,8 +72,10 @@ type Agent struct {
 	kernelRuleNames map[uint32]kernelRuleName
 	portModes       string // last per-port overrides written to the kernel
 	resolved        *resolveCache
-	tls             *tlsBinder // nil: TLS probes off or unavailable
-	sources         sourceTracker
+	tls             *tlsBinder             // nil: TLS probes off or unavailable
+	hold            *holdPoint             // nil: no hold point (monitor mode, or unavailable)
+	resets          chan [2]netip.AddrPort // cuts waiting for the reset worker
+	autoBlock       *verdict.AutoBlocker
 
 	blocks    blockBook
 	events    *eventLog
@@ -95,6 +98,7 @@ func New(cfg Config, version string, log *slog.Logger) (*Agent, error) {
 	a.metrics = newRequestMetrics(a.reg, cfg.MaxMetricSeries)
 	a.blocks = blockBook{entries: map[string]blockMeta{}}
 	a.resolved = newResolveCache(5 * time.Second)
+	a.autoBlock = verdict.NewAutoBlocker(verdict.AutoBlockConfig(cfg.AutoBlock))
 	return a, nil
 }
 
@@ -118,6 +122,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("api listen %s: %w", a.cfg.APIAddr, err)
 	}
 	defer ln.Close()
+	a.openHold() // first: see openHold for why
+	defer a.stopHold()
 
 	if a.store, err = store.Open(a.cfg.DataDir, a.base); err != nil {
 		return err
@@ -139,6 +145,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		IdleTimeout: a.cfg.FlowIdleTimeout,
 		HTTP:        http1.Config{MaxBodyBytes: a.cfg.MaxBodyBytes},
 		OnRequest:   a.onRequest,
+		// Only protect mode acts on requests the parser rejects.
+		OnInvalidRequest: a.invalidRequestHook(),
 	}, a.base, a.onCall)
 
 	if a.detector, err = detect.New(detect.Config{RuleFiles: a.cfg.RuleFiles}, a.base); err != nil {
@@ -149,6 +157,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer a.closeSensors()
+	if a.resetter != nil {
+		a.resets = make(chan [2]netip.AddrPort, maxPendingResets)
+	}
 
 	if a.enforcer != nil {
 		rules := a.kernelRules()
@@ -178,10 +189,15 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if a.enforcer != nil {
 		run("enforce", func() error { return a.enforcer.Run(ctx, a.onEnforceEvent) })
 	}
+	if a.resets != nil {
+		run("reset", func() error { a.resetWorker(ctx); return nil })
+	}
 	if err := a.procs.Scan(); err != nil {
 		a.log.Warn("initial process scan incomplete", "err", err)
 	}
 	a.updatePortModes()
+	a.startHold(run)
+	a.updateHoldPorts()
 
 	a.ifaces = iface.New(iface.Config{Names: a.cfg.Interfaces}, &attachers{a: a}, a.base)
 	if err := a.ifaces.Start(ctx); err != nil {
@@ -213,6 +229,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	<-ctx.Done()
 	a.log.Info("stopping: detaching programs")
 	// Detach first so the application's traffic is untouched from here on.
+	a.stopHold()
 	a.ifaces.Close()
 	a.closeSensors()
 	wg.Wait()
@@ -227,8 +244,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 // are required; the enforcement pieces are required only in protect mode.
 func (a *Agent) loadSensors() error {
 	var err error
+	var holdMark uint32
+	if a.holdEnabled() {
+		holdMark = a.cfg.Hold.Mark
+	}
 	a.capture, err = dpcapture.New(dpcapture.Config{ChunkMax: a.cfg.ChunkMax, Ports: a.cfg.Ports,
-		RingBufferBytes: a.cfg.RingBufferBytes, WakeupBytes: a.cfg.WakeupBytes, PollInterval: a.cfg.PollInterval}, a.base)
+		RingBufferBytes: a.cfg.RingBufferBytes, WakeupBytes: a.cfg.WakeupBytes, PollInterval: a.cfg.PollInterval,
+		HoldMark: holdMark}, a.base)
 	if err != nil {
 		return fmt.Errorf("capture sensor: %w", err)
 	}
@@ -393,6 +415,7 @@ func (a *Agent) attachedNames() []string {
 // chunk is lost.
 func (a *Agent) addChunk(c capture.Chunk) {
 	a.withAssembler(func(asm *assemble.Assembler) { asm.Add(c) })
+	a.judged(c)
 }
 
 // withAssembler runs fn with the assembler locked, recovering from a panic.
@@ -481,6 +504,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			}
 			a.publishPolicy(ctx)
 			a.updatePortModes()
+			a.updateHoldPorts()
 			if now.Sub(lastPrune) >= time.Minute {
 				lastPrune = now
 				if _, err := a.store.Prune(eventKind, now.Add(-a.cfg.EventRetention)); err != nil {

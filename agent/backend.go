@@ -121,11 +121,13 @@ func (b backend) DeleteBlock(p netip.Prefix) error {
 }
 
 func (b backend) Status() (apiserver.Status, error) {
+	counters := b.a.counters()
+	b.a.holdStatus(counters) // hold_* outcomes and verdict-path stage timings
 	return apiserver.Status{
 		Version:    b.a.version,
 		Mode:       string(b.a.cfg.Mode),
 		Interfaces: b.a.attachedNames(),
-		Counters:   b.a.counters(),
+		Counters:   counters,
 		Started:    b.a.started,
 	}, nil
 }

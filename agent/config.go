@@ -77,6 +77,27 @@ type Config struct {
 	PersistBlocklist bool `yaml:"persistBlocklist"`
 	// EventRetention is how long security events are kept.
 	EventRetention time.Duration `yaml:"eventRetention"`
+	// Hold is protect mode's hold point (see HoldConfig).
+	Hold HoldConfig `yaml:"hold"`
+}
+
+// HoldConfig tunes the hold point: in protect mode each client->server data
+// segment of a protect-mode service waits in the kernel (NFQUEUE) until the
+// detector has judged the request bytes up to its end.
+type HoldConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Timeout is the longest a segment waits for its verdict.
+	Timeout time.Duration `yaml:"timeout"`
+	// FailMode is what a late verdict means: "open" (pass, default) or
+	// "closed" (drop; TCP resends it and it is judged again).
+	FailMode string `yaml:"failMode"`
+	// MaxQueued bounds the segments waiting at once (beyond: they pass).
+	MaxQueued int `yaml:"maxQueued"`
+	// Mark is the skb->mark bit(s) that select held segments; pick bits
+	// no other software on the node uses.
+	Mark uint32 `yaml:"mark"`
+	// Queue is the NFQUEUE number.
+	Queue uint16 `yaml:"queue"`
 }
 
 // DenyRule refuses requests by method (optional) and path prefix.
@@ -114,6 +135,8 @@ func Default() Config {
 		LogLevel:         "info",
 		AutoBlock:        AutoBlock{Threshold: 10, Window: time.Minute, TTL: 10 * time.Minute},
 		EventRetention:   7 * 24 * time.Hour,
+		Hold: HoldConfig{Enabled: true, Timeout: 5 * time.Millisecond, FailMode: "open",
+			MaxQueued: 4096, Mark: 0x00400000, Queue: 7},
 	}
 }
 
@@ -186,6 +209,18 @@ func (c *Config) Validate() error {
 	}
 	if c.AutoBlock.Threshold < 0 || (c.AutoBlock.Threshold > 0 && (c.AutoBlock.Window <= 0 || c.AutoBlock.TTL <= 0)) {
 		return fmt.Errorf("autoBlock: threshold needs a positive window and ttl")
+	}
+	if h := c.Hold; h.Enabled {
+		switch {
+		case h.Timeout < 100*time.Microsecond || h.Timeout > time.Second:
+			return fmt.Errorf("hold.timeout %s: must be between 100µs and 1s", h.Timeout)
+		case h.FailMode != "open" && h.FailMode != "closed":
+			return fmt.Errorf("hold.failMode %q: must be open or closed", h.FailMode)
+		case h.MaxQueued < 1 || h.MaxQueued > 65536:
+			return fmt.Errorf("hold.maxQueued %d: must be between 1 and 65536", h.MaxQueued)
+		case h.Mark == 0:
+			return fmt.Errorf("hold.mark must not be 0")
+		}
 	}
 	if len(c.Ports) > 16 {
 		return fmt.Errorf("ports: at most 16, got %d", len(c.Ports))

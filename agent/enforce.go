@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -56,7 +57,10 @@ func (a *Agent) onEnforceEvent(ev enforce.Event) {
 
 // cut makes the connection stop: TC drops its packets both ways from now on,
 // and both sockets (where they live on this host) are destroyed, which
-// resets the peer.
+// resets the peer. The flag is set here, at once; the resets (a socket
+// iterator run in each end's network namespace, milliseconds) go to the
+// reset worker when it runs, so the call pipeline, and every request held
+// behind it, does not wait for them.
 func (a *Agent) cut(client, server netip.AddrPort) error {
 	if a.enforcer == nil || a.resetter == nil {
 		return fmt.Errorf("enforcement not loaded")
@@ -66,6 +70,35 @@ func (a *Agent) cut(client, server netip.AddrPort) error {
 			return err
 		}
 	}
+	if a.resets != nil {
+		select {
+		case a.resets <- [2]netip.AddrPort{client, server}:
+			return nil
+		default: // worker busy: reset inline rather than not at all
+		}
+	}
+	return a.resetEnds(client, server)
+}
+
+// maxPendingResets bounds the cuts waiting for the reset worker.
+const maxPendingResets = 1024
+
+// resetWorker destroys the sockets of cut connections until ctx ends.
+func (a *Agent) resetWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-a.resets:
+			if err := a.resetEnds(c[0], c[1]); err != nil {
+				a.log.Warn("reset cut connection", "client", c[0], "server", c[1], "err", err)
+			}
+		}
+	}
+}
+
+// resetEnds destroys both sockets of a connection.
+func (a *Agent) resetEnds(client, server netip.AddrPort) error {
 	srv, cli := a.procs.Resolve(client, server)
 	var n int
 	for _, end := range []struct {

@@ -19,6 +19,9 @@ type requestMetrics struct {
 	latency  *prometheus.HistogramVec
 	dropped  prometheus.Counter
 	attacks  *prometheus.CounterVec
+	// auto-blocking: cut-grade findings counted, and trips by action
+	abFindings prometheus.Counter
+	abTrips    *prometheus.CounterVec
 
 	mu sync.Mutex
 	// seen caches the counter of each label set: WithLabelValues hashes
@@ -47,10 +50,18 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 			Namespace: "apiwarden", Name: "attacks_detected_total",
 			Help: "Findings of the detector and the kernel rules, by attack class and action taken.",
 		}, []string{"class", "action"}),
+		abFindings: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "apiwarden", Subsystem: "autoblock", Name: "findings_total",
+			Help: "Cut-grade findings (high severity, confidence >= 85) counted toward automatic source blocking.",
+		}),
+		abTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "apiwarden", Subsystem: "autoblock", Name: "sources_total",
+			Help: "Sources that reached the auto-block threshold, by action (blocked, monitor, block-failed).",
+		}, []string{"action"}),
 		seen:  make(map[[4]string]series),
 		limit: limit,
 	}
-	reg.MustRegister(m.requests, m.latency, m.dropped, m.attacks,
+	reg.MustRegister(m.requests, m.latency, m.dropped, m.attacks, m.abFindings, m.abTrips,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -152,3 +163,6 @@ var gaugeNames = map[string]bool{
 func (m *requestMetrics) attack(class, action string) {
 	m.attacks.WithLabelValues(class, action).Inc()
 }
+
+func (m *requestMetrics) autoBlockFinding()           { m.abFindings.Inc() }
+func (m *requestMetrics) autoBlockTrip(action string) { m.abTrips.WithLabelValues(action).Inc() }

@@ -3,24 +3,17 @@ package agent
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apimodel/capture"
 	"github.com/apiwarden/apiwarden/apimodel/detect"
 	"github.com/apiwarden/apiwarden/apimodel/http1"
+	"github.com/apiwarden/apiwarden/apimodel/verdict"
 	"github.com/apiwarden/apiwarden/apiserver"
 	"github.com/apiwarden/apiwarden/datapath/enforce"
 	"github.com/apiwarden/apiwarden/datapath/guard"
-)
-
-// Findings that make protect mode cut a connection: severe and confident.
-// Others are recorded only: a WAF that resets on every medium hint breaks
-// real APIs. 85 is the confidence the accuracy benchmark calls "block".
-const (
-	cutSeverity   = detect.SeverityHigh
-	cutConfidence = 85
 )
 
 // kernelRules compiles the deny rules and the detector's high-confidence
@@ -104,28 +97,59 @@ func (a *Agent) onRequest(conn *http1.Conn, r *call.Request) {
 
 // inspect runs the detector on a request and acts on the findings.
 func (a *Agent) inspect(client, server netip.AddrPort, r *call.Request, service string) {
+	t0 := time.Now()
 	findings := a.detector.Inspect(r, service)
+	if a.hold != nil {
+		a.hold.stages.observe("detect", time.Since(t0))
+	}
+	endpoint := r.Method + " " + r.Path
+	a.act(client, server, service, r.Start, endpoint, findings)
+}
+
+// onInvalidRequest handles a request head the parser rejected: the server
+// may act on a request the agent cannot judge, which is what smuggling
+// relies on (verdict.InvalidRequest).
+func (a *Agent) onInvalidRequest(conn *http1.Conn, head []byte) {
+	f, ok := verdict.InvalidRequest(head)
+	if !ok {
+		return
+	}
+	srv := a.owners(conn.Client, conn.Server, time.Now()).server
+	if srv != nil && srv.PID == a.self {
+		return
+	}
+	service := "unknown"
+	if srv != nil && srv.Exe != "" {
+		service = baseName(srv.Exe)
+	}
+	a.act(conn.Client, conn.Server, service, time.Now(), requestLine(head), []detect.Finding{f})
+}
+
+// act carries out verdict.DefaultPolicy's decision on a request's findings
+// (cut-grade = high severity and confidence >= 85): a cut first drops what
+// of the flow the hold point holds, then resets both ends.
+func (a *Agent) act(client, server netip.AddrPort, service string, start time.Time, endpoint string, findings []detect.Finding) {
 	if len(findings) == 0 {
 		return
 	}
 	protect := a.cfg.ModeFor(service) == ModeProtect
-	top := findings[0] // most confident first
+	act, cutGrade := verdict.DefaultPolicy.Decide(findings, protect)
 	action := "monitor"
-	if protect && top.Severity >= cutSeverity && top.Confidence >= cutConfidence {
+	if act == verdict.Cut {
 		action = "blocked"
+		a.holdBlock(capture.FlowKey{Src: client, Dst: server})
 		if err := a.cut(client, server); err != nil {
 			a.log.Warn("cut connection", "client", client, "server", server, "err", err)
 			action = "cut-failed"
 		}
 	}
-	endpoint := r.Method + " " + r.Path
 	if len(endpoint) > 200 {
 		endpoint = endpoint[:200]
 	}
 	for _, f := range findings {
 		a.metrics.attack(f.Class, action)
 		a.events.Record(apiserver.Event{
-			Time:     r.Start,
+			Time:     start,
 			Service:  service,
 			Endpoint: excerpt([]byte(endpoint)),
 			Client:   client.String(),
@@ -137,57 +161,24 @@ func (a *Agent) inspect(client, server netip.AddrPort, r *call.Request, service 
 			Action:   action,
 		})
 	}
-	a.noteFinding(client.Addr(), service, protect)
+	// Only what would be cut counts toward auto-blocking (issue #7: a
+	// benign client with occasional low-confidence matches was blocked).
+	if cutGrade {
+		a.noteFinding(client.Addr(), service, protect)
+	}
 }
 
-// sourceTracker counts findings per source for automatic blocking.
-type sourceTracker struct {
-	mu      sync.Mutex
-	windows map[netip.Addr][]time.Time
-}
-
-// maxTrackedSources bounds the automatic-blocking state; beyond it the
-// oldest half is forgotten (a flood of distinct sources cannot grow memory).
-const maxTrackedSources = 65536
-
-// noteFinding blocks a source at the guard once it has produced
-// AutoBlock.Threshold findings within AutoBlock.Window.
+// noteFinding counts one cut-grade finding of a source and blocks the
+// source at the guard once AutoBlock.Threshold of them fall within
+// AutoBlock.Window (protect mode; monitor mode records it).
 func (a *Agent) noteFinding(src netip.Addr, service string, protect bool) {
 	ab := a.cfg.AutoBlock
 	if ab.Threshold == 0 || a.guard == nil {
 		return
 	}
+	a.metrics.autoBlockFinding()
 	now := time.Now()
-	t := &a.sources
-	t.mu.Lock()
-	if t.windows == nil {
-		t.windows = map[netip.Addr][]time.Time{}
-	}
-	if len(t.windows) >= maxTrackedSources {
-		n := 0
-		for k := range t.windows {
-			delete(t.windows, k)
-			if n++; n >= maxTrackedSources/2 {
-				break
-			}
-		}
-	}
-	w := t.windows[src]
-	keep := w[:0]
-	for _, ts := range w {
-		if now.Sub(ts) < ab.Window {
-			keep = append(keep, ts)
-		}
-	}
-	keep = append(keep, now)
-	trip := len(keep) >= ab.Threshold
-	if trip {
-		delete(t.windows, src)
-	} else {
-		t.windows[src] = keep
-	}
-	t.mu.Unlock()
-	if !trip {
+	if !a.autoBlock.Note(src, now) {
 		return
 	}
 	prefix := netip.PrefixFrom(src.Unmap(), src.Unmap().BitLen())
@@ -198,13 +189,14 @@ func (a *Agent) noteFinding(src netip.Addr, service string, protect bool) {
 			a.log.Warn("auto-block", "source", prefix, "err", err)
 			action = "block-failed"
 		} else {
-			a.blocks.put(prefix, blockMeta{reason: fmt.Sprintf("auto: %d findings in %s", ab.Threshold, ab.Window), created: now, expires: now.Add(ab.TTL)})
+			a.blocks.put(prefix, blockMeta{reason: fmt.Sprintf("auto: %d cut-grade findings in %s", ab.Threshold, ab.Window), created: now, expires: now.Add(ab.TTL)})
 		}
 	}
+	a.metrics.autoBlockTrip(action)
 	a.events.Record(apiserver.Event{
 		Time: now, Service: service, Client: src.String(), Class: "abuse", RuleID: "auto-block",
 		Severity: "high", Part: "source",
-		Excerpt: fmt.Sprintf("%d findings within %s; block for %s", ab.Threshold, ab.Window, ab.TTL),
+		Excerpt: fmt.Sprintf("%d cut-grade findings within %s; block for %s", ab.Threshold, ab.Window, ab.TTL),
 		Action:  action,
 	})
 }
@@ -244,4 +236,13 @@ func (a *Agent) updatePortModes() {
 		return
 	}
 	a.portModes = key
+}
+
+// invalidRequestHook returns onInvalidRequest when some service is
+// protected (monitor mode records parse errors as counters only).
+func (a *Agent) invalidRequestHook() func(*http1.Conn, []byte) {
+	if !a.protecting() {
+		return nil
+	}
+	return a.onInvalidRequest
 }

@@ -23,6 +23,7 @@
 
 #include "enforce_match.h"
 #include "skb_tcp.h"
+#include "hold.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -63,10 +64,13 @@ int enforce_ingress(struct __sk_buff *skb)
 		return TCX_DROP_;
 	}
 	struct enforce_src src = { .kind = ENFORCE_SRC_SKB, .skb = skb, .off = t.payload_off };
-	if (!enforce_match(&src, t.payload_len, t.key.dport, &v))
-		return TCX_NEXT_;
-	if (enforce_apply(&t.key, skb->ifindex, &v, ENFORCE_REASON_KERNEL_RULE))
+	if (enforce_match(&src, t.payload_len, t.key.dport, &v) &&
+	    enforce_apply(&t.key, skb->ifindex, &v, ENFORCE_REASON_KERNEL_RULE))
 		return TCX_DROP_;
+	/* What the first-segment rules let through waits for the full
+	 * detector in the agent's verdict queue (hold.h). */
+	if (hold_mark_skb(skb, &t))
+		enforce_count(ENF_CNT_HOLD_MARKED);
 	return TCX_NEXT_;
 }
 

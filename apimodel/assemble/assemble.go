@@ -60,6 +60,9 @@ type Config struct {
 	// OnRequest, when set, is called with each complete request before its
 	// response (see http1.Conn.OnRequest), under the assembler's lock.
 	OnRequest func(*http1.Conn, *call.Request)
+	// OnInvalidRequest, when set, is called with the head of each request
+	// the parser rejected (see http1.Conn.OnInvalidRequest).
+	OnInvalidRequest func(*http1.Conn, []byte)
 }
 
 func (c Config) withDefaults() Config {
@@ -397,6 +400,7 @@ func (a *Assembler) conn(f *flow) *http1.Conn {
 	}
 	h := http1.NewConn(a.cfg.HTTP, &a.st.HTTP, a.emit)
 	h.OnRequest = a.cfg.OnRequest
+	h.OnInvalidRequest = a.cfg.OnInvalidRequest
 	h.Client, h.Server = f.addr[f.client], f.addr[1-f.client]
 	if f.key.tls {
 		// The caller replaces the marker with the library's name. The

@@ -216,6 +216,11 @@ type Conn struct {
 	// (head and body), before its response: a verdict made here can still
 	// stop the response. The request is the one the call will carry.
 	OnRequest func(*Conn, *call.Request)
+	// OnInvalidRequest, when set, sees the head of each request the parser
+	// rejects once it is complete (framing or header syntax it will not
+	// guess at, e.g. an obfuscated Transfer-Encoding): the server may
+	// still act on a request the agent could not judge.
+	OnInvalidRequest func(c *Conn, head []byte)
 
 	cfg   Config
 	stats *Stats
@@ -404,6 +409,9 @@ func (c *Conn) run(p *msgParser, b []byte, t time.Time) int {
 			st := c.head(p, b[n:n+end], t)
 			p.resetScan()
 			if st == Invalid {
+				if p.isReq && c.OnInvalidRequest != nil {
+					c.OnInvalidRequest(c, b[n:n+end])
+				}
 				c.fail(p)
 				continue
 			}

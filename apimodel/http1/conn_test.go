@@ -390,3 +390,26 @@ func TestOnRequestBeforeResponse(t *testing.T) {
 		t.Fatalf("calls do not carry the announced requests")
 	}
 }
+
+// TestOnInvalidRequestSeesRejectedHeads: a request head the parser refuses
+// (ambiguous framing) is handed to OnInvalidRequest whole, however it was
+// segmented; a response the parser refuses is not.
+func TestOnInvalidRequestSeesRejectedHeads(t *testing.T) {
+	head := "POST /cart HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nContent-Length: 7\r\n\r\n"
+	for split := 1; split < len(head); split += 7 {
+		var st Stats
+		c := NewConn(Config{}, &st, func(*call.Call) {})
+		var got []string
+		c.OnInvalidRequest = func(_ *Conn, h []byte) { got = append(got, string(h)) }
+		now := time.Unix(0, 0)
+		c.Feed(FromClient, []byte(head[:split]), now)
+		c.Feed(FromClient, []byte(head[split:]+"0\r\n\r\n"), now)
+		if len(got) != 1 || got[0] != head {
+			t.Fatalf("split %d: %q", split, got)
+		}
+		c.Feed(FromServer, []byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), now)
+		if len(got) != 1 {
+			t.Fatalf("response head reported: %q", got)
+		}
+	}
+}

@@ -54,6 +54,10 @@ type Config struct {
 	// for the rest. 0 wakes the reader for every record.
 	WakeupBytes  int
 	PollInterval time.Duration
+	// HoldMark is protect mode's hold bit (skb->mark, set by the verdict
+	// program): chunks of segments carrying it wake the reader at once,
+	// because the segment waits in the verdict queue for them. 0: none.
+	HoldMark uint32
 }
 
 func (c Config) validate() error {
@@ -160,6 +164,7 @@ func newSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 		captureVarPorts:       ports,
 		captureVarN_ports:     uint32(len(cfg.Ports)),
 		captureVarWakeupBytes: uint32(cfg.WakeupBytes),
+		captureVarHoldMark:    cfg.HoldMark,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)

@@ -414,6 +414,7 @@ var counterNames = map[enforceEnforceCounter]string{
 	enforceEnforceCounterENF_CNT_FLAGGED_DROP_INGRESS: "flagged_packets_dropped_ingress",
 	enforceEnforceCounterENF_CNT_FLAGGED_DROP_EGRESS:  "flagged_packets_dropped_egress",
 	enforceEnforceCounterENF_CNT_EVENTS_LOST:          "events_lost",
+	enforceEnforceCounterENF_CNT_HOLD_MARKED:          "hold_marked",
 }
 
 // Counters sums the per-CPU counters.

@@ -36,7 +36,8 @@ const (
 	enforceEnforceCounterENF_CNT_FLAGGED_DROP_INGRESS enforceEnforceCounter = 3
 	enforceEnforceCounterENF_CNT_FLAGGED_DROP_EGRESS  enforceEnforceCounter = 4
 	enforceEnforceCounterENF_CNT_EVENTS_LOST          enforceEnforceCounter = 5
-	enforceEnforceCounterENF_CNT_MAX                  enforceEnforceCounter = 6
+	enforceEnforceCounterENF_CNT_HOLD_MARKED          enforceEnforceCounter = 6
+	enforceEnforceCounterENF_CNT_MAX                  enforceEnforceCounter = 7
 )
 
 type enforceEnforceEvent struct {
@@ -96,6 +97,12 @@ type enforceFlowKey struct {
 	Pad    [3]uint8
 }
 
+type enforceHoldConfig struct {
+	_    structs.HostLayout
+	Mark uint32
+	Pad  uint32
+}
+
 type enforceScanBuf struct {
 	_ structs.HostLayout
 	B [1024]uint8
@@ -110,6 +117,8 @@ const (
 	enforceMapEnforceRules            = "enforce_rules"
 	enforceMapEnforceSettings         = "enforce_settings"
 	enforceMapFlaggedFlows            = "flagged_flows"
+	enforceMapHoldPorts               = "hold_ports"
+	enforceMapHoldSettings            = "hold_settings"
 	enforceMapPortModes               = "port_modes"
 	enforceMapScanScratch             = "scan_scratch"
 	enforceProgEnforceEgress          = "enforce_egress"
@@ -176,6 +185,8 @@ type enforceMapSpecs struct {
 	EnforceRules    *ebpf.MapSpec `ebpf:"enforce_rules"`
 	EnforceSettings *ebpf.MapSpec `ebpf:"enforce_settings"`
 	FlaggedFlows    *ebpf.MapSpec `ebpf:"flagged_flows"`
+	HoldPorts       *ebpf.MapSpec `ebpf:"hold_ports"`
+	HoldSettings    *ebpf.MapSpec `ebpf:"hold_settings"`
 	PortModes       *ebpf.MapSpec `ebpf:"port_modes"`
 	ScanScratch     *ebpf.MapSpec `ebpf:"scan_scratch"`
 }
@@ -216,6 +227,8 @@ type enforceMaps struct {
 	EnforceRules    *ebpf.Map `ebpf:"enforce_rules"`
 	EnforceSettings *ebpf.Map `ebpf:"enforce_settings"`
 	FlaggedFlows    *ebpf.Map `ebpf:"flagged_flows"`
+	HoldPorts       *ebpf.Map `ebpf:"hold_ports"`
+	HoldSettings    *ebpf.Map `ebpf:"hold_settings"`
 	PortModes       *ebpf.Map `ebpf:"port_modes"`
 	ScanScratch     *ebpf.Map `ebpf:"scan_scratch"`
 }
@@ -227,6 +240,8 @@ func (m *enforceMaps) Close() error {
 		m.EnforceRules,
 		m.EnforceSettings,
 		m.FlaggedFlows,
+		m.HoldPorts,
+		m.HoldSettings,
 		m.PortModes,
 		m.ScanScratch,
 	)

@@ -1,0 +1,373 @@
+// Package hold decides when a packet that protect mode holds in the kernel's
+// verdict queue may go on: once the call pipeline has judged every byte of
+// its flow up to the packet's end (allow), or at once when the flow was cut
+// (drop). It is the meeting point of two goroutines that never wait for
+// each other: the queue reader hands in held packets (Hold), the pipeline
+// reports after each chunk how far a flow is judged (Judged) and which
+// flows it cut (Block). Every hold is bounded in time and number, and
+// everything that is not a clear "cut" fails open by default.
+//
+// The package knows nothing of NFQUEUE: verdicts go through the Verdicter
+// interface, so it is tested without root.
+package hold
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiwarden/apiwarden/apimodel/capture"
+)
+
+// Verdicter carries a verdict to the kernel.
+type Verdicter interface {
+	Accept(id uint32) error
+	Drop(id uint32) error
+}
+
+// Config bounds the holding.
+type Config struct {
+	// Timeout is the longest a packet waits for its verdict.
+	Timeout time.Duration
+	// FailClosed drops a packet whose verdict did not come in time;
+	// the default (false) lets it pass.
+	FailClosed bool
+	// MaxQueued bounds the packets waiting at once; beyond it packets pass
+	// unjudged (counted as queue_full).
+	MaxQueued int
+	// MaxFlows bounds the flows tracked; at the bound flows without
+	// waiting packets are forgotten.
+	MaxFlows int
+	// Observe, if set, receives stage timings: "wait" (queue read to
+	// verdict decided) and "verdict_write" (verdict sent to the kernel).
+	Observe func(stage string, d time.Duration)
+}
+
+// Defaults of Config's zero fields.
+const (
+	DefaultTimeout   = 5 * time.Millisecond
+	DefaultMaxQueued = 4096
+	DefaultMaxFlows  = 65536
+	// maxPendingRanges bounds the out-of-order judged ranges kept per flow
+	// (beyond it the oldest is forgotten; a packet then waits for its
+	// timeout, which fails open).
+	maxPendingRanges = 8
+)
+
+// Packet is one held packet: the client->server bytes [Seq, End) of Key.
+type Packet struct {
+	ID       uint32
+	Key      capture.FlowKey
+	Seq, End uint32
+	Received time.Time
+}
+
+// Stats counts every outcome.
+type Stats struct {
+	Held          uint64 // packets handed in
+	Allowed       uint64 // passed after their bytes were judged
+	Blocked       uint64 // dropped: their flow was cut
+	TimedOut      uint64 // verdict late: passed (or dropped, fail-closed)
+	QueueFull     uint64 // passed unjudged: too many waiting or flows
+	Truncated     uint64 // passed: the capture did not copy all of them
+	Unparsed      uint64 // passed: not a TCP segment we understand
+	VerdictErrors uint64 // the kernel refused a verdict
+	Waiting       uint64 // waiting now
+}
+
+type rng struct{ start, end uint32 }
+
+type waiter struct {
+	p     Packet
+	timer *time.Timer
+	done  bool // decided (under Holder.mu)
+}
+
+type flow struct {
+	judged  uint32 // every byte before it has been through the pipeline
+	have    bool   // judged is known
+	blocked bool
+	trunc   rng // last range the capture truncated
+	pending []rng
+	waiters []*waiter
+}
+
+// Holder matches held packets with the pipeline's progress.
+type Holder struct {
+	cfg Config
+	v   Verdicter
+
+	ports atomic.Pointer[map[uint16]bool]
+
+	mu     sync.Mutex
+	flows  map[capture.FlowKey]*flow
+	queued int
+
+	held, allowed, blocked, timedOut, queueFull, truncated, unparsed, verdictErrors atomic.Uint64
+}
+
+// New returns a holder sending verdicts through v.
+func New(cfg Config, v Verdicter) *Holder {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
+	if cfg.MaxFlows <= 0 {
+		cfg.MaxFlows = DefaultMaxFlows
+	}
+	h := &Holder{cfg: cfg, v: v, flows: map[capture.FlowKey]*flow{}}
+	h.SetPorts(nil)
+	return h
+}
+
+// SetPorts names the server ports whose requests are held: the pipeline's
+// progress is tracked for flows to them only.
+func (h *Holder) SetPorts(ports []uint16) {
+	m := make(map[uint16]bool, len(ports))
+	for _, p := range ports {
+		m[p] = true
+	}
+	h.ports.Store(&m)
+}
+
+// Wants reports whether key (sender -> receiver) is a held direction.
+func (h *Holder) Wants(key capture.FlowKey) bool {
+	return (*h.ports.Load())[key.Dst.Port()]
+}
+
+// seqBefore reports a < b in TCP sequence space (RFC 1982 style).
+func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
+
+func (r rng) overlaps(s, e uint32) bool {
+	return r.start != r.end && seqBefore(s, r.end) && seqBefore(r.start, e)
+}
+
+// Unparsed accepts a queued packet the caller could not parse.
+func (h *Holder) Unparsed(id uint32) {
+	h.held.Add(1)
+	h.unparsed.Add(1)
+	h.send(id, true, time.Time{})
+}
+
+// Hold takes one queued packet. It never blocks: the packet is decided now
+// or when its flow is judged, cut or its timeout fires.
+func (h *Holder) Hold(p Packet) {
+	h.held.Add(1)
+	h.mu.Lock()
+	f := h.flows[p.Key]
+	switch {
+	case f != nil && f.blocked:
+		h.mu.Unlock()
+		h.blocked.Add(1)
+		h.send(p.ID, false, p.Received)
+		return
+	case f != nil && f.have && !seqBefore(f.judged, p.End):
+		tr := f.trunc.overlaps(p.Seq, p.End)
+		h.mu.Unlock()
+		h.pass(p, tr)
+		return
+	case h.queued >= h.cfg.MaxQueued:
+		h.mu.Unlock()
+		h.queueFull.Add(1)
+		h.send(p.ID, true, p.Received)
+		return
+	}
+	if f == nil {
+		if f = h.newFlow(p.Key); f == nil {
+			h.mu.Unlock()
+			h.queueFull.Add(1)
+			h.send(p.ID, true, p.Received)
+			return
+		}
+	}
+	w := &waiter{p: p}
+	f.waiters = append(f.waiters, w)
+	h.queued++
+	w.timer = time.AfterFunc(h.cfg.Timeout, func() { h.expire(p.Key, w) })
+	h.mu.Unlock()
+}
+
+func (h *Holder) pass(p Packet, truncated bool) {
+	if truncated {
+		h.truncated.Add(1)
+	} else {
+		h.allowed.Add(1)
+	}
+	h.send(p.ID, true, p.Received)
+}
+
+// newFlow adds a flow (h.mu held), making room at the bound by forgetting
+// flows nobody waits on. nil: no room.
+func (h *Holder) newFlow(k capture.FlowKey) *flow {
+	if len(h.flows) >= h.cfg.MaxFlows {
+		for key, f := range h.flows {
+			if len(f.waiters) == 0 && !f.blocked {
+				delete(h.flows, key)
+			}
+			if len(h.flows) < h.cfg.MaxFlows/2 {
+				break
+			}
+		}
+		if len(h.flows) >= h.cfg.MaxFlows {
+			return nil
+		}
+	}
+	f := &flow{}
+	h.flows[k] = f
+	return f
+}
+
+// Judged reports that the pipeline has processed the bytes [seq, end) of
+// key (a chunk; end counts SYN and FIN like TCP) and acted on every request
+// they completed. truncated: the capture copied only part of them.
+func (h *Holder) Judged(key capture.FlowKey, seq, end uint32, truncated bool) {
+	if !h.Wants(key) {
+		return
+	}
+	h.mu.Lock()
+	f := h.flows[key]
+	if f == nil {
+		if f = h.newFlow(key); f == nil {
+			h.mu.Unlock()
+			return
+		}
+	}
+	if truncated {
+		f.trunc = rng{seq, end}
+	}
+	switch {
+	case !f.have:
+		f.judged, f.have = end, true
+	case !seqBefore(f.judged, seq): // contiguous (or a retransmission)
+		if seqBefore(f.judged, end) {
+			f.judged = end
+		}
+	default: // ahead of a hole: remember it until the hole is filled
+		if len(f.pending) >= maxPendingRanges {
+			f.pending = f.pending[1:]
+		}
+		f.pending = append(f.pending, rng{seq, end})
+	}
+	for merged := true; merged && len(f.pending) > 0; {
+		merged = false
+		for i, r := range f.pending {
+			if !seqBefore(f.judged, r.start) {
+				if seqBefore(f.judged, r.end) {
+					f.judged = r.end
+				}
+				f.pending = append(f.pending[:i], f.pending[i+1:]...)
+				merged = true
+				break
+			}
+		}
+	}
+	var ready []*waiter
+	keep := f.waiters[:0]
+	for _, w := range f.waiters {
+		if !seqBefore(f.judged, w.p.End) {
+			w.done = true
+			ready = append(ready, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	f.waiters = keep
+	h.queued -= len(ready)
+	tr := f.trunc
+	h.mu.Unlock()
+	for _, w := range ready {
+		w.timer.Stop()
+		h.pass(w.p, tr.overlaps(w.p.Seq, w.p.End))
+	}
+}
+
+// Block cuts a flow (key: client -> server): what of it waits is dropped,
+// and so is what comes later.
+func (h *Holder) Block(key capture.FlowKey) {
+	h.mu.Lock()
+	f := h.flows[key]
+	if f == nil {
+		if f = h.newFlow(key); f == nil {
+			h.mu.Unlock()
+			return
+		}
+	}
+	f.blocked = true
+	ws := f.waiters
+	f.waiters = nil
+	for _, w := range ws {
+		w.done = true
+	}
+	h.queued -= len(ws)
+	h.mu.Unlock()
+	for _, w := range ws {
+		w.timer.Stop()
+		h.blocked.Add(1)
+		h.send(w.p.ID, false, w.p.Received)
+	}
+}
+
+// Forget drops a flow that ended (FIN/RST seen and judged). A flow that
+// still has waiting packets or was cut is kept: the waiters decide, and
+// retransmissions of a cut flow stay dropped.
+func (h *Holder) Forget(key capture.FlowKey) {
+	h.mu.Lock()
+	if f := h.flows[key]; f != nil && len(f.waiters) == 0 && !f.blocked {
+		delete(h.flows, key)
+	}
+	h.mu.Unlock()
+}
+
+func (h *Holder) expire(key capture.FlowKey, w *waiter) {
+	h.mu.Lock()
+	if w.done {
+		h.mu.Unlock()
+		return
+	}
+	w.done = true
+	if f := h.flows[key]; f != nil {
+		for i, x := range f.waiters {
+			if x == w {
+				f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+				break
+			}
+		}
+	}
+	h.queued--
+	h.mu.Unlock()
+	h.timedOut.Add(1)
+	h.send(w.p.ID, !h.cfg.FailClosed, w.p.Received)
+}
+
+func (h *Holder) send(id uint32, accept bool, received time.Time) {
+	start := time.Now()
+	var err error
+	if accept {
+		err = h.v.Accept(id)
+	} else {
+		err = h.v.Drop(id)
+	}
+	if err != nil {
+		h.verdictErrors.Add(1)
+	}
+	if h.cfg.Observe != nil {
+		if !received.IsZero() {
+			h.cfg.Observe("wait", start.Sub(received))
+		}
+		h.cfg.Observe("verdict_write", time.Since(start))
+	}
+}
+
+// Stats returns the counters.
+func (h *Holder) Stats() Stats {
+	h.mu.Lock()
+	q := h.queued
+	h.mu.Unlock()
+	return Stats{
+		Held: h.held.Load(), Allowed: h.allowed.Load(), Blocked: h.blocked.Load(),
+		TimedOut: h.timedOut.Load(), QueueFull: h.queueFull.Load(), Truncated: h.truncated.Load(),
+		Unparsed: h.unparsed.Load(), VerdictErrors: h.verdictErrors.Load(), Waiting: uint64(q),
+	}
+}
