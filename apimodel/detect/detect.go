@@ -31,7 +31,20 @@ const (
 	DefaultMaxHeaderValueBytes = 8 << 10
 	DefaultMaxHeaderBytes      = 32 << 10
 	DefaultMaxHeaderCount      = 100
+	// DefaultParanoia is the level for APIs: level 2 rules (CRS-style SQL
+	// operators, broader command and Java patterns) stay quiet on JSON
+	// API traffic, level 3-4 rules do not.
+	DefaultParanoia = 2
+	// DefaultSecondStageSkip: requests already blocked by a rule do not
+	// need the second stage's opinion.
+	DefaultSecondStageSkip = 85
 )
+
+// SecondStage is a slower, broader engine (e.g. Coraza + CRS) run only on
+// the requests the first stage finds suspicious.
+type SecondStage interface {
+	Inspect(req *call.Request, service string) []Finding
+}
 
 // Config configures a Detector. Zero limits take the defaults above.
 type Config struct {
@@ -47,6 +60,23 @@ type Config struct {
 	// PathOverrides disable rules for paths under a prefix, e.g. a CMS
 	// endpoint that legitimately accepts HTML.
 	PathOverrides []PathOverride
+
+	// Paranoia is the default paranoia level (1-4, 0 means
+	// DefaultParanoia): rules above it do not run. ServiceParanoia sets it
+	// per service.
+	Paranoia        int
+	ServiceParanoia map[string]int
+
+	// SecondStage, when set, sees only the requests the rules found
+	// suspicious (any finding or a suspect keyword) and none of whose
+	// findings reaches SecondStageSkip; its findings are added.
+	SecondStage     SecondStage
+	SecondStageSkip int
+
+	// Shapes, when set, tells what each parameter of an endpoint usually
+	// receives; findings on values that fit lose confidence, findings on
+	// values that break a learned integer, uuid or enum gain it.
+	Shapes Shapes
 
 	// MaxInspectBytes bounds the decoded bytes inspected per request;
 	// MaxParts bounds the number of values. Parts past either are skipped
@@ -112,6 +142,12 @@ type Stats struct {
 	// AnchorLimitHits counts parts where an anchored rule gave up after
 	// maxAnchorTries keyword positions.
 	AnchorLimitHits uint64
+	// SecondStage counts requests handed to the second stage;
+	// ShapeLowered and ShapeRaised count findings whose confidence the
+	// learned parameter shapes changed.
+	SecondStage  uint64
+	ShapeLowered uint64
+	ShapeRaised  uint64
 }
 
 // Detector is safe for concurrent use.
@@ -129,6 +165,13 @@ type Detector struct {
 	// always lists, per kind bit, the keyword-less rules for that kind.
 	always   [10][]int32
 	reqRules []int32
+	// tokAC holds the keywords of Tokens rules, matched on plain tokens
+	// and names; tokPatRules maps its patterns to rules.
+	tokAC       aho.AhoCorasick
+	tokPatRules [][]int32
+	// svcMask holds the rule mask per service named in Disabled or
+	// ServiceParanoia; defMask is the one of every other service.
+	svcMask map[string][]bool
 	// disabled holds a rule mask per service; "*" is folded into each.
 	disabled    map[string][]bool
 	disabledAll []bool
@@ -141,6 +184,7 @@ type Detector struct {
 	requests, findings, partsInspected, bytesInspected atomic.Uint64
 	bytesLimitHits, partsLimitHits, depthLimitHits     atomic.Uint64
 	findingsDropped, anchorLimitHits                   atomic.Uint64
+	secondStage, shapeLowered, shapeRaised             atomic.Uint64
 }
 
 type override struct {
@@ -162,6 +206,16 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 	setDefault(&cfg.MaxHeaderValueBytes, DefaultMaxHeaderValueBytes)
 	setDefault(&cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&cfg.MaxHeaderCount, DefaultMaxHeaderCount)
+	setDefault(&cfg.Paranoia, DefaultParanoia)
+	setDefault(&cfg.SecondStageSkip, DefaultSecondStageSkip)
+	if cfg.Paranoia > 4 {
+		return nil, fmt.Errorf("paranoia level %d not in 1..4", cfg.Paranoia)
+	}
+	for svc, pl := range cfg.ServiceParanoia {
+		if pl < 1 || pl > 4 {
+			return nil, fmt.Errorf("paranoia level %d of service %q not in 1..4", pl, svc)
+		}
+	}
 
 	specs, err := parseRules(builtinRules, "builtin")
 	if err != nil {
@@ -221,8 +275,9 @@ func mergeRules(base, more []RuleSpec) ([]RuleSpec, error) {
 
 func (d *Detector) compile(specs []RuleSpec) error {
 	seen := map[string]bool{}
-	var patterns []string
+	var patterns, tokPatterns []string
 	patIndex := map[string]int{}
+	tokIndex := map[string]int{}
 	for i, s := range specs {
 		if seen[s.ID] {
 			return fmt.Errorf("compile rules: duplicate rule id %q", s.ID)
@@ -248,6 +303,16 @@ func (d *Detector) compile(specs []RuleSpec) error {
 				d.patRules = append(d.patRules, nil)
 			}
 			d.patRules[p] = append(d.patRules[p], int32(i))
+			if r.Tokens {
+				p, ok := tokIndex[k]
+				if !ok {
+					p = len(tokPatterns)
+					tokIndex[k] = p
+					tokPatterns = append(tokPatterns, k)
+					d.tokPatRules = append(d.tokPatRules, nil)
+				}
+				d.tokPatRules[p] = append(d.tokPatRules[p], int32(i))
+			}
 		}
 		if r.reqCheck != nil {
 			d.reqRules = append(d.reqRules, int32(i))
@@ -261,12 +326,13 @@ func (d *Detector) compile(specs []RuleSpec) error {
 	}
 	builder := aho.NewAhoCorasickBuilder(aho.Opts{MatchKind: aho.StandardMatch, DFA: true})
 	d.ac = builder.Build(patterns)
+	d.tokAC = builder.Build(tokPatterns)
 
 	global, err := d.mask(d.cfg.Disabled["*"], nil)
 	if err != nil {
 		return err
 	}
-	d.disabledAll = global
+	d.disabledAll = d.plMask(global, d.cfg.Paranoia)
 	d.disabled = map[string][]bool{}
 	for svc, ids := range d.cfg.Disabled {
 		if svc == "*" {
@@ -276,7 +342,16 @@ func (d *Detector) compile(specs []RuleSpec) error {
 		if err != nil {
 			return err
 		}
-		d.disabled[svc] = m
+		pl := d.cfg.Paranoia
+		if p, ok := d.cfg.ServiceParanoia[svc]; ok {
+			pl = p
+		}
+		d.disabled[svc] = d.plMask(m, pl)
+	}
+	for svc, pl := range d.cfg.ServiceParanoia {
+		if _, ok := d.disabled[svc]; !ok {
+			d.disabled[svc] = d.plMask(global, pl)
+		}
 	}
 	for _, o := range d.cfg.PathOverrides {
 		m, err := d.mask(o.Disable, nil)
@@ -316,6 +391,18 @@ func (d *Detector) mask(names []string, base []bool) ([]bool, error) {
 	return m, nil
 }
 
+// plMask returns base with every rule above paranoia level pl disabled.
+func (d *Detector) plMask(base []bool, pl int) []bool {
+	m := make([]bool, len(d.rules))
+	copy(m, base)
+	for i, r := range d.rules {
+		if r.PL > pl {
+			m[i] = true
+		}
+	}
+	return m
+}
+
 // Stats returns the counters since New.
 func (d *Detector) Stats() Stats {
 	return Stats{
@@ -328,6 +415,9 @@ func (d *Detector) Stats() Stats {
 		DepthLimitHits:  d.depthLimitHits.Load(),
 		FindingsDropped: d.findingsDropped.Load(),
 		AnchorLimitHits: d.anchorLimitHits.Load(),
+		SecondStage:     d.secondStage.Load(),
+		ShapeLowered:    d.shapeLowered.Load(),
+		ShapeRaised:     d.shapeRaised.Load(),
 	}
 }
 
@@ -358,6 +448,17 @@ func (d *Detector) Inspect(req *call.Request, service string) []Finding {
 	s := d.scratch.Get().(*scan)
 	s.reset(d, req, d.maskFor(service, req.Path))
 	s.run()
+	s.adjust(service)
+	if d.cfg.SecondStage != nil && (s.suspect || len(s.findings) > 0) && maxConf(s.findings) < d.cfg.SecondStageSkip {
+		d.secondStage.Add(1)
+		for _, f := range d.cfg.SecondStage.Inspect(req, service) {
+			if len(s.findings) >= d.cfg.MaxFindings {
+				d.findingsDropped.Add(1)
+				break
+			}
+			s.findings = append(s.findings, f)
+		}
+	}
 	out := s.findings
 	s.findings = nil
 	d.partsInspected.Add(uint64(s.parts))
@@ -371,6 +472,14 @@ func (d *Detector) Inspect(req *call.Request, service string) []Finding {
 		return out[i].Severity > out[j].Severity
 	})
 	return out
+}
+
+func maxConf(fs []Finding) int {
+	m := -1
+	for _, f := range fs {
+		m = max(m, f.Confidence)
+	}
+	return m
 }
 
 func (d *Detector) maskFor(service, path string) []bool {

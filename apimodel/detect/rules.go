@@ -121,6 +121,17 @@ type RuleSpec struct {
 	// Kernel lists raw byte strings safe to match in the first bytes of a
 	// request in the kernel (no decoding there).
 	Kernel []string `yaml:"kernel"`
+	// PL is the paranoia level (1-4, 0 means 1) from which the rule runs:
+	// higher levels add rules that catch more and misfire more.
+	PL int `yaml:"pl"`
+	// Suspect rules emit no finding: a keyword hit only marks the request
+	// suspicious, which sends it to the second stage (if one is set).
+	Suspect bool `yaml:"suspect"`
+	// Tokens rules have keywords that can be a whole plain token
+	// (java.lang.Runtime, nikto, __proto__): they are also matched on
+	// single-token values and on plain parameter, cookie and header names,
+	// which every other rule skips.
+	Tokens bool `yaml:"tokens"`
 }
 
 type ruleFile struct {
@@ -171,6 +182,18 @@ func compileRule(spec RuleSpec, idx int) (*rule, error) {
 		return nil, fmt.Errorf("%w %s: %w", errRule, spec.ID, err)
 	}
 	r.severity = sev
+	if spec.PL < 0 || spec.PL > 4 {
+		return nil, fmt.Errorf("%w %s: pl %d not in 1..4", errRule, spec.ID, spec.PL)
+	}
+	if r.PL == 0 {
+		r.PL = 1
+	}
+	if spec.Suspect && (len(spec.Keywords) == 0 || spec.Check != "" || spec.Regex != "") {
+		return nil, fmt.Errorf("%w %s: a suspect rule has keywords only", errRule, spec.ID)
+	}
+	if spec.Tokens && len(spec.Keywords) == 0 {
+		return nil, fmt.Errorf("%w %s: tokens needs keywords", errRule, spec.ID)
+	}
 	if spec.Confidence < 0 || spec.Confidence > 100 {
 		return nil, fmt.Errorf("%w %s: confidence %d not in 0..100", errRule, spec.ID, spec.Confidence)
 	}

@@ -32,6 +32,14 @@ type scan struct {
 	budget, parts, bytes int
 	limitHit             bool
 	jsonPath             []jsonSeg
+	// suspect is set by suspect rules (and any finding): the request goes
+	// to the second stage.
+	suspect bool
+	// values holds, per finding, the decoded value it was found in (for
+	// the shape adjustment).
+	values []string
+	// learn, when set, receives every inspected value (Profiler.Learn).
+	learn func(part string, decoded string)
 }
 
 type jsonSeg struct {
@@ -87,6 +95,9 @@ func (p *partRef) String() string {
 func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 	s.d, s.req, s.disabled = d, req, disabled
 	s.findings = nil
+	s.values = s.values[:0]
+	s.suspect = false
+	s.learn = nil
 	s.budget = d.cfg.MaxInspectBytes
 	s.parts, s.bytes = 0, 0
 	s.limitHit = false
@@ -174,7 +185,11 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 	s.budget -= len(raw)
 	s.parts++
 	s.bytes += len(raw)
+	if s.learn != nil {
+		s.learn(p.String(), decode(raw, plus, s.d.cfg.MaxDecodePasses))
+	}
 	if s.d.skipInert && inertToken(raw) {
+		s.tokens(p, raw)
 		return true
 	}
 
@@ -223,6 +238,44 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 	return !s.limitHit
 }
 
+// tokens matches the Tokens rules' keywords on a single-token value or a
+// plain name, which the full pass skips.
+func (s *scan) tokens(p *partRef, raw string) {
+	if s.d.tokAC.PatternCount() == 0 {
+		return
+	}
+	s.canon = canonical(s.canon[:0], raw)
+	canon := s.canon
+	s.gen++
+	if s.gen == 0 {
+		clear(s.stamp)
+		s.gen = 1
+	}
+	var name string
+	it := s.d.tokAC.IterOverlappingByte(canon)
+	for m := it.Next(); m != nil; m = it.Next() {
+		for _, ri := range s.d.tokPatRules[m.Pattern()] {
+			if s.d.rules[ri].Anchor {
+				continue
+			}
+			s.hit(ri, m.Start(), p, &name, raw, canon)
+		}
+	}
+}
+
+// name inspects a parameter, cookie or header name: unusual names go
+// through every key rule, plain ones only through the token rules.
+func (s *scan) name(prefix, name string) bool {
+	p := &partRef{kind: mustBit(KindKey), prefix: prefix, name: name}
+	if !plainName(name) {
+		return s.value(p, name, true)
+	}
+	if len(name) > 3 {
+		s.tokens(p, name)
+	}
+	return true
+}
+
 // hit handles a keyword of rule ri found at canon[at:].
 func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, canon []byte) {
 	if s.stamp[ri] == s.gen {
@@ -231,6 +284,11 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 	r := s.d.rules[ri]
 	if r.kinds&p.kind == 0 || s.disabled[ri] {
 		s.stamp[ri] = s.gen
+		return
+	}
+	if r.Suspect {
+		s.stamp[ri] = s.gen
+		s.suspect = true
 		return
 	}
 	if !r.Anchor {
@@ -272,7 +330,7 @@ func (s *scan) evaluateAt(ri int32, p *partRef, name *string, decoded string, ca
 	if *name == "" {
 		*name = p.String()
 	}
-	s.emit(r, *name, s.excerpt(decoded, at, p.sensitive))
+	s.emitValue(r, *name, s.excerpt(decoded, at, p.sensitive), decoded)
 	return true
 }
 
@@ -300,10 +358,12 @@ func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, cano
 	if *name == "" {
 		*name = p.String()
 	}
-	s.emit(r, *name, s.excerpt(decoded, loc, p.sensitive))
+	s.emitValue(r, *name, s.excerpt(decoded, loc, p.sensitive), decoded)
 }
 
-func (s *scan) emit(r *rule, part, excerpt string) {
+func (s *scan) emit(r *rule, part, excerpt string) { s.emitValue(r, part, excerpt, "") }
+
+func (s *scan) emitValue(r *rule, part, excerpt, value string) {
 	for i := range s.findings {
 		// A path is seen whole and per segment: report a rule once.
 		if s.findings[i].RuleID == r.ID && s.findings[i].Part == part {
@@ -318,6 +378,7 @@ func (s *scan) emit(r *rule, part, excerpt string) {
 		RuleID: r.ID, Class: r.Class, Severity: r.severity, Confidence: r.Confidence,
 		Part: part, Excerpt: excerpt, Description: r.Description,
 	})
+	s.values = append(s.values, value)
 }
 
 var reSecret = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|(?i:bearer\s+)[A-Za-z0-9._~+/=-]{8,}|[A-Za-z0-9+/_-]{32,}={0,2}|(?i:(?:password|passwd|pwd|secret|token|api_?key)=)[^&\s]+`)
@@ -413,10 +474,8 @@ func (s *scan) query(raw, kind, prefix, namePrefix string) {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
 		name, val, _ := strings.Cut(pair, "=")
-		if !plainName(name) {
-			if !s.value(&partRef{kind: mustBit(KindKey), prefix: namePrefix, name: name}, name, true) {
-				return
-			}
+		if !s.name(namePrefix, name) {
+			return
 		}
 		if !s.value(&partRef{kind: kb, prefix: prefix, name: name, sensitive: isSensitiveName(name)}, val, true) {
 			return
@@ -437,6 +496,13 @@ var skipHeaders = map[string]bool{
 	"upgrade-insecure-requests": true, "dnt": true, "traceparent": true, "tracestate": true,
 }
 
+// knownHeaders are standard names not worth matching as names.
+var knownHeaders = map[string]bool{
+	"user-agent": true, "referer": true, "origin": true, "x-request-id": true, "x-forwarded-for": true,
+	"x-forwarded-proto": true, "x-forwarded-host": true, "x-real-ip": true, "x-api-key": true,
+	"x-requested-with": true, "x-correlation-id": true, "x-amz-date": true, "x-amz-content-sha256": true,
+}
+
 func (s *scan) headers() {
 	hk := mustBit(KindHeader)
 	for _, h := range s.req.Headers {
@@ -447,6 +513,9 @@ func (s *scan) headers() {
 		}
 		if skipHeaders[ln] {
 			continue
+		}
+		if !knownHeaders[ln] && !s.name("header-name:", h.Name) {
+			return
 		}
 		if !s.value(&partRef{kind: hk, prefix: "header:", name: h.Name, sensitive: isSensitiveName(ln)}, h.Value, false) {
 			return
@@ -460,6 +529,9 @@ func (s *scan) cookies(v string) {
 		var pair string
 		pair, v, _ = strings.Cut(v, ";")
 		name, val, _ := strings.Cut(strings.TrimSpace(pair), "=")
+		if !s.name("cookie-name:", name) {
+			return
+		}
 		// Cookies are often form-encoded, so '+' is a space.
 		if !s.value(&partRef{kind: ck, prefix: "cookie:", name: name, sensitive: isSensitiveName(name)}, val, true) {
 			return
@@ -675,9 +747,14 @@ func (w *jsonWalker) object() bool {
 		w.pos++
 		w.ws()
 		w.s.jsonPath = append(w.s.jsonPath, jsonSeg{key: key, idx: -1})
-		if !w.stop && !plainName(key) {
-			if !w.s.value(&partRef{kind: mustBit(KindKey), prefix: "json-key:", json: w.s.jsonPath, isJSON: true}, key, false) {
-				w.stop = true
+		if !w.stop {
+			kp := &partRef{kind: mustBit(KindKey), prefix: "json-key:", json: w.s.jsonPath, isJSON: true}
+			if !plainName(key) {
+				if !w.s.value(kp, key, false) {
+					w.stop = true
+				}
+			} else if len(key) > 3 {
+				w.s.tokens(kp, key)
 			}
 		}
 		ok = w.val()

@@ -1,0 +1,133 @@
+package detectbench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/apimodel/detect"
+	"github.com/apiwarden/apiwarden/apimodel/detect/crsstage"
+)
+
+// TestCombinedReport (AW_COMBINED=1, ~1-2 min on one core) measures the
+// engine choice: our rules alone, Coraza + CRS PL1 and PL2 alone, and our
+// rules with CRS PL1 as a second stage behind the suspect prefilter. It
+// prints TPR per family on the CRS regression set and on our own attacks
+// (tuning and held-back files apart), FPR on the benign requests (apart
+// likewise), the share of benign requests the prefilter hands to CRS,
+// and benign requests per second on one core.
+func TestCombinedReport(t *testing.T) {
+	if os.Getenv("AW_COMBINED") == "" {
+		t.Skip("AW_COMBINED not set")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ours, err := detect.New(detect.Config{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st1, err := crsstage.New(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := crsstage.New(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comb, err := detect.New(detect.Config{SecondStage: st1}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ n, ours, pl1, pl2, comb int }
+	count := func(title string, es []Entry) {
+		per := map[string]*row{}
+		tot := &row{}
+		for i := range es {
+			e := &es[i]
+			r := per[e.Class]
+			if r == nil {
+				r = &row{}
+				per[e.Class] = r
+			}
+			req := e.Request()
+			o := maxConfidence(ours.Inspect(req, "bench")) >= blockConfidence
+			c := maxConfidence(comb.Inspect(req, "bench")) >= blockConfidence
+			p1, _ := st1.Verdict(req)
+			p2, _ := st2.Verdict(req)
+			for _, x := range []*row{r, tot} {
+				x.n++
+				x.ours += b2i(o)
+				x.comb += b2i(c)
+				x.pl1 += b2i(p1)
+				x.pl2 += b2i(p2)
+			}
+		}
+		keys := make([]string, 0, len(per))
+		for k := range per {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Printf("\n%s\n| family | n | ours | ours+CRS PL1 stage | CRS PL1 | CRS PL2 |\n|---|---:|---:|---:|---:|---:|\n", title)
+		pc := func(a, n int) string { return fmt.Sprintf("%.1f %%", 100*float64(a)/float64(n)) }
+		for _, k := range append(keys, "ALL") {
+			r := tot
+			if k != "ALL" {
+				r = per[k]
+			}
+			fmt.Printf("| %s | %d | %s | %s | %s | %s |\n", k, r.n, pc(r.ours, r.n), pc(r.comb, r.n), pc(r.pl1, r.n), pc(r.pl2, r.n))
+		}
+	}
+	if set, err := LoadCRSSet(CRSSetPath); err == nil {
+		es := make([]Entry, len(set))
+		for i := range set {
+			es[i] = set[i].Entry
+		}
+		count("CRS v4.25.0 regression set (malicious cases), TPR", es)
+	} else {
+		t.Log(err)
+	}
+	for _, f := range []string{corpusPath, holdoutPath} {
+		all, err := LoadCorpus(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count(f+" (benign row = FPR)", all)
+		var benign []Entry
+		for _, e := range all {
+			if e.Class == "benign" {
+				benign = append(benign, e)
+			}
+		}
+		before := comb.Stats().SecondStage
+		for i := range benign {
+			comb.Inspect(benign[i].Request(), "bench")
+		}
+		fmt.Printf("benign %s: %d requests, %d handed to the CRS stage\n", f, len(benign), comb.Stats().SecondStage-before)
+		rate := func(f func(e *Entry)) float64 {
+			start := time.Now()
+			n := 0
+			for time.Since(start) < 2*time.Second {
+				for i := range benign {
+					f(&benign[i])
+					n++
+				}
+			}
+			return float64(n) / time.Since(start).Seconds()
+		}
+		ro := rate(func(e *Entry) { ours.Inspect(e.Request(), "bench") })
+		rc := rate(func(e *Entry) { comb.Inspect(e.Request(), "bench") })
+		r1 := rate(func(e *Entry) { st1.Verdict(e.Request()) })
+		fmt.Printf("req/s on one goroutine (GOMAXPROCS=%s, noisy shared host): ours %.0f, ours+CRS stage %.0f, CRS PL1 %.0f; ratio ours+stage/CRS = %.1fx\n",
+			os.Getenv("GOMAXPROCS"), ro, rc, r1, rc/r1)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

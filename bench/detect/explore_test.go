@@ -1,0 +1,65 @@
+package detectbench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"testing"
+)
+
+// TestExploreCRSSet is a development aid (AW_EXPLORE=1): per-class misses
+// on the CRS set, CRS verdicts cached in /tmp.
+func TestExploreCRSSet(t *testing.T) {
+	if os.Getenv("AW_EXPLORE") == "" {
+		t.Skip("AW_EXPLORE not set")
+	}
+	set, err := LoadCRSSet(CRSSetPath)
+	if err != nil {
+		t.Skip(err)
+	}
+	eng := loadEngines(t)
+	cache := map[string]bool{}
+	if b, err := os.ReadFile("/tmp/aw-crs-pl1.json"); err == nil {
+		json.Unmarshal(b, &cache)
+	} else {
+		for i := range set {
+			bl, _ := eng.crs.Verdict(&set[i].Entry)
+			cache[set[i].ID] = bl
+		}
+		b, _ := json.Marshal(cache)
+		os.WriteFile("/tmp/aw-crs-pl1.json", b, 0o644)
+	}
+	type tl struct{ n, ours, crs, both, crsOnly int }
+	per := map[string]*tl{}
+	want := os.Getenv("AW_CLASS")
+	for i := range set {
+		e := &set[i]
+		fs := eng.det.Inspect(e.Request(), "bench")
+		ok := maxConfidence(fs) >= blockConfidence
+		c := per[e.Class]
+		if c == nil {
+			c = &tl{}
+			per[e.Class] = c
+		}
+		c.n++
+		if ok {
+			c.ours++
+		}
+		if cache[e.ID] {
+			c.crs++
+		}
+		if !ok && (cache[e.ID] || os.Getenv("AW_ALL") != "") && e.Class == want {
+			t.Logf("miss %s rule=%d pl=%d %s %s?%s h=%v body=%q", e.ID, e.RuleID, e.PL, e.Method, trunc(e.Path, 200), trunc(e.Query, 300), e.Headers, trunc(e.Body, 300))
+		}
+	}
+	keys := []string{}
+	for k := range per {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c := per[k]
+		fmt.Printf("%-20s %5d ours %5.1f%% crs %5.1f%%\n", k, c.n, 100*float64(c.ours)/float64(c.n), 100*float64(c.crs)/float64(c.n))
+	}
+}

@@ -1,0 +1,31 @@
+package detectbench
+
+import (
+	"os"
+	"testing"
+)
+
+// TestExploreBenignHits (AW_EXPLORE=1) lists the rules that fire on the
+// benign requests of both corpus files: a development aid.
+func TestExploreBenignHits(t *testing.T) {
+	if os.Getenv("AW_EXPLORE") == "" {
+		t.Skip("AW_EXPLORE not set")
+	}
+	eng := loadEngines(t)
+	for _, f := range []string{corpusPath, holdoutPath} {
+		es, err := LoadCorpus(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range es {
+			if es[i].Class != "benign" {
+				continue
+			}
+			for _, fd := range eng.det.Inspect(es[i].Request(), "bench") {
+				if fd.Confidence >= blockConfidence {
+					t.Logf("%s %s %s conf=%d part=%s %+v", f, es[i].ID, fd.RuleID, fd.Confidence, fd.Part, fd)
+				}
+			}
+		}
+	}
+}
