@@ -455,6 +455,11 @@ func TestHoldAgentKilledWhileHolding(t *testing.T) {
 	if err := syscall.Kill(-a.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// kill(2) returns before every thread has stopped: a thread still
+	// running could hand out one more verdict. Wait for all of them.
+	if err := waitStopped(a.Pid(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	for i, p := range probes {
 		if r := p.send("GET", ping(), 300*time.Millisecond); r.Kind != "timeout" {
 			t.Fatalf("probe %d: request answered while the agent was frozen: %+v (not held?)", i, r)
@@ -510,4 +515,33 @@ func TestHoldAgentKilledWhileHolding(t *testing.T) {
 	// without marks and with the bypass, and the next start replaces it.
 	stale, _ := nftTableExists()
 	t.Logf("nftables table left by the killed agent: %v (inert: no marks, queue bypass)", stale)
+}
+
+// waitStopped waits until every thread of pid is in the stopped state.
+func waitStopped(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return err
+		}
+		stopped := 0
+		for _, tk := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, tk.Name()))
+			if err != nil {
+				continue // the thread exited
+			}
+			// The state follows the parenthesised command name.
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+				stopped++
+			}
+		}
+		if stopped == len(tasks) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent %d: %d of %d threads stopped after %v", pid, stopped, len(tasks), timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -40,6 +40,7 @@ type config struct {
 	frac     float64
 	servers  string
 	agent    string
+	mode     string
 	noAgent  bool
 	verbose  bool
 	noGSO    bool
@@ -108,6 +109,7 @@ func main() {
 	flag.Float64Var(&cfg.frac, "frac", 0.5, "fixed rate as a fraction of the no-agent saturation throughput")
 	flag.StringVar(&cfg.servers, "servers", "nginx,goapi", "servers to measure")
 	flag.StringVar(&cfg.agent, "agent", "", "apiwarden binary (default: build ./cmd/apiwarden)")
+	flag.StringVar(&cfg.mode, "mode", "monitor", "agent mode of the B windows: monitor, or protect (every request held at the hold point until judged)")
 	flag.BoolVar(&cfg.noAgent, "no-agent", false, "run only A windows (harness check)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every window")
 	flag.BoolVar(&cfg.noGSO, "nogso", false, "cap GSO on the veths so every segment is wire-sized")
@@ -241,7 +243,7 @@ func (b *bench) setAgent(on bool) error {
 		return nil
 	}
 	b.agentN++
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Ifaces: b.topo.Ifaces(),
+	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Mode: b.cfg.mode, Ifaces: b.topo.Ifaces(),
 		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN))})
 	if err != nil {
 		return err
