@@ -200,6 +200,15 @@ func (h *Holder) pass(p Packet, truncated bool) {
 
 // newFlow adds a flow (h.mu held), making room at the bound by forgetting
 // flows nobody waits on. nil: no room.
+// flowLocked returns key's flow, made if absent; nil when the table is
+// full of flows that cannot be evicted. h.mu must be held.
+func (h *Holder) flowLocked(key capture.FlowKey) *flow {
+	if f := h.flows[key]; f != nil {
+		return f
+	}
+	return h.newFlow(key)
+}
+
 func (h *Holder) newFlow(k capture.FlowKey) *flow {
 	if len(h.flows) >= h.cfg.MaxFlows {
 		for key, f := range h.flows {
@@ -227,12 +236,10 @@ func (h *Holder) Judged(key capture.FlowKey, seq, end uint32, truncated bool) {
 		return
 	}
 	h.mu.Lock()
-	f := h.flows[key]
+	f := h.flowLocked(key)
 	if f == nil {
-		if f = h.newFlow(key); f == nil {
-			h.mu.Unlock()
-			return
-		}
+		h.mu.Unlock()
+		return
 	}
 	if truncated {
 		f.trunc = rng{seq, end}
@@ -287,12 +294,10 @@ func (h *Holder) Judged(key capture.FlowKey, seq, end uint32, truncated bool) {
 // and so is what comes later.
 func (h *Holder) Block(key capture.FlowKey) {
 	h.mu.Lock()
-	f := h.flows[key]
+	f := h.flowLocked(key)
 	if f == nil {
-		if f = h.newFlow(key); f == nil {
-			h.mu.Unlock()
-			return
-		}
+		h.mu.Unlock()
+		return
 	}
 	f.blocked = true
 	ws := f.waiters

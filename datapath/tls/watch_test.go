@@ -95,15 +95,7 @@ func TestFirstTLSCallMarksProcess(t *testing.T) {
 		t.Errorf("watched: client %v server %v, want both", s.watched(cpid), s.watched(spid))
 	}
 	wantReq := fmt.Sprintf("GET /size/5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
-	var req []byte
-	var chunks []capture.Chunk
-	waitFor(t, 5*time.Second, func() bool {
-		req, chunks = c.stream(t, cpid, capture.SourceTLSWrite)
-		return bytes.HasPrefix(req, []byte(wantReq))
-	})
-	if !bytes.HasPrefix(req, []byte(wantReq)) {
-		t.Fatalf("client write stream = %q", req)
-	}
+	chunks := awaitStream(t, c, cpid, capture.SourceTLSWrite, wantReq, "client write stream = %q")
 	checkKeys(t, chunks, port, false)
 }
 
@@ -123,15 +115,7 @@ func TestPerProcessProbesSkipUnwatched(t *testing.T) {
 		t.Fatalf("curl got %d bytes", len(body))
 	}
 	wantReq := fmt.Sprintf("GET /size/5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
-	var req []byte
-	var chunks []capture.Chunk
-	waitFor(t, 5*time.Second, func() bool {
-		req, chunks = c.stream(t, spid, capture.SourceTLSRead)
-		return bytes.HasPrefix(req, []byte(wantReq))
-	})
-	if !bytes.HasPrefix(req, []byte(wantReq)) {
-		t.Fatalf("server read stream = %q", req)
-	}
+	chunks := awaitStream(t, c, spid, capture.SourceTLSRead, wantReq, "server read stream = %q")
 	checkKeys(t, chunks, port, true)
 	if s.watched(cpid) {
 		t.Errorf("unwatched curl hit a probe")
@@ -148,4 +132,20 @@ func TestPerProcessProbesSkipUnwatched(t *testing.T) {
 	if kept {
 		t.Errorf("server state kept after exit")
 	}
+}
+
+// awaitStream waits until pid's src stream starts with want and returns its
+// chunks; what names the stream in the failure.
+func awaitStream(t *testing.T, c *collector, pid int, src capture.Source, want, what string) []capture.Chunk {
+	t.Helper()
+	var req []byte
+	var chunks []capture.Chunk
+	waitFor(t, 5*time.Second, func() bool {
+		req, chunks = c.stream(t, pid, src)
+		return bytes.HasPrefix(req, []byte(want))
+	})
+	if !bytes.HasPrefix(req, []byte(want)) {
+		t.Fatalf(what, req)
+	}
+	return chunks
 }
