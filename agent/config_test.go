@@ -28,6 +28,7 @@ func TestValidateNamesTheBadSetting(t *testing.T) {
 		"autoBlock":         func(c *Config) { c.AutoBlock = AutoBlock{Threshold: 3} },
 		"poll-interval":     func(c *Config) { c.PollInterval = time.Hour },
 		"memory-limit":      func(c *Config) { c.MemoryLimitBytes = 1 },
+		"tlsProbeScope":     func(c *Config) { c.TLSProbeScope = "pid" },
 	}
 	for want, mutate := range cases {
 		c := Default()

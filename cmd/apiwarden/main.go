@@ -97,6 +97,7 @@ func runAgent(args []string, stderr io.Writer) int {
 		apiAddr    = fs.String("api-addr", "", "address of the gRPC/REST API, /metrics and /healthz (default 127.0.0.1:9464)")
 		xdsAddr    = fs.String("xds-addr", "", "address of the Envoy xDS server (default: off)")
 		tls        = fs.String("tls", "", "attach TLS library uprobes: true or false (default true)")
+		tlsScope   = fs.String("tls-probe-scope", "", "host (default: every process mapping a TLS library) or process (only watched servers)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
 		pprof      = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 	)
@@ -145,6 +146,9 @@ func runAgent(args []string, stderr io.Writer) int {
 			return 2
 		}
 		cfg.TLS = b
+	}
+	if *tlsScope != "" {
+		cfg.TLSProbeScope = *tlsScope
 	}
 	if *pprof {
 		cfg.Pprof = true
