@@ -295,23 +295,9 @@ func (d *Detector) compile(specs []RuleSpec) error {
 				d.hasByteRules = true
 				continue
 			}
-			p, ok := patIndex[k]
-			if !ok {
-				p = len(patterns)
-				patIndex[k] = p
-				patterns = append(patterns, k)
-				d.patRules = append(d.patRules, nil)
-			}
-			d.patRules[p] = append(d.patRules[p], int32(i))
+			addPattern(patIndex, &patterns, &d.patRules, k, int32(i))
 			if r.Tokens {
-				p, ok := tokIndex[k]
-				if !ok {
-					p = len(tokPatterns)
-					tokIndex[k] = p
-					tokPatterns = append(tokPatterns, k)
-					d.tokPatRules = append(d.tokPatRules, nil)
-				}
-				d.tokPatRules[p] = append(d.tokPatRules[p], int32(i))
+				addPattern(tokIndex, &tokPatterns, &d.tokPatRules, k, int32(i))
 			}
 		}
 		if r.reqCheck != nil {
@@ -389,6 +375,19 @@ func (d *Detector) mask(names []string, base []bool) ([]bool, error) {
 		}
 	}
 	return m, nil
+}
+
+// addPattern records that keyword k triggers rule ri: k gets one pattern
+// index per automaton (index), rules lists the rules of each pattern.
+func addPattern(index map[string]int, patterns *[]string, rules *[][]int32, k string, ri int32) {
+	p, ok := index[k]
+	if !ok {
+		p = len(*patterns)
+		index[k] = p
+		*patterns = append(*patterns, k)
+		*rules = append(*rules, nil)
+	}
+	(*rules)[p] = append((*rules)[p], ri)
 }
 
 // plMask returns base with every rule above paranoia level pl disabled.

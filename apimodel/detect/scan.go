@@ -196,11 +196,7 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 	decoded := decode(raw, plus, s.d.cfg.MaxDecodePasses)
 	s.canon = canonical(s.canon[:0], decoded)
 	canon := s.canon
-	s.gen++
-	if s.gen == 0 {
-		clear(s.stamp)
-		s.gen = 1
-	}
+	s.nextGen()
 	if s.anyAnchor {
 		clear(s.tries)
 	}
@@ -238,6 +234,16 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 	return !s.limitHit
 }
 
+// nextGen starts a new value: rule stamps of earlier values no longer
+// count (cleared when the generation counter wraps).
+func (s *scan) nextGen() {
+	s.gen++
+	if s.gen == 0 {
+		clear(s.stamp)
+		s.gen = 1
+	}
+}
+
 // tokens matches the Tokens rules' keywords on a single-token value or a
 // plain name, which the full pass skips.
 func (s *scan) tokens(p *partRef, raw string) {
@@ -246,11 +252,7 @@ func (s *scan) tokens(p *partRef, raw string) {
 	}
 	s.canon = canonical(s.canon[:0], raw)
 	canon := s.canon
-	s.gen++
-	if s.gen == 0 {
-		clear(s.stamp)
-		s.gen = 1
-	}
+	s.nextGen()
 	var name string
 	it := s.d.tokAC.IterOverlappingByte(canon)
 	for m := it.Next(); m != nil; m = it.Next() {

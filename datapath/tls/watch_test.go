@@ -83,18 +83,10 @@ func TestUnwatchedTgidSkipsTracepoints(t *testing.T) {
 // its first request is still joined to its socket (keys carry the port).
 func TestFirstTLSCallMarksProcess(t *testing.T) {
 	s, c := startSensor(t)
-	spid, port := startPyServer(t, "1.3")
-	if err := s.AttachPID(spid); err != nil {
-		t.Fatal(err)
-	}
-	cpid, body := runClient(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/size/%d", port, 5))
-	if len(body) != 5 {
-		t.Fatalf("curl got %d bytes", len(body))
-	}
+	spid, cpid, port, wantReq := curlAttachedServer(t, s)
 	if !s.watched(cpid) || !s.watched(spid) {
 		t.Errorf("watched: client %v server %v, want both", s.watched(cpid), s.watched(spid))
 	}
-	wantReq := fmt.Sprintf("GET /size/5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
 	chunks := awaitStream(t, c, cpid, capture.SourceTLSWrite, wantReq, "client write stream = %q")
 	checkKeys(t, chunks, port, false)
 }
@@ -106,15 +98,7 @@ func TestFirstTLSCallMarksProcess(t *testing.T) {
 // probe's first hit, stays clear) and it reports no chunk.
 func TestPerProcessProbesSkipUnwatched(t *testing.T) {
 	s, c := startSensorCfg(t, Config{PerProcess: true})
-	spid, port := startPyServer(t, "1.3")
-	if err := s.AttachPID(spid); err != nil {
-		t.Fatal(err)
-	}
-	cpid, body := runClient(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/size/%d", port, 5))
-	if len(body) != 5 {
-		t.Fatalf("curl got %d bytes", len(body))
-	}
-	wantReq := fmt.Sprintf("GET /size/5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
+	spid, cpid, port, wantReq := curlAttachedServer(t, s)
 	chunks := awaitStream(t, c, spid, capture.SourceTLSRead, wantReq, "server read stream = %q")
 	checkKeys(t, chunks, port, true)
 	if s.watched(cpid) {
@@ -148,4 +132,20 @@ func awaitStream(t *testing.T, c *collector, pid int, src capture.Source, want, 
 		t.Fatalf(what, req)
 	}
 	return chunks
+}
+
+// curlAttachedServer starts a python TLS server, attaches the sensor to it
+// and has curl (not attached) fetch 5 bytes from it; wantReq is the start
+// of curl's request.
+func curlAttachedServer(t *testing.T, s *Sensor) (spid, cpid, port int, wantReq string) {
+	t.Helper()
+	spid, port = startPyServer(t, "1.3")
+	if err := s.AttachPID(spid); err != nil {
+		t.Fatal(err)
+	}
+	cpid, body := runClient(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/size/%d", port, 5))
+	if len(body) != 5 {
+		t.Fatalf("curl got %d bytes", len(body))
+	}
+	return spid, cpid, port, fmt.Sprintf("GET /size/5 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port)
 }
