@@ -244,13 +244,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 // are required; the enforcement pieces are required only in protect mode.
 func (a *Agent) loadSensors() error {
 	var err error
-	var holdMark uint32
-	if a.holdEnabled() {
-		holdMark = a.cfg.Hold.Mark
-	}
 	a.capture, err = dpcapture.New(dpcapture.Config{ChunkMax: a.cfg.ChunkMax, Ports: a.cfg.Ports,
 		RingBufferBytes: a.cfg.RingBufferBytes, WakeupBytes: a.cfg.WakeupBytes, PollInterval: a.cfg.PollInterval,
-		HoldMark: holdMark}, a.base)
+	}, a.base)
 	if err != nil {
 		return fmt.Errorf("capture sensor: %w", err)
 	}

@@ -47,13 +47,12 @@ volatile const __u32 n_ports = 0; /* 0: every port */
 /* Wake the reader only once this many bytes wait in the ring buffer; it
  * polls on a short timer for the rest. One wakeup per record costs the agent
  * an epoll round trip per segment; batching trades a few milliseconds of
- * observation latency for it. Verdicts never wait on this ring. 0: wake on
+ * observation latency for it. A segment held for its verdict (protect mode's
+ * hold point) does not wake the reader from here either: its arrival in the
+ * agent's queue does, from userspace (a wakeup from this program is an
+ * irq_work, which in a VM costs ~5 us of the packet's softirq). 0: wake on
  * every record. */
 volatile const __u32 wakeup_bytes = 0;
-/* The hold mark of protect mode (hold.h): a segment carrying it waits in the
- * agent's verdict queue for the pipeline, so its chunk wakes the reader at
- * once instead of on the batching poll. 0: no holding. */
-volatile const __u32 hold_mark = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -295,8 +294,6 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 		if (wakeup_bytes)
 			wake = bpf_ringbuf_query(&chunks, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
 				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-		if (hold_mark && (skb->mark & hold_mark))
-			wake = BPF_RB_FORCE_WAKEUP;
 		if (bpf_ringbuf_output(&chunks, ev,
 				       offsetof(struct chunk_event, data) + n, wake) < 0) {
 			count(CNT_CHUNKS_LOST, 1);

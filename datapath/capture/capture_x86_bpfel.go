@@ -68,7 +68,6 @@ const (
 	captureProgCaptureIngress   = "capture_ingress"
 	captureVarCaptureCounterMax = "capture_counter_max"
 	captureVarChunkMax          = "chunk_max"
-	captureVarHoldMark          = "hold_mark"
 	captureVarN_ports           = "n_ports"
 	captureVarPorts             = "ports"
 	captureVarWakeupBytes       = "wakeup_bytes"
@@ -136,7 +135,6 @@ type captureMapSpecs struct {
 type captureVariableSpecs struct {
 	CaptureCounterMax *ebpf.VariableSpec `ebpf:"capture_counter_max"`
 	ChunkMax          *ebpf.VariableSpec `ebpf:"chunk_max"`
-	HoldMark          *ebpf.VariableSpec `ebpf:"hold_mark"`
 	N_ports           *ebpf.VariableSpec `ebpf:"n_ports"`
 	Ports             *ebpf.VariableSpec `ebpf:"ports"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -183,7 +181,6 @@ func (m *captureMaps) Close() error {
 type captureVariables struct {
 	CaptureCounterMax *ebpf.Variable `ebpf:"capture_counter_max"`
 	ChunkMax          *ebpf.Variable `ebpf:"chunk_max"`
-	HoldMark          *ebpf.Variable `ebpf:"hold_mark"`
 	N_ports           *ebpf.Variable `ebpf:"n_ports"`
 	Ports             *ebpf.Variable `ebpf:"ports"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`

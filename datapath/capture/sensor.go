@@ -54,10 +54,6 @@ type Config struct {
 	// for the rest. 0 wakes the reader for every record.
 	WakeupBytes  int
 	PollInterval time.Duration
-	// HoldMark is protect mode's hold bit (skb->mark, set by the verdict
-	// program): chunks of segments carrying it wake the reader at once,
-	// because the segment waits in the verdict queue for them. 0: none.
-	HoldMark uint32
 }
 
 func (c Config) validate() error {
@@ -164,7 +160,6 @@ func newSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 		captureVarPorts:       ports,
 		captureVarN_ports:     uint32(len(cfg.Ports)),
 		captureVarWakeupBytes: uint32(cfg.WakeupBytes),
-		captureVarHoldMark:    cfg.HoldMark,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
@@ -273,6 +268,12 @@ func (s *Sensor) Run(ctx context.Context, fn func(apicap.Chunk)) error {
 	return runLoop(ctx, rr, s.clock, fn, &s.decodeErrors, s.log)
 }
 
+// Flush makes Run deliver every chunk waiting in the ring buffer now,
+// without waiting for the kernel's batched wakeup or the next poll: the
+// hold point calls it when a held segment arrives, since that segment's
+// verdict waits on its chunk.
+func (s *Sensor) Flush() error { return s.reader.Flush() }
+
 // pollingReader turns read deadlines into periodic polls: with batched
 // wakeups the kernel does not wake the reader for every record, so a Read
 // must also return, empty-handed, every interval to collect the rest.
@@ -284,6 +285,9 @@ type pollingReader struct {
 func (p *pollingReader) Read() ([]byte, error) {
 	for {
 		rec, err := p.r.Read()
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			continue
+		}
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return rec, err
 		}
@@ -310,6 +314,9 @@ func runLoop(ctx context.Context, rr ringbuf.RecordReader, clk Clock, fn func(ap
 		if err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return nil
+			}
+			if errors.Is(err, ringbuf.ErrFlushed) {
+				continue // Flush: everything waiting was delivered
 			}
 			return fmt.Errorf("read chunks: %w", err)
 		}
