@@ -17,7 +17,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -44,6 +46,7 @@ type config struct {
 	noAgent  bool
 	verbose  bool
 	noGSO    bool
+	profile  string
 }
 
 // load is awload's JSON result.
@@ -113,6 +116,7 @@ func main() {
 	flag.BoolVar(&cfg.noAgent, "no-agent", false, "run only A windows (harness check)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every window")
 	flag.BoolVar(&cfg.noGSO, "nogso", false, "cap GSO on the veths so every segment is wire-sized")
+	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if os.Geteuid() != 0 {
@@ -243,8 +247,13 @@ func (b *bench) setAgent(on bool) error {
 		return nil
 	}
 	b.agentN++
+	var extra []string
+	if b.cfg.profile != "" {
+		extra = append(extra, "--pprof")
+	}
 	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Mode: b.cfg.mode, Ifaces: b.topo.Ifaces(),
-		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN))})
+		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN)),
+		Extra: extra})
 	if err != nil {
 		return err
 	}
@@ -285,6 +294,7 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 	rate := cal.RPS * b.cfg.frac
 	b.log.Info("calibrated", "server", srv.Name, "max_rps", int(cal.RPS), "fixed_rate", int(rate))
 	var ws []window
+	profiled := false
 	for _, attached := range b.schedule() {
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
@@ -300,8 +310,19 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		progsBefore, _ := harness.ProgStats(agentPid)
 		srv0, soft0 := srv.CPUTime(), must(harness.SoftirqTime())
 		agent0, _ := cpuOf(agentPid)
+		var prof chan error
+		if b.agent != nil && b.cfg.profile != "" && !profiled {
+			profiled = true
+			prof = make(chan error, 1)
+			go func() { prof <- b.profileAgent(srv.Name, b.cfg.window) }()
+		}
 		if w.sat, err = b.awloadRun(ctx, srv.Addr, path, b.cfg.conns, 0); err != nil {
 			return nil, 0, err
+		}
+		if prof != nil {
+			if err := <-prof; err != nil {
+				b.log.Warn("agent profile", "err", err)
+			}
 		}
 		w.srvCPU, w.softirq = srv.CPUTime()-srv0, must(harness.SoftirqTime())-soft0
 		agent1, _ := cpuOf(agentPid)
@@ -324,6 +345,31 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		return nil, 0, err
 	}
 	return ws, cal.RPS, nil
+}
+
+// profileAgent saves a CPU profile of the running agent over d (its
+// --pprof endpoint) to <server>-<profile>.
+func (b *bench) profileAgent(server string, d time.Duration) error {
+	secs := max(1, int(d.Seconds()))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b.agent.Base, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	out := filepath.Join(filepath.Dir(b.cfg.profile), server+"-"+filepath.Base(b.cfg.profile))
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	fmt.Printf("agent CPU profile: %s\n", out)
+	return f.Close()
 }
 
 func cpuOf(pid int) (time.Duration, error) {
