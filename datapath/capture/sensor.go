@@ -54,6 +54,22 @@ type Config struct {
 	// for the rest. 0 wakes the reader for every record.
 	WakeupBytes  int
 	PollInterval time.Duration
+	// Budgets turns on copy budgets: each HTTP/1 message is copied up to
+	// RequestBudget or ResponseBudget bytes from its first byte (0:
+	// unlimited) and the rest only counted; SetPortBudgets overrides
+	// them per server port. Off: every byte is copied.
+	Budgets        bool
+	RequestBudget  uint32
+	ResponseBudget uint32
+}
+
+// MaxBudgetPorts is MAX_BUDGET_PORTS: per-port budget overrides.
+const MaxBudgetPorts = 256
+
+// PortBudget is the copy budget of one server port's messages (0:
+// unlimited).
+type PortBudget struct {
+	Request, Response uint32
 }
 
 func (c Config) validate() error {
@@ -75,17 +91,20 @@ func (c Config) validate() error {
 // counterNames names the kernel counters in Counters(); indexed by enum
 // capture_counter (constants generated from apiwarden_events.h).
 var counterNames = [...]string{
-	captureCaptureCounterCNT_SEGMENTS_SEEN:    "segments_seen",
-	captureCaptureCounterCNT_CHUNKS_CAPTURED:  "chunks_captured",
-	captureCaptureCounterCNT_BYTES_CAPTURED:   "bytes_captured",
-	captureCaptureCounterCNT_CHUNKS_TRUNCATED: "chunks_truncated",
-	captureCaptureCounterCNT_BYTES_TRUNCATED:  "bytes_truncated",
-	captureCaptureCounterCNT_CHUNKS_LOST:      "chunks_lost",
-	captureCaptureCounterCNT_NON_TCP:          "non_tcp",
-	captureCaptureCounterCNT_PORT_FILTERED:    "port_filtered",
-	captureCaptureCounterCNT_MALFORMED:        "malformed",
-	captureCaptureCounterCNT_NOT_PARSED:       "not_parsed",
-	captureCaptureCounterCNT_SEEN_ELSEWHERE:   "seen_elsewhere",
+	captureCaptureCounterCNT_SEGMENTS_SEEN:     "segments_seen",
+	captureCaptureCounterCNT_CHUNKS_CAPTURED:   "chunks_captured",
+	captureCaptureCounterCNT_BYTES_CAPTURED:    "bytes_captured",
+	captureCaptureCounterCNT_CHUNKS_TRUNCATED:  "chunks_truncated",
+	captureCaptureCounterCNT_BYTES_TRUNCATED:   "bytes_truncated",
+	captureCaptureCounterCNT_CHUNKS_LOST:       "chunks_lost",
+	captureCaptureCounterCNT_NON_TCP:           "non_tcp",
+	captureCaptureCounterCNT_PORT_FILTERED:     "port_filtered",
+	captureCaptureCounterCNT_MALFORMED:         "malformed",
+	captureCaptureCounterCNT_NOT_PARSED:        "not_parsed",
+	captureCaptureCounterCNT_SEEN_ELSEWHERE:    "seen_elsewhere",
+	captureCaptureCounterCNT_SEGMENTS_SKIPPED:  "segments_skipped",
+	captureCaptureCounterCNT_BYTES_SKIPPED:     "bytes_skipped",
+	captureCaptureCounterCNT_BUDGET_FLOWS_LOST: "budget_flows_lost",
 }
 
 // CounterDecodeErrors is the userspace counter of records DecodeChunk
@@ -156,10 +175,13 @@ func newSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 	var ports [MaxPorts]uint16
 	copy(ports[:], cfg.Ports)
 	for name, v := range map[string]any{
-		captureVarChunkMax:    chunkMax,
-		captureVarPorts:       ports,
-		captureVarN_ports:     uint32(len(cfg.Ports)),
-		captureVarWakeupBytes: uint32(cfg.WakeupBytes),
+		captureVarChunkMax:       chunkMax,
+		captureVarPorts:          ports,
+		captureVarN_ports:        uint32(len(cfg.Ports)),
+		captureVarWakeupBytes:    uint32(cfg.WakeupBytes),
+		captureVarBudgetsOn:      b2u(cfg.Budgets),
+		captureVarRequestBudget:  cfg.RequestBudget,
+		captureVarResponseBudget: cfg.ResponseBudget,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
@@ -266,6 +288,42 @@ func (s *Sensor) Run(ctx context.Context, fn func(apicap.Chunk)) error {
 		rr = &pollingReader{r: s.reader, every: s.poll}
 	}
 	return runLoop(ctx, rr, s.clock, fn, &s.decodeErrors, s.log)
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// SetPortBudgets replaces the per-port copy budget overrides (server port
+// -> budgets; at most MaxBudgetPorts). Messages that start after it use
+// them.
+func (s *Sensor) SetPortBudgets(b map[uint16]PortBudget) error {
+	if len(b) > MaxBudgetPorts {
+		return fmt.Errorf("%d port budgets, at most %d", len(b), MaxBudgetPorts)
+	}
+	var stale []uint16
+	var k uint16
+	var v capturePortBudget
+	it := s.objs.PortBudgets.Iterate()
+	for it.Next(&k, &v) {
+		if _, ok := b[k]; !ok {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		if err := s.objs.PortBudgets.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete port budget %d: %w", k, err)
+		}
+	}
+	for port, pb := range b {
+		if err := s.objs.PortBudgets.Put(port, capturePortBudget{Request: pb.Request, Response: pb.Response}); err != nil {
+			return fmt.Errorf("port budget %d: %w", port, err)
+		}
+	}
+	return nil
 }
 
 // Flush makes Run deliver every chunk waiting in the ring buffer now,
