@@ -220,7 +220,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	run("api", func() error { return srv.ServeListener(ctx, ln) })
 	run("housekeeping", func() error { a.housekeeping(ctx); return nil })
 	if a.cfg.XDSAddr != "" {
-		if a.xds, err = xds.NewServer(a.base); err != nil {
+		if a.xds, err = xds.New(a.base, xds.Config{Envoy: a.cfg.XDSEnvoyListeners, Registerer: a.reg}); err != nil {
 			return err
 		}
 		run("xds", func() error { return a.xds.Serve(ctx, a.cfg.XDSAddr) })
@@ -613,7 +613,7 @@ func (a *Agent) publishPolicy(ctx context.Context) {
 	if a.xds == nil {
 		return
 	}
-	var p xds.Policy
+	p := xds.Policy{Monitor: a.cfg.Mode == ModeMonitor, RateLimit: a.cfg.XDSRateLimit}
 	for _, d := range a.cfg.DenyRules {
 		p.Denies = append(p.Denies, xds.Deny{Method: d.Method, PathPrefix: d.PathPrefix})
 	}
