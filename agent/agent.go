@@ -96,6 +96,7 @@ func New(cfg Config, version string, log *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, version: version, base: log, log: log.With("component", "agent"),
 		reg: prometheus.NewRegistry(), self: uint32(os.Getpid())}
 	a.metrics = newRequestMetrics(a.reg, cfg.MaxMetricSeries)
+	a.reg.MustRegister(buildInfo(version))
 	a.blocks = blockBook{entries: map[string]blockMeta{}}
 	a.resolved = newResolveCache(5 * time.Second)
 	a.autoBlock = verdict.NewAutoBlocker(verdict.AutoBlockConfig(cfg.AutoBlock))

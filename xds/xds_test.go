@@ -252,6 +252,13 @@ func TestNACKIsCounted(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "apiwarden_xds_nacks_total", "apiwarden_xds_pushes_total"); err != nil || n != 2 {
 		t.Fatalf("metrics: %d series, %v", n, err)
 	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
 }
 
 // TestEnvoyListenersOverSotW asks for every listener like Envoy does
