@@ -94,7 +94,7 @@ func BuildRBAC(p Policy) (*rbacv3.RBAC, error) {
 	if len(p.AllowOnly) > 0 {
 		var known []*rbacconfigv3.Permission
 		for _, e := range p.AllowOnly {
-			re, err := templateRegex(e.PathTemplate)
+			re, err := TemplateRegex(e.PathTemplate)
 			if err != nil {
 				return nil, err
 			}
@@ -122,9 +122,9 @@ func BuildRBAC(p Policy) (*rbacv3.RBAC, error) {
 	return &rbacv3.RBAC{Rules: rules}, nil
 }
 
-// templateRegex turns "/users/{userId}/orders" into an RE2 anchored regex
+// TemplateRegex turns "/users/{userId}/orders" into an RE2 anchored regex
 // that matches one path segment per parameter, ignoring the query string.
-func templateRegex(tmpl string) (string, error) {
+func TemplateRegex(tmpl string) (string, error) {
 	if !strings.HasPrefix(tmpl, "/") {
 		return "", fmt.Errorf("path template %q must start with /", tmpl)
 	}

@@ -61,7 +61,7 @@ func TestDenyWithoutLeadingSlashIsRejected(t *testing.T) {
 }
 
 func TestTemplateRegexMatchesOneSegmentPerParam(t *testing.T) {
-	re, err := templateRegex("/api/v1/users/{userId}/orders")
+	re, err := TemplateRegex("/api/v1/users/{userId}/orders")
 	if err != nil {
 		t.Fatal(err)
 	}
