@@ -97,6 +97,7 @@ func New(cfg Config, version string, log *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, version: version, base: log, log: log.With("component", "agent"),
 		reg: prometheus.NewRegistry(), self: uint32(os.Getpid())}
 	a.metrics = newRequestMetrics(a.reg, cfg.MaxMetricSeries)
+	a.reg.MustRegister(buildInfo(version))
 	a.blocks = blockBook{entries: map[string]blockMeta{}}
 	a.resolved = newResolveCache(5 * time.Second)
 	a.autoBlock = verdict.NewAutoBlocker(verdict.AutoBlockConfig(cfg.AutoBlock))
@@ -222,7 +223,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	run("api", func() error { return srv.ServeListener(ctx, ln) })
 	run("housekeeping", func() error { a.housekeeping(ctx); return nil })
 	if a.cfg.XDSAddr != "" {
-		if a.xds, err = xds.NewServer(a.base); err != nil {
+		if a.xds, err = xds.New(a.base, xds.Config{Envoy: a.cfg.XDSEnvoyListeners, Registerer: a.reg}); err != nil {
 			return err
 		}
 		run("xds", func() error { return a.xds.Serve(ctx, a.cfg.XDSAddr) })
@@ -614,7 +615,7 @@ func (a *Agent) publishPolicy(ctx context.Context) {
 	if a.xds == nil {
 		return
 	}
-	var p xds.Policy
+	p := xds.Policy{Monitor: a.cfg.Mode == ModeMonitor, RateLimit: a.cfg.XDSRateLimit}
 	for _, d := range a.cfg.DenyRules {
 		p.Denies = append(p.Denies, xds.Deny{Method: d.Method, PathPrefix: d.PathPrefix})
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/apiwarden/apiwarden/xds"
 )
 
 // Mode says what the agent does with a finding.
@@ -33,6 +35,12 @@ type Config struct {
 	DataDir      string          `yaml:"dataDir"`
 	APIAddr      string          `yaml:"apiAddr"`
 	XDSAddr      string          `yaml:"xdsAddr"`
+	// XDSEnvoyListeners are listeners published to every Envoy node over
+	// xDS (RBAC, optional rate limit, route to the upstream); proxyless gRPC
+	// servers get theirs by the name they ask for and need none here.
+	XDSEnvoyListeners []xds.EnvoyListener `yaml:"xdsEnvoyListeners"`
+	// XDSRateLimit adds an Envoy local rate limit to those listeners.
+	XDSRateLimit *xds.RateLimit `yaml:"xdsRateLimit"`
 	// Ports limits TC capture to these TCP ports (either side); empty = all.
 	Ports []uint16 `yaml:"ports"`
 	// ChunkMax is the most payload bytes the kernel copies per event.
@@ -211,6 +219,14 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.XDSAddr); err != nil {
 			return fmt.Errorf("xds-addr %q: %w", c.XDSAddr, err)
 		}
+	}
+	for _, l := range c.XDSEnvoyListeners {
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("xdsEnvoyListeners: %w", err)
+		}
+	}
+	if c.XDSRateLimit != nil && c.XDSRateLimit.RequestsPerSecond == 0 {
+		return errors.New("xdsRateLimit: requestsPerSecond must be > 0")
 	}
 	if c.DataDir == "" {
 		return errors.New("data-dir must not be empty")

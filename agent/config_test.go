@@ -80,3 +80,31 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestXDSEnvoyListenersLoad decodes the Envoy listener list (addresses are
+// netip.AddrPort, decoded as text) and rejects a bad one.
+func TestXDSEnvoyListenersLoad(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "xds.yaml")
+	os.WriteFile(f, []byte(`xdsAddr: 127.0.0.1:18000
+xdsEnvoyListeners:
+  - name: ingress-http
+    address: 0.0.0.0:10000
+    upstream: 127.0.0.1:8080
+xdsRateLimit: {requestsPerSecond: 50}
+`), 0o600)
+	c := Default()
+	if err := c.LoadFile(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.XDSEnvoyListeners; len(l) != 1 || l[0].Address.Port() != 10000 || l[0].Upstream.String() != "127.0.0.1:8080" || c.XDSRateLimit.RequestsPerSecond != 50 {
+		t.Fatalf("decoded %+v %+v", l, c.XDSRateLimit)
+	}
+	c.XDSEnvoyListeners[0].Name = ""
+	if err := c.Validate(); err == nil {
+		t.Fatal("listener without a name validated")
+	}
+}

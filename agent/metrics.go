@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +19,12 @@ const overflowLabel = "_other"
 type requestMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	dropped  prometheus.Counter
-	attacks  *prometheus.CounterVec
+	// server is the OpenTelemetry semantic-convention histogram
+	// (http.server.request.duration, in Prometheus naming), so dashboards
+	// built for OTel-instrumented servers work on what apiwarden sees.
+	server  *prometheus.HistogramVec
+	dropped prometheus.Counter
+	attacks *prometheus.CounterVec
 	// auto-blocking: cut-grade findings counted, and trips by action
 	abFindings prometheus.Counter
 	abTrips    *prometheus.CounterVec
@@ -26,8 +33,31 @@ type requestMetrics struct {
 	// seen caches the counter of each label set: WithLabelValues hashes
 	// four strings per call, a map of arrays is cheaper, and its size is
 	// the series bound.
-	seen  map[[4]string]series
+	seen  map[seriesKey]series
 	limit int
+}
+
+// seriesKey is one label set: the exact status code, since the OTel
+// histogram carries it (the counter keeps the class).
+type seriesKey struct {
+	service, endpoint, method string
+	status                    int
+}
+
+// otelBuckets are the OTel semantic conventions' advised boundaries for
+// http.server.request.duration.
+var otelBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// otelMethods are the methods OTel keeps as they are; any other becomes
+// _OTHER so a scanner sending random verbs cannot grow the series.
+var otelMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true}
+
+func otelMethod(m string) string {
+	if otelMethods[m] {
+		return m
+	}
+	return "_OTHER"
 }
 
 func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
@@ -41,6 +71,11 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 			Help:    "Time from the last request byte to the first response byte, by service.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"service"}),
+		server: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_server_request_duration_seconds",
+			Help:    "Duration of HTTP server requests seen on the wire (OpenTelemetry http.server.request.duration; from the last request byte to the first response byte).",
+			Buckets: otelBuckets,
+		}, []string{"service", "http_request_method", "http_route", "http_response_status_code"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "apiwarden", Subsystem: "http", Name: "metric_series_overflow_total",
 			Help: "Calls counted under the _other label because the series limit was reached.",
@@ -57,10 +92,10 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 			Namespace: "apiwarden", Subsystem: "autoblock", Name: "sources_total",
 			Help: "Sources that reached the auto-block threshold, by action (blocked, monitor, block-failed).",
 		}, []string{"action"}),
-		seen:  make(map[[4]string]series),
+		seen:  make(map[seriesKey]series),
 		limit: limit,
 	}
-	reg.MustRegister(m.requests, m.latency, m.dropped, m.attacks, m.abFindings, m.abTrips,
+	reg.MustRegister(m.requests, m.latency, m.server, m.dropped, m.attacks, m.abFindings, m.abTrips,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,30 +109,59 @@ func statusClass(code int) string {
 
 var statusClasses = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// series holds the resolved metrics of one label set.
+// series holds the resolved metrics of one label set, so the hot path
+// does one map lookup instead of hashing label values per metric.
 type series struct {
 	requests prometheus.Counter
 	latency  prometheus.Observer // nil for the overflow series
+	server   prometheus.Observer // nil for the overflow series and for calls without a response
 }
 
 func (m *requestMetrics) observe(service, endpoint, method string, status int, latencySeconds float64) {
-	labels := [4]string{service, endpoint, method, statusClass(status)}
+	key := seriesKey{service, endpoint, method, status}
 	m.mu.Lock()
-	s, ok := m.seen[labels]
+	s, ok := m.seen[key]
 	if !ok {
+		class := statusClass(status)
 		if len(m.seen) >= m.limit {
 			m.dropped.Inc()
-			s.requests = m.requests.WithLabelValues(overflowLabel, overflowLabel, overflowLabel, labels[3])
+			s.requests = m.requests.WithLabelValues(overflowLabel, overflowLabel, overflowLabel, class)
 		} else {
-			s = series{requests: m.requests.WithLabelValues(labels[:]...), latency: m.latency.WithLabelValues(service)}
-			m.seen[labels] = s
+			s = series{requests: m.requests.WithLabelValues(service, endpoint, method, class), latency: m.latency.WithLabelValues(service)}
+			if class != "none" {
+				s.server = m.server.WithLabelValues(service, otelMethod(method), endpoint, strconv.Itoa(status))
+			}
+			m.seen[key] = s
 		}
 	}
 	m.mu.Unlock()
 	s.requests.Inc()
 	if latencySeconds >= 0 && s.latency != nil {
 		s.latency.Observe(latencySeconds)
+		if s.server != nil {
+			s.server.Observe(latencySeconds)
+		}
 	}
+}
+
+// buildInfo is the apiwarden_build_info gauge (always 1), the usual way to
+// join a version onto other series and to see a rollout in a dashboard.
+func buildInfo(version string) prometheus.Collector {
+	revision, goVersion := "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "apiwarden", Name: "build_info",
+		Help:        "A metric with a constant 1 value labeled by the version, revision and Go version apiwarden was built from.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // counterSource exposes a stage's counters (already maintained elsewhere) as

@@ -46,6 +46,21 @@ type Policy struct {
 	// AllowOnly, when non-empty, denies every request that matches none of
 	// these endpoints.
 	AllowOnly []Endpoint
+	// Monitor puts the policies in shadow_rules instead of rules: Envoy
+	// evaluates and counts them (rbac shadow stats) but lets every request
+	// through, as the agent does in monitor mode. grpc-go ignores shadow
+	// rules, so a monitor-mode proxyless server enforces nothing.
+	Monitor bool
+	// RateLimit, when set, adds an Envoy local rate-limit filter to the
+	// Envoy listeners (grpc-go has no such filter, so proxyless servers do
+	// not get it).
+	RateLimit *RateLimit
+}
+
+// RateLimit is a token bucket shared by every connection of a listener.
+type RateLimit struct {
+	RequestsPerSecond uint32 `yaml:"requestsPerSecond"`
+	Burst             uint32 `yaml:"burst"` // 0: same as RequestsPerSecond
 }
 
 // BuildRBAC turns a policy into an Envoy RBAC HTTP filter config: one DENY
@@ -79,7 +94,7 @@ func BuildRBAC(p Policy) (*rbacv3.RBAC, error) {
 	if len(p.AllowOnly) > 0 {
 		var known []*rbacconfigv3.Permission
 		for _, e := range p.AllowOnly {
-			re, err := templateRegex(e.PathTemplate)
+			re, err := TemplateRegex(e.PathTemplate)
 			if err != nil {
 				return nil, err
 			}
@@ -100,12 +115,16 @@ func BuildRBAC(p Policy) (*rbacv3.RBAC, error) {
 			Principals: []*rbacconfigv3.Principal{anyPrincipal()},
 		}
 	}
-	return &rbacv3.RBAC{Rules: &rbacconfigv3.RBAC{Action: rbacconfigv3.RBAC_DENY, Policies: policies}}, nil
+	rules := &rbacconfigv3.RBAC{Action: rbacconfigv3.RBAC_DENY, Policies: policies}
+	if p.Monitor {
+		return &rbacv3.RBAC{ShadowRules: rules, ShadowRulesStatPrefix: "apiwarden_"}, nil
+	}
+	return &rbacv3.RBAC{Rules: rules}, nil
 }
 
-// templateRegex turns "/users/{userId}/orders" into an RE2 anchored regex
+// TemplateRegex turns "/users/{userId}/orders" into an RE2 anchored regex
 // that matches one path segment per parameter, ignoring the query string.
-func templateRegex(tmpl string) (string, error) {
+func TemplateRegex(tmpl string) (string, error) {
 	if !strings.HasPrefix(tmpl, "/") {
 		return "", fmt.Errorf("path template %q must start with /", tmpl)
 	}

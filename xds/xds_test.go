@@ -15,6 +15,9 @@ import (
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -58,7 +61,7 @@ func TestDenyWithoutLeadingSlashIsRejected(t *testing.T) {
 }
 
 func TestTemplateRegexMatchesOneSegmentPerParam(t *testing.T) {
-	re, err := templateRegex("/api/v1/users/{userId}/orders")
+	re, err := TemplateRegex("/api/v1/users/{userId}/orders")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +153,140 @@ func recvRBAC(t *testing.T, stream discoveryv3.AggregatedDiscoveryService_Stream
 		t.Fatal(err)
 	}
 	return &rbac, resp.Nonce
+}
+
+// startServer serves s on a loopback port until the test ends.
+func startServer(t *testing.T, s *Server) (*grpc.ClientConn, context.Context) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- s.ServeListener(ctx, ln) }()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); cancel(); <-done })
+	return conn, ctx
+}
+
+// TestDeltaADSServesSubscribedListener speaks incremental ADS: the node
+// subscribes to its proxyless listener by name, gets it, then gets the new
+// version when the policy changes.
+func TestDeltaADSServesSubscribedListener(t *testing.T) {
+	s, err := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, ctx := startServer(t, s)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "grpc/server?xds.resource.listening_address=127.0.0.1:50051"
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{
+		Node: &corev3.Node{Id: "delta-1"}, TypeUrl: resource.ListenerType, ResourceNamesSubscribe: []string{name},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Resources) != 1 || resp.Resources[0].Name != name {
+		t.Fatalf("delta response %v", resp.Resources)
+	}
+	first := resp.Resources[0].Version
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ListenerType, ResponseNonce: resp.Nonce}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, Policy{Denies: []Deny{{PathPrefix: "/x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Resources) != 1 || resp.Resources[0].Version == first {
+		t.Fatalf("update not pushed: %v", resp.Resources)
+	}
+}
+
+// TestNACKIsCounted sends a NACK like a proxy that rejected a response.
+func TestNACKIsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, ctx := startServer(t, s)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "envoy-nack"}, TypeUrl: resource.ExtensionConfigType, ResourceNames: []string{FilterName}}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ResponseNonce = resp.Nonce
+	req.ErrorDetail = &rpcstatus.Status{Code: 3, Message: "rejected for the test"}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	for s.NACKs() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("NACK never counted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(s.nacks.WithLabelValues(resource.ExtensionConfigType)); got != 1 {
+		t.Fatalf("nacks metric %v", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "apiwarden_xds_nacks_total", "apiwarden_xds_pushes_total"); err != nil || n != 2 {
+		t.Fatalf("metrics: %d series, %v", n, err)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestEnvoyListenersOverSotW asks for every listener like Envoy does
+// (wildcard) and gets the configured one, with its route over RDS.
+func TestEnvoyListenersOverSotW(t *testing.T) {
+	s, err := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Envoy: sampleEnvoy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, ctx := startServer(t, s)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{resource.ListenerType, resource.RouteType} {
+		names := []string(nil)
+		if typ == resource.RouteType {
+			names = []string{sampleEnvoy[0].RouteName()}
+		}
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "envoy-2"}, TypeUrl: typ, ResourceNames: names}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.TypeUrl != typ || len(resp.Resources) != 1 {
+			t.Fatalf("%s: %d resources", typ, len(resp.Resources))
+		}
+	}
 }

@@ -46,6 +46,8 @@ commands:
   block PREFIX [--ttl 10m] [--reason TEXT]     block a source prefix (ttl 0: until unblocked)
   unblock PREFIX                               remove a prefix from the blocklist
   status [-o table|json]                       agent version, mode and counters
+  policy export --format xds|istio|cilium [-o yaml|json] [--config FILE] [--namespace NS]
+                                               policy for Envoy, Istio or Cilium (policy export -h)
 
 The agent address defaults to $APIWARDEN_ADDR, then 127.0.0.1:9464.
 `
@@ -155,6 +157,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout io.Writer) error {
+	if cmd == "policy" {
+		return policyCmd(ctx, g, args, stdout)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (

@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+func TestOTelServerHistogram(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newRequestMetrics(reg, 100)
+	m.observe("shop", "/users/{id}", "GET", 200, 0.003)
+	m.observe("shop", "/users/{id}", "GET", 200, 0.2)
+	want := `
+# HELP http_server_request_duration_seconds Duration of HTTP server requests seen on the wire (OpenTelemetry http.server.request.duration; from the last request byte to the first response byte).
+# TYPE http_server_request_duration_seconds histogram
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.005"} 1
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.01"} 1
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.025"} 1
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.05"} 1
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.075"} 1
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.1"} 1
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.25"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.5"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="0.75"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="1"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="2.5"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="5"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="7.5"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="10"} 2
+http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop",le="+Inf"} 2
+http_server_request_duration_seconds_sum{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop"} 0.203
+http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}",service="shop"} 2
+`
+	if err := testutil.CollectAndCompare(m.server, strings.NewReader(want), "http_server_request_duration_seconds"); err != nil {
+		t.Fatal(err)
+	}
+	m.observe("shop", "/users/{id}", "BREW", 418, 0.02)
+	m.observe("shop", "/orders", "POST", 0, -1) // no response: counted, not timed
+	if n := testutil.CollectAndCount(m.server); n != 2 {
+		t.Fatalf("%d histogram series, want 2 (GET 200, _OTHER 418; the unanswered call is not timed)", n)
+	}
+	if _, err := m.server.GetMetricWithLabelValues("shop", "_OTHER", "/users/{id}", "418"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(m.requests); n != 3 {
+		t.Fatalf("%d request series, want 3", n)
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(buildInfo("1.2.3"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 1 || mfs[0].GetName() != "apiwarden_build_info" {
+		t.Fatalf("gathered %v", mfs)
+	}
+	m := mfs[0].GetMetric()[0]
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if m.GetGauge().GetValue() != 1 || labels["version"] != "1.2.3" || labels["goversion"] != runtime.Version() || labels["revision"] == "" {
+		t.Fatalf("build info %v = %v", labels, m.GetGauge().GetValue())
+	}
+}
+
+// TestMetricsLint runs promlint (the library behind promtool check
+// metrics) over everything the agent registers, with series in each vec.
+func TestMetricsLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newRequestMetrics(reg, 100)
+	reg.MustRegister(buildInfo("dev"))
+	m.observe("shop", "/users/{id}", "GET", 200, 0.003)
+	m.attack("sqli", "blocked")
+	m.autoBlockFinding()
+	m.autoBlockTrip("blocked")
+	reg.MustRegister(newCounterSource("pipeline", "", func() map[string]uint64 {
+		return map[string]uint64{"capture_chunks_lost": 1, "assemble_flows_active": 2}
+	}))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}

@@ -1,0 +1,9 @@
+package capture
+
+import "slices"
+
+// CounterNames lists the keys Counters reports, for checks (dashboards,
+// alerts) that must know the metric names without loading the programs.
+func CounterNames() []string {
+	return slices.Sorted(slices.Values(append(counterNames[:len(counterNames):len(counterNames)], CounterDecodeErrors)))
+}
