@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -47,6 +48,7 @@ type config struct {
 	verbose  bool
 	noGSO    bool
 	profile  string
+	pin      bool
 }
 
 // load is awload's JSON result.
@@ -116,6 +118,7 @@ func main() {
 	flag.BoolVar(&cfg.noAgent, "no-agent", false, "run only A windows (harness check)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every window")
 	flag.BoolVar(&cfg.noGSO, "nogso", false, "cap GSO on the veths so every segment is wire-sized")
+	flag.BoolVar(&cfg.pin, "pin", false, "run the load generator alone on the last CPU and the server and agent on the others (taskset), to separate the agent's cost from contention with the generator")
 	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -218,8 +221,12 @@ func firstLine(s string) string {
 
 // awloadRun runs the generator in the client namespace.
 func (b *bench) awloadRun(ctx context.Context, addr, path string, conns int, rate float64) (load, error) {
-	args := []string{"netns", "exec", b.topo.CliNS, b.awload, "-addr", addr, "-path", path,
-		"-conns", fmt.Sprint(conns), "-duration", b.cfg.window.String(), "-rate", fmt.Sprintf("%.0f", rate)}
+	args := []string{"netns", "exec", b.topo.CliNS}
+	if b.cfg.pin {
+		args = append(args, "taskset", "-c", fmt.Sprint(runtime.NumCPU()-1))
+	}
+	args = append(args, b.awload, "-addr", addr, "-path", path,
+		"-conns", fmt.Sprint(conns), "-duration", b.cfg.window.String(), "-rate", fmt.Sprintf("%.0f", rate))
 	out, err := exec.CommandContext(ctx, "ip", args...).Output()
 	var l load
 	if jerr := json.Unmarshal(out, &l); jerr != nil {
@@ -262,6 +269,7 @@ func (b *bench) setAgent(on bool) error {
 		return err
 	}
 	b.agent = a
+	b.pinAway(a.Pid())
 	if err := a.WaitAttached(b.topo.Ifaces(), 10*time.Second); err != nil {
 		return err
 	}
@@ -285,6 +293,9 @@ func (b *bench) schedule() []bool {
 func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([]window, float64, error) {
 	if err := b.setAgent(false); err != nil {
 		return nil, 0, err
+	}
+	for _, pid := range srv.CPUPids {
+		b.pinAway(pid)
 	}
 	// Calibration (also the warm-up): saturation without the agent.
 	cal, err := b.awloadRun(ctx, srv.Addr, path, b.cfg.conns, 0)
@@ -345,6 +356,21 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		return nil, 0, err
 	}
 	return ws, cal.RPS, nil
+}
+
+// pinAway keeps pid's threads off the generator's CPU (-pin).
+func (b *bench) pinAway(pid int) {
+	n := runtime.NumCPU()
+	if !b.cfg.pin || n < 2 {
+		return
+	}
+	cpus := "0"
+	if n > 2 {
+		cpus = fmt.Sprintf("0-%d", n-2)
+	}
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, fmt.Sprint(pid)).CombinedOutput(); err != nil {
+		b.log.Warn("taskset", "pid", pid, "err", err, "out", string(out))
+	}
 }
 
 // profileAgent saves a CPU profile of the running agent over d (its
