@@ -73,6 +73,10 @@ type window struct {
 	// CPU during the saturation phase.
 	srvCPU, agentCPU, softirq time.Duration
 	progs                     []harness.ProgDelta
+	// hold point counters over the whole window (protect mode): segments
+	// held, and of them released by the timeout (unjudged: fail-open) or
+	// passed because the queue was full.
+	held, timedOut, queueFull uint64
 }
 
 func (w window) perReq(d time.Duration) float64 {
@@ -321,6 +325,7 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		progsBefore, _ := harness.ProgStats(agentPid)
 		srv0, soft0 := srv.CPUTime(), must(harness.SoftirqTime())
 		agent0, _ := cpuOf(agentPid)
+		hold0 := b.holdCounters()
 		var prof chan error
 		if b.agent != nil && b.cfg.profile != "" && !profiled {
 			profiled = true
@@ -345,6 +350,11 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		if w.lat, err = b.awloadRun(ctx, srv.Addr, path, b.cfg.latConns, rate); err != nil {
 			return nil, 0, err
 		}
+		if hold1 := b.holdCounters(); hold1 != nil && hold0 != nil {
+			w.held = hold1["hold_held"] - hold0["hold_held"]
+			w.timedOut = hold1["hold_timed_out"] - hold0["hold_timed_out"]
+			w.queueFull = hold1["hold_queue_full"] - hold0["hold_queue_full"]
+		}
 		if b.cfg.verbose {
 			fmt.Printf("  %s %-8s sat %8.0f rps p50 %5dus p99 %6dus | rate p50 %6dus p99 %7dus (svc %d/%d, late %d) | cpu/req srv %.1fus agent %.1fus softirq %.1fus bpf %.0fns\n",
 				srv.Name, ab(attached), w.sat.RPS, w.sat.P50Us, w.sat.P99Us, w.lat.P50Us, w.lat.P99Us,
@@ -356,6 +366,32 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		return nil, 0, err
 	}
 	return ws, cal.RPS, nil
+}
+
+func pct(n, of uint64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(of)
+}
+
+// holdCounters reads the agent's hold point counters (nil without an
+// agent).
+func (b *bench) holdCounters() map[string]uint64 {
+	if b.agent == nil {
+		return nil
+	}
+	var st struct {
+		Counters map[string]harness.U64 `json:"counters"`
+	}
+	if err := b.agent.GetJSON("/v1/status", &st); err != nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for k, v := range st.Counters {
+		out[k] = uint64(v)
+	}
+	return out
 }
 
 // pinAway keeps pid's threads off the generator's CPU (-pin).
@@ -445,6 +481,12 @@ func (b *bench) report(name string, maxRPS float64, ws []window) {
 		{"cpu/req softirq us", func(w window) float64 { return w.perReq(w.softirq) }},
 		{"cpu/req total us", func(w window) float64 { return w.perReq(w.srvCPU + w.agentCPU + w.softirq) }},
 		{"bpf ns/req", func(w window) float64 { return w.bpfNsPerReq() }},
+	}
+	if b.cfg.mode == "protect" {
+		metrics = append(metrics,
+			metric{"held segments", func(w window) float64 { return float64(w.held) }},
+			metric{"held: timed out %", func(w window) float64 { return pct(w.timedOut, w.held) }},
+			metric{"held: queue full %", func(w window) float64 { return pct(w.queueFull, w.held) }})
 	}
 	fmt.Printf("\n== %s: max %.0f rps without agent, fixed rate %.0f rps (%.0f%%), %d x %v windows, order %s\n",
 		name, maxRPS, maxRPS*b.cfg.frac, b.cfg.frac*100, len(ws), b.cfg.window, order(ws))
