@@ -79,8 +79,10 @@ func TestDashboardsOnPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	agentCfg := filepath.Join(w.dir, "agent-prom.yaml")
+	os.WriteFile(agentCfg, []byte("bpfStats: true\n"), 0o644)
 	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
-		DataDir: filepath.Join(w.dir, "data-prom"), Mode: "monitor",
+		DataDir: filepath.Join(w.dir, "data-prom"), Mode: "monitor", Config: agentCfg,
 		Extra:   []string{"--xds-addr", fmt.Sprintf("127.0.0.1:%d", xdsPort)},
 		LogFile: filepath.Join(w.dir, "agent-prom.log")})
 	if err != nil {
@@ -170,6 +172,8 @@ scrape_configs:
 	}
 	await("calls", `sum(http_server_request_duration_seconds_count) >= 20`)
 	await("attacks", `sum(apiwarden_attacks_detected_total) > 0`)
+	// bpfStats: the kernel counts the capture programs' runs and time.
+	await("bpf stats", `sum(apiwarden_bpf_program_runs_total) > 0 and sum(apiwarden_bpf_program_run_seconds_total) > 0`)
 
 	// promtool check metrics on what Prometheus scrapes.
 	if promtool, err := exec.LookPath("promtool"); err == nil {
