@@ -72,7 +72,8 @@ type Agent struct {
 
 	detector        *detect.Detector
 	kernelRuleNames map[uint32]kernelRuleName
-	portModes       string // last per-port overrides written to the kernel
+	portModes       string                          // last per-port overrides written to the kernel
+	budgetPorts     map[uint16]dpcapture.PortBudget // last per-port copy budgets written
 	resolved        *resolveCache
 	tls             *tlsBinder             // nil: TLS probes off or unavailable
 	hold            *holdPoint             // nil: no hold point (monitor mode, or unavailable)
@@ -201,6 +202,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.updatePortModes()
 	a.startHold(run)
 	a.updateHoldPorts()
+	a.updateBudgetPorts()
 
 	a.ifaces = iface.New(iface.Config{Names: a.cfg.Interfaces}, &attachers{a: a}, a.base)
 	if err := a.ifaces.Start(ctx); err != nil {
@@ -254,13 +256,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 // are required; the enforcement pieces are required only in protect mode.
 func (a *Agent) loadSensors() error {
 	var err error
-	var holdMark uint32
-	if a.holdEnabled() {
-		holdMark = a.cfg.Hold.Mark
-	}
+	cb := a.cfg.CopyBudget
 	a.capture, err = dpcapture.New(dpcapture.Config{ChunkMax: a.cfg.ChunkMax, Ports: a.cfg.Ports,
 		RingBufferBytes: a.cfg.RingBufferBytes, WakeupBytes: a.cfg.WakeupBytes, PollInterval: a.cfg.PollInterval,
-		HoldMark: holdMark}, a.base)
+		Budgets: cb.enabled(), RequestBudget: uint32(cb.RequestBytes), ResponseBudget: uint32(cb.ResponseBytes),
+	}, a.base)
 	if err != nil {
 		return fmt.Errorf("capture sensor: %w", err)
 	}
@@ -515,6 +515,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			a.publishPolicy(ctx)
 			a.updatePortModes()
 			a.updateHoldPorts()
+			a.updateBudgetPorts()
 			if now.Sub(lastPrune) >= time.Minute {
 				lastPrune = now
 				if _, err := a.store.Prune(eventKind, now.Add(-a.cfg.EventRetention)); err != nil {

@@ -98,6 +98,33 @@ type Config struct {
 	EventRetention time.Duration `yaml:"eventRetention"`
 	// Hold is protect mode's hold point (see HoldConfig).
 	Hold HoldConfig `yaml:"hold"`
+	// CopyBudget bounds what the kernel copies of each HTTP/1 message.
+	CopyBudget CopyBudget `yaml:"copyBudget"`
+}
+
+// CopyBudget is how many bytes of each HTTP/1 message the capture program
+// copies, counted from the message's first byte (head + body prefix); the
+// rest is counted without copying and the parser skips it (issue #8). The
+// defaults cover what the parser keeps of a request (head limit +
+// maxBodyBytes) and a 16 KiB body prefix of a response, enough for schema
+// inference and sensitive-data tagging. 0: copy everything. Raise
+// RequestBytes with maxBodyBytes.
+type CopyBudget struct {
+	RequestBytes  int `yaml:"requestBytes"`
+	ResponseBytes int `yaml:"responseBytes"`
+	// Services overrides both per service name (the server's executable
+	// name, as in serviceModes).
+	Services map[string]CopyLimits `yaml:"services"`
+}
+
+// CopyLimits are one service's copy budgets (0: copy everything).
+type CopyLimits struct {
+	RequestBytes  int `yaml:"requestBytes"`
+	ResponseBytes int `yaml:"responseBytes"`
+}
+
+func (b CopyBudget) enabled() bool {
+	return b.RequestBytes > 0 || b.ResponseBytes > 0 || len(b.Services) > 0
 }
 
 // HoldConfig tunes the hold point: in protect mode each client->server data
@@ -156,6 +183,7 @@ func Default() Config {
 		EventRetention:   7 * 24 * time.Hour,
 		Hold: HoldConfig{Enabled: true, Timeout: 5 * time.Millisecond, FailMode: "open",
 			MaxQueued: 4096, Mark: 0x00400000, Queue: 7},
+		CopyBudget: CopyBudget{RequestBytes: 16<<10 + 64<<10, ResponseBytes: 32 << 10},
 	}
 }
 
@@ -254,6 +282,30 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Ports) > 16 {
 		return fmt.Errorf("ports: at most 16, got %d", len(c.Ports))
+	}
+	if err := validCopyLimits("copyBudget", CopyLimits{c.CopyBudget.RequestBytes, c.CopyBudget.ResponseBytes}); err != nil {
+		return err
+	}
+	for svc, l := range c.CopyBudget.Services {
+		if err := validCopyLimits(fmt.Sprintf("copyBudget.services[%q]", svc), l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// minCopyBudget keeps a request line and a few headers: a smaller budget
+// would blind the inventory.
+const minCopyBudget = 1024
+
+func validCopyLimits(what string, l CopyLimits) error {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"requestBytes", l.RequestBytes}, {"responseBytes", l.ResponseBytes}} {
+		if v.n != 0 && (v.n < minCopyBudget || v.n > 1<<30) {
+			return fmt.Errorf("%s.%s %d: must be 0 (everything) or between %d and 1 GiB", what, v.name, v.n, minCopyBudget)
+		}
 	}
 	return nil
 }

@@ -92,6 +92,11 @@ func (a *Agent) startHold(run func(string, func() error)) {
 				return
 			}
 			hp.h.Hold(pk)
+			// The segment's verdict waits on its chunk, which the
+			// capture program wrote before the packet got here but
+			// did not wake the reader for (capture.c: wakeup_bytes):
+			// hand it to the pipeline now.
+			_ = a.capture.Flush()
 		})
 	})
 	hc := a.cfg.Hold

@@ -109,8 +109,10 @@ func statusClass(code int) string {
 	if code < 100 || code > 599 {
 		return "none"
 	}
-	return strconv.Itoa(code/100) + "xx"
+	return statusClasses[code/100]
 }
+
+var statusClasses = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // series holds the resolved metrics of one label set, so the hot path
 // does one map lookup instead of hashing label values per metric.

@@ -47,13 +47,59 @@ volatile const __u32 n_ports = 0; /* 0: every port */
 /* Wake the reader only once this many bytes wait in the ring buffer; it
  * polls on a short timer for the rest. One wakeup per record costs the agent
  * an epoll round trip per segment; batching trades a few milliseconds of
- * observation latency for it. Verdicts never wait on this ring. 0: wake on
+ * observation latency for it. A segment held for its verdict (protect mode's
+ * hold point) does not wake the reader from here either: its arrival in the
+ * agent's queue does, from userspace (a wakeup from this program is an
+ * irq_work, which in a VM costs ~5 us of the packet's softirq). 0: wake on
  * every record. */
 volatile const __u32 wakeup_bytes = 0;
-/* The hold mark of protect mode (hold.h): a segment carrying it waits in the
- * agent's verdict queue for the pipeline, so its chunk wakes the reader at
- * once instead of on the batching poll. 0: no holding. */
-volatile const __u32 hold_mark = 0;
+
+/* Copy budgets (issue #8: copy only what the model needs). Each HTTP/1
+ * message a flow carries is copied up to a budget counted from its first
+ * byte (head + body prefix); the rest of the message is counted, not copied,
+ * and its chunks carry AW_CHUNK_SKIPPED so userspace skips it as intended.
+ * The defaults cover what the parser keeps (head limit + body limit) for
+ * requests and a shorter body prefix for responses, which only schema
+ * inference and sensitive-data tagging read. 0: unlimited. */
+volatile const __u32 request_budget = 0;
+volatile const __u32 response_budget = 0;
+/* 0: no budgets at all (no per-message state, every byte copied); the
+ * per-port overrides apply only when this is set. */
+volatile const __u32 budgets_on = 0;
+
+/* A message starts at a segment that begins with a request line ("GET ",
+ * "OPTIONS "...: 3..7 upper-case letters and a space) or "HTTP/". A message
+ * whose head starts inside a segment (pipelining) is not seen: it stays
+ * under the budget of the message before it, and a skip there is a gap to
+ * the parser, which resynchronises. Streams that never start a message
+ * (HTTP/2 from its "PRI *" preface on, TLS records, other protocols) keep
+ * no state and are copied as before. */
+struct budget_state {
+	__u32 start_seq; /* sequence number of the message's first byte */
+	__u32 budget;    /* bytes of the message to copy; 0: unlimited */
+};
+
+#define MAX_BUDGET_FLOWS 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_BUDGET_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct budget_state);
+} budget_flows SEC(".maps");
+
+/* Per-port overrides set from userspace (per-service limits): server port
+ * -> budgets, looked up only at message starts. */
+#define MAX_BUDGET_PORTS 256
+struct port_budget {
+	__u32 request;  /* 0: unlimited */
+	__u32 response; /* 0: unlimited */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_BUDGET_PORTS);
+	__type(key, __u16);
+	__type(value, struct port_budget);
+} port_budgets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -234,7 +280,8 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off,
 }
 
 /* emit_chunks copies pay_len payload bytes at pay_off into chunk events,
- * using the header fields the caller left in the per-CPU scratch event.
+ * using the header fields the caller left in the per-CPU scratch event (seq
+ * included), copying at most copy_len bytes.
  *
  * It is a global (non-static, noinline) function on purpose: the verifier
  * checks it once with unknown arguments instead of once per parse path of
@@ -246,14 +293,24 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off,
  * length, or for the last emitted chunk everything left (the untaken tail is
  * then a visible gap, not a silent loss). */
 __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
-			   __u32 seq, __u32 flags)
+			   __u32 copy_len, __u32 flags)
 {
 	struct chunk_event *ev;
-	__u32 zero = 0, remaining = pay_len, cmax = chunk_max;
+	__u32 zero = 0, remaining = pay_len, cmax = chunk_max, seq;
+	/* Bytes past copy_len are skipped (copy budget): they ride as the
+	 * missing tail of the last chunk, flagged, instead of being copied. */
+	__u32 skipped = copy_len < pay_len ? pay_len - copy_len : 0;
+
+	if (skipped) {
+		remaining = copy_len;
+		count(CNT_SEGMENTS_SKIPPED, 1);
+		count(CNT_BYTES_SKIPPED, skipped);
+	}
 
 	ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
 		return 0;
+	seq = ev->seq; /* left by the caller: BPF functions take five arguments */
 	if (cmax == 0 || cmax > MAX_CHUNK_DATA)
 		cmax = MAX_CHUNK_DATA;
 
@@ -266,9 +323,11 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 			f |= flags & AW_TCP_SYN;
 		if (last)
 			f |= flags & (AW_TCP_FIN | AW_TCP_RST);
+		if (last && skipped)
+			f |= AW_CHUNK_SKIPPED;
 		ev->seq = seq;
 		ev->len = n;
-		ev->payload_len = last ? remaining : n;
+		ev->payload_len = last ? remaining + skipped : n;
 		ev->tcp_flags = f;
 
 		/* Re-state the bound so the verifier keeps it across the
@@ -295,8 +354,6 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 		if (wakeup_bytes)
 			wake = bpf_ringbuf_query(&chunks, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
 				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-		if (hold_mark && (skb->mark & hold_mark))
-			wake = BPF_RB_FORCE_WAKEUP;
 		if (bpf_ringbuf_output(&chunks, ev,
 				       offsetof(struct chunk_event, data) + n, wake) < 0) {
 			count(CNT_CHUNKS_LOST, 1);
@@ -307,12 +364,73 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 		remaining -= n;
 		pay_off += n;
 		seq += n;
-		if (remaining == 0)
+		if (last)
+			break;
+	}
+	if (remaining) {
+		count(CNT_CHUNKS_TRUNCATED, 1);
+		count(CNT_BYTES_TRUNCATED, remaining);
+	}
+	return 0;
+}
+
+/* message_start tells what an HTTP/1 message starting at this segment is:
+ * 1 a request, 2 a response, 0 neither. */
+static __always_inline int message_start(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len)
+{
+	__u8 b[8];
+
+	if (pay_len < 8 || bpf_skb_load_bytes(skb, pay_off, b, sizeof(b)) < 0)
+		return 0;
+	if (b[0] == 'H' && b[1] == 'T' && b[2] == 'T' && b[3] == 'P' && b[4] == '/')
+		return 2;
+	/* HTTP/2's connection preface looks like a request line: its stream
+	 * is not HTTP/1 and gets no budget. */
+	if (b[0] == 'P' && b[1] == 'R' && b[2] == 'I' && b[3] == ' ')
+		return 0;
+	for (int i = 0; i < 8; i++) {
+		if (b[i] == ' ')
+			return i >= 3 ? 1 : 0;
+		if (b[i] < 'A' || b[i] > 'Z')
 			return 0;
 	}
-	count(CNT_CHUNKS_TRUNCATED, 1);
-	count(CNT_BYTES_TRUNCATED, remaining);
 	return 0;
+}
+
+/* copy_allowance returns how many bytes of this segment's payload to copy
+ * under its message's budget (see budget_flows). */
+static __always_inline __u32 copy_allowance(struct __sk_buff *skb, struct flow_key *key,
+					     __u32 pay_off, __u32 pay_len, __u32 seq)
+{
+	struct budget_state *st;
+	__u32 off;
+	int kind;
+
+	if (pay_len == 0)
+		return 0;
+	kind = message_start(skb, pay_off, pay_len);
+	if (kind) {
+		struct budget_state ns = {.start_seq = seq};
+		__u16 port = kind == 1 ? key->dport : key->sport;
+		struct port_budget *pb = bpf_map_lookup_elem(&port_budgets, &port);
+
+		if (kind == 1)
+			ns.budget = pb ? pb->request : request_budget;
+		else
+			ns.budget = pb ? pb->response : response_budget;
+		if (bpf_map_update_elem(&budget_flows, key, &ns, BPF_ANY) < 0)
+			count(CNT_BUDGET_FLOWS_LOST, 1);
+		if (ns.budget && pay_len > ns.budget)
+			return ns.budget;
+		return pay_len;
+	}
+	st = bpf_map_lookup_elem(&budget_flows, key);
+	if (!st || st->budget == 0)
+		return pay_len;
+	off = seq - st->start_seq;
+	if (off >= st->budget)
+		return 0;
+	return st->budget - off < pay_len ? st->budget - off : pay_len;
 }
 
 /* seen_elsewhere reports whether another watched hook captures this packet. */
@@ -398,7 +516,12 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 source)
 	ev->pid = 0;
 	ev->conn_id = 0;
 	ev->source = source;
-	emit_chunks(skb, pay_off, pay_len, bpf_ntohl(tcp.seq), flags);
+	__u32 seq = bpf_ntohl(tcp.seq);
+	__u32 copy_len = pay_len;
+	if (budgets_on)
+		copy_len = copy_allowance(skb, &key, pay_off, pay_len, flags & AW_TCP_SYN ? seq + 1 : seq);
+	ev->seq = seq;
+	emit_chunks(skb, pay_off, pay_len, copy_len, flags);
 	return TCX_NEXT;
 }
 

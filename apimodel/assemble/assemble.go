@@ -127,6 +127,7 @@ type sink struct {
 
 func (s *sink) Data(b []byte)   { s.a.onData(s.f, s.dir, b) }
 func (s *sink) Gap(n uint32)    { s.a.onGap(s.f, s.dir, n) }
+func (s *sink) Skip(n uint32)   { s.a.onSkip(s.f, s.dir, n) }
 func (s *sink) End()            { s.a.onEnd(s.f, s.dir) }
 func (f *flow) out(d int) *sink { return &f.sinks[d] }
 
@@ -433,6 +434,19 @@ func (a *Assembler) onGap(f *flow, d int, n uint32) {
 		return
 	}
 	a.conn(f).Gap(a.hdir(f, d), n, f.now)
+}
+
+// onSkip passes bytes skipped by the kernel's copy budget to the parser;
+// before the flow's roles are known they count as a gap.
+func (a *Assembler) onSkip(f *flow, d int, n uint32) {
+	if f.ignored || f.closed {
+		return
+	}
+	if f.client < 0 {
+		f.undecided[d] = true
+		return
+	}
+	a.conn(f).Skip(a.hdir(f, d), n, f.now)
 }
 
 func (a *Assembler) onEnd(f *flow, d int) {

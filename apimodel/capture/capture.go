@@ -45,6 +45,9 @@ const (
 	FlagRST uint8 = 0x04
 	FlagPSH uint8 = 0x08
 	FlagACK uint8 = 0x10
+	// FlagSkipped is not a TCP flag: the chunk's missing tail (PayloadLen -
+	// len(Data)) was past its message's copy budget, skipped on purpose.
+	FlagSkipped uint8 = 0x80
 )
 
 // FlowKey is one direction of one TCP connection: Src sent the bytes.

@@ -341,7 +341,7 @@ func checkTEObfuscated(req *call.Request, _ *Config) (string, string, bool) {
 	n := 0
 	for _, h := range req.Headers {
 		trimmed := strings.TrimSpace(h.Name)
-		lname := strings.ToLower(trimmed)
+		lname := lowerHeaderName(trimmed)
 		if lname == "transfer_encoding" || (lname != "transfer-encoding" && strings.Contains(strings.ReplaceAll(lname, " ", ""), "transfer-encoding")) {
 			return "header:" + h.Name, h.Name + ": " + h.Value, true
 		}

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	aho "github.com/petar-dambovaliev/aho-corasick"
-
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
 
@@ -155,7 +153,7 @@ type Detector struct {
 	cfg   Config
 	log   *slog.Logger
 	rules []*rule
-	ac    aho.AhoCorasick
+	ac    keywords
 	// patRules maps an automaton pattern to the rules that own it.
 	patRules [][]int32
 	// byteRules maps a one-byte keyword to its rules (kept out of the
@@ -167,7 +165,7 @@ type Detector struct {
 	reqRules []int32
 	// tokAC holds the keywords of Tokens rules, matched on plain tokens
 	// and names; tokPatRules maps its patterns to rules.
-	tokAC       aho.AhoCorasick
+	tokAC       keywords
 	tokPatRules [][]int32
 	// svcMask holds the rule mask per service named in Disabled or
 	// ServiceParanoia; defMask is the one of every other service.
@@ -242,7 +240,7 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 		return nil, err
 	}
 	d.scratch.New = func() any { return &scan{} }
-	d.log.Info("rules loaded", "rules", len(d.rules), "keywords", d.ac.PatternCount(), "files", len(cfg.RuleFiles))
+	d.log.Info("rules loaded", "rules", len(d.rules), "keywords", d.ac.count(), "files", len(cfg.RuleFiles))
 	return d, nil
 }
 
@@ -310,9 +308,13 @@ func (d *Detector) compile(specs []RuleSpec) error {
 			}
 		}
 	}
-	builder := aho.NewAhoCorasickBuilder(aho.Opts{MatchKind: aho.StandardMatch, DFA: true})
-	d.ac = builder.Build(patterns)
-	d.tokAC = builder.Build(tokPatterns)
+	var err error
+	if d.ac, err = buildKeywords(patterns); err != nil {
+		return err
+	}
+	if d.tokAC, err = buildKeywords(tokPatterns); err != nil {
+		return err
+	}
 
 	global, err := d.mask(d.cfg.Disabled["*"], nil)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net/textproto"
 	"regexp"
 	"strconv"
 	"strings"
@@ -127,7 +128,7 @@ const maxPathSegments = 32
 func (s *scan) path() {
 	pk := mustBit(KindPath)
 	p := s.req.Path
-	if !s.value(&partRef{kind: pk, prefix: "path"}, p, false) || s.d.skipInert && inertToken(strings.ReplaceAll(p, "/", "")) {
+	if !s.value(&partRef{kind: pk, prefix: "path"}, p, false) || s.d.skipInert && inertPath(p) {
 		return
 	}
 	n := 0
@@ -211,12 +212,9 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 			}
 		}
 	}
-	if s.d.ac.PatternCount() > 0 {
-		it := s.d.ac.IterOverlappingByte(canon)
-		for m := it.Next(); m != nil; m = it.Next() {
-			for _, ri := range s.d.patRules[m.Pattern()] {
-				s.hit(ri, m.Start(), p, &name, decoded, canon)
-			}
+	for _, m := range s.d.ac.find(canon) {
+		for _, ri := range s.d.patRules[m.PatternID] {
+			s.hit(ri, m.Start, p, &name, decoded, canon)
 		}
 	}
 	for b := 0; b < len(s.d.always); b++ {
@@ -247,20 +245,19 @@ func (s *scan) nextGen() {
 // tokens matches the Tokens rules' keywords on a single-token value or a
 // plain name, which the full pass skips.
 func (s *scan) tokens(p *partRef, raw string) {
-	if s.d.tokAC.PatternCount() == 0 {
+	if s.d.tokAC.count() == 0 {
 		return
 	}
 	s.canon = canonical(s.canon[:0], raw)
 	canon := s.canon
 	s.nextGen()
 	var name string
-	it := s.d.tokAC.IterOverlappingByte(canon)
-	for m := it.Next(); m != nil; m = it.Next() {
-		for _, ri := range s.d.tokPatRules[m.Pattern()] {
+	for _, m := range s.d.tokAC.find(canon) {
+		for _, ri := range s.d.tokPatRules[m.PatternID] {
 			if s.d.rules[ri].Anchor {
 				continue
 			}
-			s.hit(ri, m.Start(), p, &name, raw, canon)
+			s.hit(ri, m.Start, p, &name, raw, canon)
 		}
 	}
 }
@@ -435,14 +432,74 @@ func printable(v string) string {
 }
 
 func isSensitiveName(n string) bool {
-	n = strings.ToLower(n)
-	for _, w := range []string{"pass", "pwd", "secret", "token", "apikey", "api_key", "session", "auth", "credential"} {
-		if strings.Contains(n, w) {
+	for _, w := range sensitiveWords {
+		if containsFold(n, w) {
 			return true
 		}
 	}
 	return false
 }
+
+var sensitiveWords = []string{"pass", "pwd", "secret", "token", "apikey", "api_key", "session", "auth", "credential"}
+
+// containsFold reports whether s contains the lower-case ASCII word w,
+// ignoring ASCII case, without building a lowered copy of s (it runs on
+// every header and parameter name of every request).
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// inertPath is inertToken of the path without its slashes.
+func inertPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c != '/' && !inertByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerHeaderName is strings.ToLower(strings.TrimSpace(name)) without an
+// allocation for the header names clients send in their usual spelling.
+func lowerHeaderName(name string) string {
+	if l, ok := commonHeaderLower[name]; ok {
+		return l
+	}
+	return strings.ToLower(strings.TrimSpace(name))
+}
+
+// commonHeaderLower maps the usual spellings of frequent header names to
+// their lower-case form.
+var commonHeaderLower = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"host", "user-agent", "accept", "accept-encoding", "accept-language",
+		"content-type", "content-length", "connection", "cookie", "authorization", "cache-control",
+		"pragma", "referer", "origin", "x-request-id", "x-forwarded-for", "x-forwarded-proto",
+		"x-forwarded-host", "x-real-ip", "x-api-key", "x-requested-with", "x-correlation-id",
+		"if-modified-since", "if-none-match", "upgrade", "te", "keep-alive", "transfer-encoding",
+		"date", "expect", "content-encoding", "sec-fetch-mode", "sec-fetch-site", "sec-fetch-dest",
+		"sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "dnt", "priority", "traceparent", "tracestate"} {
+		m[n] = n
+		m[textproto.CanonicalMIMEHeaderKey(n)] = n
+		m[strings.ToUpper(n)] = n
+	}
+	return m
+}()
 
 // inertToken reports whether a value is one token of letters, digits and
 // _ . @ : - (ids, numbers, enums, e-mail addresses, UUIDs). No rule can
@@ -450,12 +507,15 @@ func isSensitiveName(n string) bool {
 // '$', '%' or another separator. Skipping them keeps large JSON cheap.
 func inertToken(v string) bool {
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '@' || c == ':' || c == '-') {
+		if !inertByte(v[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func inertByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '@' || c == ':' || c == '-'
 }
 
 // plainName reports whether a parameter name is a simple identifier; only
@@ -508,7 +568,7 @@ var knownHeaders = map[string]bool{
 func (s *scan) headers() {
 	hk := mustBit(KindHeader)
 	for _, h := range s.req.Headers {
-		ln := strings.ToLower(strings.TrimSpace(h.Name))
+		ln := lowerHeaderName(h.Name)
 		if ln == "cookie" {
 			s.cookies(h.Value)
 			continue

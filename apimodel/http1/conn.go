@@ -89,6 +89,7 @@ type Stats struct {
 	BodyTruncated   uint64 // bodies larger than MaxBodyBytes
 	BodyBudgetLimit uint64 // bodies cut short because the shared BodyBudget ran out
 	Gaps            uint64 // gaps reported by reassembly
+	Skips           uint64 // skips reported (bytes past the kernel's copy budget)
 	Resyncs         uint64 // message starts found again after a gap or error
 	IgnoredConns    uint64 // connections given up after MaxFailures
 	Upgraded        uint64 // connections that switched protocol
@@ -279,6 +280,60 @@ func (c *Conn) Feed(dir Dir, data []byte, t time.Time) {
 	}
 }
 
+// Skip tells dir's parser that n bytes at this point were counted but not
+// copied, on purpose (the kernel's copy budget keeps a head and a body
+// prefix of each message). Inside a body of known length or one that runs
+// until close they count toward its size and leave the body truncated, not
+// the call broken. A chunked body cannot be followed without its bytes:
+// the message ends there, truncated, and the parser finds the next one.
+// Anywhere else a skip is a gap.
+func (c *Conn) Skip(dir Dir, n uint32, t time.Time) {
+	p := &c.p[dir]
+	switch p.state {
+	case stBody:
+		c.stats.Skips++
+		p.capture = false
+		if int64(n) < p.remaining {
+			p.remaining -= int64(n)
+			p.bodySize += int64(n)
+			return
+		}
+		if int64(n) == p.remaining {
+			p.bodySize += p.remaining
+			p.remaining = 0
+			c.finish(p, t)
+			return
+		}
+	case stUntilClose:
+		c.stats.Skips++
+		p.capture = false
+		p.bodySize += int64(n)
+		return
+	case stChunkSize, stChunkData, stChunkCRLF, stTrailer:
+		c.stats.Skips++
+		p.capture = false
+		p.bodySize += int64(n)
+		c.finish(p, t)
+		c.restartScan(p)
+		return
+	}
+	c.Gap(dir, n, t)
+}
+
+// restartScan drops what p buffered and looks for the next message start.
+func (c *Conn) restartScan(p *msgParser) {
+	p.buf = p.buf[:0]
+	p.resetScan()
+	p.hasStart = false
+	if p.state == stStopped {
+		return
+	}
+	p.state = stResync
+	p.lineStart = true
+	p.afterFail = false
+	c.stats.Resyncs++
+}
+
 // Gap tells dir's parser that n bytes are missing at this point.
 func (c *Conn) Gap(dir Dir, n uint32, t time.Time) {
 	p := &c.p[dir]
@@ -313,16 +368,7 @@ func (c *Conn) Gap(dir Dir, n uint32, t time.Time) {
 		c.finish(p, t)
 	}
 	// Whatever was buffered is no longer contiguous with what follows.
-	p.buf = p.buf[:0]
-	p.resetScan()
-	p.hasStart = false
-	if p.state == stStopped {
-		return
-	}
-	p.state = stResync
-	p.lineStart = true
-	p.afterFail = false
-	c.stats.Resyncs++
+	c.restartScan(p)
 }
 
 // End reports that dir's stream ended (FIN). A response without length

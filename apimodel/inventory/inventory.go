@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -247,6 +248,13 @@ type prepared struct {
 	respCT    string
 	sensitive sensitiveSet
 	ts        time.Time
+
+	// Backing arrays for the slices above: a typical call fits, so
+	// Observe allocates none of them (prepared lives on its stack).
+	segBuf   [12]string
+	kindBuf  [12]valueKinds
+	queryBuf [8]queryValue
+	keyBuf   []byte
 }
 
 // Observe folds one call into the inventory and returns the path template
@@ -257,12 +265,13 @@ func (inv *Inventory) Observe(c *call.Call) string {
 		return ""
 	}
 	inv.c.observed.Add(1)
-	var p prepared
-	if !inv.prepare(c, &p) {
+	p := preparedPool.Get().(*prepared)
+	defer p.release()
+	if !inv.prepare(c, p) {
 		return ""
 	}
 	inv.mu.Lock()
-	ep, sample := inv.record(c, &p)
+	ep, sample := inv.record(c, p)
 	tmpl := ""
 	if ep != nil {
 		if ep.tmpl == "" {
@@ -274,8 +283,22 @@ func (inv *Inventory) Observe(c *call.Call) string {
 	if ep == nil || !sample {
 		return tmpl
 	}
-	inv.sampleBodies(c, ep, &p)
+	inv.sampleBodies(c, ep, p)
 	return tmpl
+}
+
+// preparedPool recycles the per-call scratch of Observe with its buffers
+// (issue #8: the call pipeline allocates per call only what it keeps).
+var preparedPool = sync.Pool{New: func() any { return new(prepared) }}
+
+// release clears what refers to the call (so the pool keeps no request
+// alive) and returns p to the pool.
+func (p *prepared) release() {
+	clear(p.segBuf[:])
+	clear(p.queryBuf[:])
+	kb := p.keyBuf[:0]
+	*p = prepared{keyBuf: kb}
+	preparedPool.Put(p)
 }
 
 func (inv *Inventory) prepare(c *call.Call, p *prepared) bool {
@@ -286,12 +309,16 @@ func (inv *Inventory) prepare(c *call.Call, p *prepared) bool {
 		p.svc.name = filepath.Base(sp.Exe)
 	}
 	p.svc.port = c.Server.Port()
-	p.segs = splitPath(req.Path)
+	p.segs = appendSegments(p.segBuf[:0], req.Path)
 	if len(p.segs) > inv.cfg.MaxPathSegments {
 		inv.c.droppedDeep.Add(1)
 		return false
 	}
-	p.segKinds = make([]valueKinds, len(p.segs))
+	if len(p.segs) <= len(p.kindBuf) {
+		p.segKinds = p.kindBuf[:len(p.segs)]
+	} else {
+		p.segKinds = make([]valueKinds, len(p.segs))
+	}
 	for i, s := range p.segs {
 		k := classifyValue(s)
 		p.segKinds[i] = k
@@ -300,7 +327,7 @@ func (inv *Inventory) prepare(c *call.Call, p *prepared) bool {
 		}
 	}
 	var queryKeys []string
-	p.query, queryKeys, p.sensitive = parseQuery(req.RawQuery, p.sensitive)
+	p.query, queryKeys, p.sensitive = appendQuery(p.queryBuf[:0], req.RawQuery, p.sensitive)
 	p.auth = detectAuth(req.Headers, queryKeys)
 	p.reqCT = mediaType(req.Headers.Get("Content-Type"))
 	if c.Response != nil {
@@ -320,10 +347,14 @@ const maxQueryNameLen = 128
 // of their first value, the credential-carrying names, and the sensitive
 // kinds in names and values.
 func parseQuery(raw string, sens sensitiveSet) ([]queryValue, []string, sensitiveSet) {
+	return appendQuery(nil, raw, sens)
+}
+
+// appendQuery is parseQuery appending to a caller's buffer.
+func appendQuery(out []queryValue, raw string, sens sensitiveSet) ([]queryValue, []string, sensitiveSet) {
 	if raw == "" {
-		return nil, nil, sens
+		return out, nil, sens
 	}
-	var out []queryValue
 	var keys []string
 	for raw != "" {
 		var kv string
@@ -381,20 +412,25 @@ func (inv *Inventory) record(c *call.Call, p *prepared) (*endpoint, bool) {
 			endpoints: map[string]*endpoint{}}
 		inv.services[p.svc] = svc
 	}
-	segs, relearn, ok := inv.walk(svc, p.segs, true)
+	var walkBuf [12]string
+	segs, relearn, ok := inv.walkInto(walkBuf[:0], svc, p.segs, true)
 	// Learning can cascade below the learned position while existing
 	// endpoints are re-keyed, so this call is walked again until stable.
 	for ok && relearn {
 		inv.rekey(svc)
-		segs, relearn, ok = inv.walk(svc, p.segs, true)
+		segs, relearn, ok = inv.walkInto(walkBuf[:0], svc, p.segs, true)
 	}
 	if !ok {
 		inv.c.droppedTrie.Add(1)
 		return nil, false
 	}
-	key := endpointKey(c.Request.Method, segs)
-	ep := svc.endpoints[key]
+	// The lookup converts the key bytes without allocating; only a new
+	// endpoint pays for its key string and its own copy of segs.
+	p.keyBuf = appendEndpointKey(p.keyBuf[:0], c.Request.Method, segs)
+	ep := svc.endpoints[string(p.keyBuf)]
 	if ep == nil {
+		key := string(p.keyBuf)
+		segs = slices.Clone(segs)
 		if len(svc.endpoints) >= inv.cfg.MaxEndpoints || inv.total >= inv.cfg.MaxTotalEndpoints {
 			inv.c.droppedEndpoints.Add(1)
 			return nil, false
@@ -409,7 +445,19 @@ func (inv *Inventory) record(c *call.Call, p *prepared) (*endpoint, bool) {
 }
 
 func endpointKey(method string, segs []string) string {
-	return method + " /" + strings.Join(segs, "/")
+	return string(appendEndpointKey(nil, method, segs))
+}
+
+func appendEndpointKey(b []byte, method string, segs []string) []byte {
+	b = append(b, method...)
+	b = append(b, " /"...)
+	for i, s := range segs {
+		if i > 0 {
+			b = append(b, '/')
+		}
+		b = append(b, s...)
+	}
+	return b
 }
 
 // walk maps request segments to canonical segments through the service's
@@ -417,7 +465,17 @@ func endpointKey(method string, segs []string) string {
 // was learned during the walk, so existing endpoints must be re-keyed. ok is
 // false when the trie bound was hit.
 func (inv *Inventory) walk(svc *service, segs []string, create bool) (out []string, relearn, ok bool) {
-	out = make([]string, len(segs))
+	return inv.walkInto(nil, svc, segs, create)
+}
+
+// walkInto is walk writing the canonical segments into buf's backing array
+// when they fit.
+func (inv *Inventory) walkInto(buf []string, svc *service, segs []string, create bool) (out []string, relearn, ok bool) {
+	if cap(buf) >= len(segs) {
+		out = buf[:len(segs)]
+	} else {
+		out = make([]string, len(segs))
+	}
 	n := svc.root
 	for i, s := range segs {
 		key := s

@@ -64,14 +64,20 @@ func (n *node) size() int {
 }
 
 // splitPath splits a request path into non-empty segments.
-func splitPath(p string) []string {
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if p[i] == '/' {
-			n++
+func splitPath(p string) []string { return appendSegments(nil, p) }
+
+// appendSegments appends the non-empty segments of a request path to segs
+// (a caller's buffer: no allocation for paths that fit in it).
+func appendSegments(segs []string, p string) []string {
+	if segs == nil {
+		n := 0
+		for i := 0; i < len(p); i++ {
+			if p[i] == '/' {
+				n++
+			}
 		}
+		segs = make([]string, 0, n+1)
 	}
-	segs := make([]string, 0, n+1)
 	for len(p) > 0 {
 		i := strings.IndexByte(p, '/')
 		var s string

@@ -60,6 +60,8 @@ type Stats struct {
 	Gaps        uint64 // gaps reported
 	GapBytes    uint64 // bytes skipped in gaps
 	Truncated   uint64 // chunks whose Data was shorter than PayloadLen
+	Skips       uint64 // skips reported (bytes past a copy budget)
+	SkipBytes   uint64 // bytes skipped on purpose
 }
 
 // Output receives one direction's reassembled stream. Data's slice is only
@@ -73,11 +75,20 @@ type Output interface {
 	End()
 }
 
+// Skipper is implemented by Outputs that tell bytes skipped on purpose
+// (past the kernel's copy budget) from lost ones; others get a Gap.
+type Skipper interface {
+	// Skip reports n bytes between the previous Data and the next that
+	// were counted but deliberately not copied.
+	Skip(n uint32)
+}
+
 // TCP flags understood by Add (same values as capture.Flag*).
 const (
-	flagFIN = 0x01
-	flagSYN = 0x02
-	flagRST = 0x04
+	flagFIN     = 0x01
+	flagSYN     = 0x02
+	flagRST     = 0x04
+	flagSkipped = 0x80 // capture.FlagSkipped: the missing tail was skipped
 )
 
 type segment struct {
@@ -86,6 +97,7 @@ type segment struct {
 	// that the kernel did not copy (truncation) and that become a gap.
 	data    []byte
 	missing uint32
+	skip    bool // missing was skipped on purpose (copy budget)
 	fin     bool
 }
 
@@ -158,7 +170,8 @@ func (d *Dir) Add(seq uint32, data []byte, payloadLen uint32, flags uint8, out O
 		d.next = seq
 	}
 	missing := payloadLen - uint32(len(data))
-	if missing > 0 {
+	skip := flags&flagSkipped != 0 && missing > 0
+	if missing > 0 && !skip {
 		st.Truncated++
 	}
 	if flags&flagFIN != 0 && !d.finSeen {
@@ -167,17 +180,17 @@ func (d *Dir) Add(seq uint32, data []byte, payloadLen uint32, flags uint8, out O
 	}
 	if flags&flagRST != 0 {
 		// The peer is gone: deliver what can be delivered, then end.
-		d.place(seq, data, missing, out, false)
+		d.place(seq, data, missing, skip, out, false)
 		d.Flush(out, true)
 		return
 	}
-	d.place(seq, data, missing, out, true)
+	d.place(seq, data, missing, skip, out, true)
 	d.drain(out)
 	d.maybeEnd(out)
 }
 
 // place delivers or buffers one segment.
-func (d *Dir) place(seq uint32, data []byte, missing uint32, out Output, count bool) {
+func (d *Dir) place(seq uint32, data []byte, missing uint32, skip bool, out Output, count bool) {
 	st := d.stats
 	total := uint32(len(data)) + missing
 	if total == 0 {
@@ -205,21 +218,29 @@ func (d *Dir) place(seq uint32, data []byte, missing uint32, out Output, count b
 		off = 0
 	}
 	if off == 0 {
-		d.deliver(data, missing, out)
+		d.deliver(data, missing, skip, out)
 		return
 	}
-	d.hold(seq, data, missing, out)
+	d.hold(seq, data, missing, skip, out)
 }
 
-func (d *Dir) deliver(data []byte, missing uint32, out Output) {
+func (d *Dir) deliver(data []byte, missing uint32, skip bool, out Output) {
 	if len(data) > 0 {
 		d.stats.Delivered += uint64(len(data))
 		d.next += uint32(len(data))
 		out.Data(data)
 	}
-	if missing > 0 {
-		d.gap(missing, out)
+	if missing == 0 {
+		return
 	}
+	if sk, ok := out.(Skipper); ok && skip {
+		d.stats.Skips++
+		d.stats.SkipBytes += uint64(missing)
+		d.next += missing
+		sk.Skip(missing)
+		return
+	}
+	d.gap(missing, out)
 }
 
 func (d *Dir) gap(n uint32, out Output) {
@@ -230,7 +251,7 @@ func (d *Dir) gap(n uint32, out Output) {
 }
 
 // hold buffers a segment ahead of next, skipping holes when over budget.
-func (d *Dir) hold(seq uint32, data []byte, missing uint32, out Output) {
+func (d *Dir) hold(seq uint32, data []byte, missing uint32, skip bool, out Output) {
 	st := d.stats
 	// Keep the list sorted; duplicates of a held segment are dropped.
 	i := len(d.pending)
@@ -259,7 +280,7 @@ func (d *Dir) hold(seq uint32, data []byte, missing uint32, out Output) {
 		}
 		off := diff(d.next, seq)
 		if off <= 0 {
-			d.place(seq, data, missing, out, false)
+			d.place(seq, data, missing, skip, out, false)
 			return
 		}
 		i = len(d.pending)
@@ -275,7 +296,7 @@ func (d *Dir) hold(seq uint32, data []byte, missing uint32, out Output) {
 			st.BudgetLimit++
 		}
 		d.gap(uint32(diff(d.next, seq)), out)
-		d.deliver(data, missing, out)
+		d.deliver(data, missing, skip, out)
 		return
 	}
 	st.OutOfOrder++
@@ -283,7 +304,7 @@ func (d *Dir) hold(seq uint32, data []byte, missing uint32, out Output) {
 	copy(cp, data)
 	d.pending = append(d.pending, segment{})
 	copy(d.pending[i+1:], d.pending[i:])
-	d.pending[i] = segment{seq: seq, data: cp, missing: missing}
+	d.pending[i] = segment{seq: seq, data: cp, missing: missing, skip: skip}
 	d.held += len(cp)
 	if d.cfg.Budget != nil {
 		d.cfg.Budget.used += len(cp)
@@ -312,7 +333,7 @@ func (d *Dir) drain(out Output) {
 		d.pending[n] = segment{}
 		d.pending = d.pending[:n]
 		d.release(len(p.data))
-		d.place(p.seq, p.data, p.missing, out, false)
+		d.place(p.seq, p.data, p.missing, p.skip, out, false)
 	}
 }
 

@@ -17,11 +17,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -44,6 +47,8 @@ type config struct {
 	noAgent  bool
 	verbose  bool
 	noGSO    bool
+	profile  string
+	pin      bool
 }
 
 // load is awload's JSON result.
@@ -113,6 +118,8 @@ func main() {
 	flag.BoolVar(&cfg.noAgent, "no-agent", false, "run only A windows (harness check)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every window")
 	flag.BoolVar(&cfg.noGSO, "nogso", false, "cap GSO on the veths so every segment is wire-sized")
+	flag.BoolVar(&cfg.pin, "pin", false, "run the load generator alone on the last CPU and the server and agent on the others (taskset), to separate the agent's cost from contention with the generator")
+	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if os.Geteuid() != 0 {
@@ -214,8 +221,12 @@ func firstLine(s string) string {
 
 // awloadRun runs the generator in the client namespace.
 func (b *bench) awloadRun(ctx context.Context, addr, path string, conns int, rate float64) (load, error) {
-	args := []string{"netns", "exec", b.topo.CliNS, b.awload, "-addr", addr, "-path", path,
-		"-conns", fmt.Sprint(conns), "-duration", b.cfg.window.String(), "-rate", fmt.Sprintf("%.0f", rate)}
+	args := []string{"netns", "exec", b.topo.CliNS}
+	if b.cfg.pin {
+		args = append(args, "taskset", "-c", fmt.Sprint(runtime.NumCPU()-1))
+	}
+	args = append(args, b.awload, "-addr", addr, "-path", path,
+		"-conns", fmt.Sprint(conns), "-duration", b.cfg.window.String(), "-rate", fmt.Sprintf("%.0f", rate))
 	out, err := exec.CommandContext(ctx, "ip", args...).Output()
 	var l load
 	if jerr := json.Unmarshal(out, &l); jerr != nil {
@@ -243,8 +254,13 @@ func (b *bench) setAgent(on bool) error {
 		return nil
 	}
 	b.agentN++
+	var extra []string
+	if b.cfg.profile != "" {
+		extra = append(extra, "--pprof")
+	}
 	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Mode: b.cfg.mode, Ifaces: b.topo.Ifaces(),
-		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN))})
+		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN)),
+		Extra: extra})
 	if err != nil {
 		return err
 	}
@@ -253,6 +269,7 @@ func (b *bench) setAgent(on bool) error {
 		return err
 	}
 	b.agent = a
+	b.pinAway(a.Pid())
 	if err := a.WaitAttached(b.topo.Ifaces(), 10*time.Second); err != nil {
 		return err
 	}
@@ -277,6 +294,9 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 	if err := b.setAgent(false); err != nil {
 		return nil, 0, err
 	}
+	for _, pid := range srv.CPUPids {
+		b.pinAway(pid)
+	}
 	// Calibration (also the warm-up): saturation without the agent.
 	cal, err := b.awloadRun(ctx, srv.Addr, path, b.cfg.conns, 0)
 	if err != nil {
@@ -285,6 +305,7 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 	rate := cal.RPS * b.cfg.frac
 	b.log.Info("calibrated", "server", srv.Name, "max_rps", int(cal.RPS), "fixed_rate", int(rate))
 	var ws []window
+	profiled := false
 	for _, attached := range b.schedule() {
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
@@ -300,8 +321,19 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		progsBefore, _ := harness.ProgStats(agentPid)
 		srv0, soft0 := srv.CPUTime(), must(harness.SoftirqTime())
 		agent0, _ := cpuOf(agentPid)
+		var prof chan error
+		if b.agent != nil && b.cfg.profile != "" && !profiled {
+			profiled = true
+			prof = make(chan error, 1)
+			go func() { prof <- b.profileAgent(srv.Name, b.cfg.window) }()
+		}
 		if w.sat, err = b.awloadRun(ctx, srv.Addr, path, b.cfg.conns, 0); err != nil {
 			return nil, 0, err
+		}
+		if prof != nil {
+			if err := <-prof; err != nil {
+				b.log.Warn("agent profile", "err", err)
+			}
 		}
 		w.srvCPU, w.softirq = srv.CPUTime()-srv0, must(harness.SoftirqTime())-soft0
 		agent1, _ := cpuOf(agentPid)
@@ -324,6 +356,46 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 		return nil, 0, err
 	}
 	return ws, cal.RPS, nil
+}
+
+// pinAway keeps pid's threads off the generator's CPU (-pin).
+func (b *bench) pinAway(pid int) {
+	n := runtime.NumCPU()
+	if !b.cfg.pin || n < 2 {
+		return
+	}
+	cpus := "0"
+	if n > 2 {
+		cpus = fmt.Sprintf("0-%d", n-2)
+	}
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, fmt.Sprint(pid)).CombinedOutput(); err != nil {
+		b.log.Warn("taskset", "pid", pid, "err", err, "out", string(out))
+	}
+}
+
+// profileAgent saves a CPU profile of the running agent over d (its
+// --pprof endpoint) to <server>-<profile>.
+func (b *bench) profileAgent(server string, d time.Duration) error {
+	secs := max(1, int(d.Seconds()))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b.agent.Base, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	out := filepath.Join(filepath.Dir(b.cfg.profile), server+"-"+filepath.Base(b.cfg.profile))
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	fmt.Printf("agent CPU profile: %s\n", out)
+	return f.Close()
 }
 
 func cpuOf(pid int) (time.Duration, error) {

@@ -47,6 +47,10 @@ enum chunk_source {
 #define AW_TCP_RST 0x04
 #define AW_TCP_PSH 0x08
 #define AW_TCP_ACK 0x10
+/* Not a TCP flag: the chunk's missing tail (payload_len - len) is past the
+ * flow's copy budget (capture.c) and was counted, not copied. Userspace
+ * skips it as intended, not as a loss. */
+#define AW_CHUNK_SKIPPED 0x80
 
 /* chunk_event: a bounded copy of payload bytes of one segment (TC) or one
  * TLS read/write. Emitted also for payload-less SYN/FIN/RST segments so
@@ -80,6 +84,9 @@ enum capture_counter {
 	CNT_MALFORMED,          /* IP/TCP headers too short or inconsistent */
 	CNT_NOT_PARSED,         /* later fragments, IPv6 extension chains too long */
 	CNT_SEEN_ELSEWHERE,     /* skipped: captured at another watched hook */
+	CNT_SEGMENTS_SKIPPED,   /* segments cut short by their message's copy budget */
+	CNT_BYTES_SKIPPED,      /* payload bytes past a copy budget: counted, not copied */
+	CNT_BUDGET_FLOWS_LOST,  /* copy budget state not stored (map update failed) */
 	CNT_MAX,
 };
 

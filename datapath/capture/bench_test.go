@@ -124,3 +124,14 @@ func BenchmarkLoopback64K(b *testing.B) {
 	b.Run("detached", func(b *testing.B) { run(b, false) })
 	b.Run("attached", func(b *testing.B) { run(b, true) })
 }
+
+// BenchmarkHTTPRequest200Budgets is BenchmarkHTTPRequest200 with copy
+// budgets on: the price of the per-message state (one LRU map update per
+// message start).
+func BenchmarkHTTPRequest200Budgets(b *testing.B) {
+	req := "GET /api/v1/users/12345/orders?limit=20 HTTP/1.1\r\nHost: shop.example\r\n" +
+		"User-Agent: bench\r\nAccept: application/json\r\nAuthorization: Bearer abc\r\n\r\n"
+	req += strings.Repeat("x", 200-len(req))
+	pkt := tcpSeg{src: cli4, dst: srv4, seq: 1, flags: apicap.FlagPSH | apicap.FlagACK, payload: []byte(req)}.bytes()
+	benchProg(b, Config{Budgets: true, RequestBudget: 80 << 10, ResponseBudget: 32 << 10}, pkt)
+}

@@ -13,21 +13,30 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type captureBudgetState struct {
+	_        structs.HostLayout
+	StartSeq uint32
+	Budget   uint32
+}
+
 type captureCaptureCounter uint32
 
 const (
-	captureCaptureCounterCNT_SEGMENTS_SEEN    captureCaptureCounter = 0
-	captureCaptureCounterCNT_CHUNKS_CAPTURED  captureCaptureCounter = 1
-	captureCaptureCounterCNT_BYTES_CAPTURED   captureCaptureCounter = 2
-	captureCaptureCounterCNT_CHUNKS_TRUNCATED captureCaptureCounter = 3
-	captureCaptureCounterCNT_BYTES_TRUNCATED  captureCaptureCounter = 4
-	captureCaptureCounterCNT_CHUNKS_LOST      captureCaptureCounter = 5
-	captureCaptureCounterCNT_NON_TCP          captureCaptureCounter = 6
-	captureCaptureCounterCNT_PORT_FILTERED    captureCaptureCounter = 7
-	captureCaptureCounterCNT_MALFORMED        captureCaptureCounter = 8
-	captureCaptureCounterCNT_NOT_PARSED       captureCaptureCounter = 9
-	captureCaptureCounterCNT_SEEN_ELSEWHERE   captureCaptureCounter = 10
-	captureCaptureCounterCNT_MAX              captureCaptureCounter = 11
+	captureCaptureCounterCNT_SEGMENTS_SEEN     captureCaptureCounter = 0
+	captureCaptureCounterCNT_CHUNKS_CAPTURED   captureCaptureCounter = 1
+	captureCaptureCounterCNT_BYTES_CAPTURED    captureCaptureCounter = 2
+	captureCaptureCounterCNT_CHUNKS_TRUNCATED  captureCaptureCounter = 3
+	captureCaptureCounterCNT_BYTES_TRUNCATED   captureCaptureCounter = 4
+	captureCaptureCounterCNT_CHUNKS_LOST       captureCaptureCounter = 5
+	captureCaptureCounterCNT_NON_TCP           captureCaptureCounter = 6
+	captureCaptureCounterCNT_PORT_FILTERED     captureCaptureCounter = 7
+	captureCaptureCounterCNT_MALFORMED         captureCaptureCounter = 8
+	captureCaptureCounterCNT_NOT_PARSED        captureCaptureCounter = 9
+	captureCaptureCounterCNT_SEEN_ELSEWHERE    captureCaptureCounter = 10
+	captureCaptureCounterCNT_SEGMENTS_SKIPPED  captureCaptureCounter = 11
+	captureCaptureCounterCNT_BYTES_SKIPPED     captureCaptureCounter = 12
+	captureCaptureCounterCNT_BUDGET_FLOWS_LOST captureCaptureCounter = 13
+	captureCaptureCounterCNT_MAX               captureCaptureCounter = 14
 )
 
 type captureChunkEvent struct {
@@ -56,21 +65,31 @@ type captureFlowKey struct {
 	Pad    [3]uint8
 }
 
+type capturePortBudget struct {
+	_        structs.HostLayout
+	Request  uint32
+	Response uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	captureMapBudgetFlows       = "budget_flows"
 	captureMapCaptureCounters   = "capture_counters"
 	captureMapChunks            = "chunks"
+	captureMapPortBudgets       = "port_budgets"
 	captureMapScratch           = "scratch"
 	captureMapWatchedIfaces     = "watched_ifaces"
 	captureProgCaptureEgress    = "capture_egress"
 	captureProgCaptureIngress   = "capture_ingress"
+	captureVarBudgetsOn         = "budgets_on"
 	captureVarCaptureCounterMax = "capture_counter_max"
 	captureVarChunkMax          = "chunk_max"
-	captureVarHoldMark          = "hold_mark"
 	captureVarN_ports           = "n_ports"
 	captureVarPorts             = "ports"
+	captureVarRequestBudget     = "request_budget"
+	captureVarResponseBudget    = "response_budget"
 	captureVarWakeupBytes       = "wakeup_bytes"
 )
 
@@ -124,8 +143,10 @@ type captureProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type captureMapSpecs struct {
+	BudgetFlows     *ebpf.MapSpec `ebpf:"budget_flows"`
 	CaptureCounters *ebpf.MapSpec `ebpf:"capture_counters"`
 	Chunks          *ebpf.MapSpec `ebpf:"chunks"`
+	PortBudgets     *ebpf.MapSpec `ebpf:"port_budgets"`
 	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
 	WatchedIfaces   *ebpf.MapSpec `ebpf:"watched_ifaces"`
 }
@@ -134,11 +155,13 @@ type captureMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type captureVariableSpecs struct {
+	BudgetsOn         *ebpf.VariableSpec `ebpf:"budgets_on"`
 	CaptureCounterMax *ebpf.VariableSpec `ebpf:"capture_counter_max"`
 	ChunkMax          *ebpf.VariableSpec `ebpf:"chunk_max"`
-	HoldMark          *ebpf.VariableSpec `ebpf:"hold_mark"`
 	N_ports           *ebpf.VariableSpec `ebpf:"n_ports"`
 	Ports             *ebpf.VariableSpec `ebpf:"ports"`
+	RequestBudget     *ebpf.VariableSpec `ebpf:"request_budget"`
+	ResponseBudget    *ebpf.VariableSpec `ebpf:"response_budget"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -162,16 +185,20 @@ func (o *captureObjects) Close() error {
 //
 // It can be passed to loadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type captureMaps struct {
+	BudgetFlows     *ebpf.Map `ebpf:"budget_flows"`
 	CaptureCounters *ebpf.Map `ebpf:"capture_counters"`
 	Chunks          *ebpf.Map `ebpf:"chunks"`
+	PortBudgets     *ebpf.Map `ebpf:"port_budgets"`
 	Scratch         *ebpf.Map `ebpf:"scratch"`
 	WatchedIfaces   *ebpf.Map `ebpf:"watched_ifaces"`
 }
 
 func (m *captureMaps) Close() error {
 	return _CaptureClose(
+		m.BudgetFlows,
 		m.CaptureCounters,
 		m.Chunks,
+		m.PortBudgets,
 		m.Scratch,
 		m.WatchedIfaces,
 	)
@@ -181,11 +208,13 @@ func (m *captureMaps) Close() error {
 //
 // It can be passed to loadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type captureVariables struct {
+	BudgetsOn         *ebpf.Variable `ebpf:"budgets_on"`
 	CaptureCounterMax *ebpf.Variable `ebpf:"capture_counter_max"`
 	ChunkMax          *ebpf.Variable `ebpf:"chunk_max"`
-	HoldMark          *ebpf.Variable `ebpf:"hold_mark"`
 	N_ports           *ebpf.Variable `ebpf:"n_ports"`
 	Ports             *ebpf.Variable `ebpf:"ports"`
+	RequestBudget     *ebpf.Variable `ebpf:"request_budget"`
+	ResponseBudget    *ebpf.Variable `ebpf:"response_budget"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

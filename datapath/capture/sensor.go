@@ -54,10 +54,22 @@ type Config struct {
 	// for the rest. 0 wakes the reader for every record.
 	WakeupBytes  int
 	PollInterval time.Duration
-	// HoldMark is protect mode's hold bit (skb->mark, set by the verdict
-	// program): chunks of segments carrying it wake the reader at once,
-	// because the segment waits in the verdict queue for them. 0: none.
-	HoldMark uint32
+	// Budgets turns on copy budgets: each HTTP/1 message is copied up to
+	// RequestBudget or ResponseBudget bytes from its first byte (0:
+	// unlimited) and the rest only counted; SetPortBudgets overrides
+	// them per server port. Off: every byte is copied.
+	Budgets        bool
+	RequestBudget  uint32
+	ResponseBudget uint32
+}
+
+// MaxBudgetPorts is MAX_BUDGET_PORTS: per-port budget overrides.
+const MaxBudgetPorts = 256
+
+// PortBudget is the copy budget of one server port's messages (0:
+// unlimited).
+type PortBudget struct {
+	Request, Response uint32
 }
 
 func (c Config) validate() error {
@@ -79,17 +91,20 @@ func (c Config) validate() error {
 // counterNames names the kernel counters in Counters(); indexed by enum
 // capture_counter (constants generated from apiwarden_events.h).
 var counterNames = [...]string{
-	captureCaptureCounterCNT_SEGMENTS_SEEN:    "segments_seen",
-	captureCaptureCounterCNT_CHUNKS_CAPTURED:  "chunks_captured",
-	captureCaptureCounterCNT_BYTES_CAPTURED:   "bytes_captured",
-	captureCaptureCounterCNT_CHUNKS_TRUNCATED: "chunks_truncated",
-	captureCaptureCounterCNT_BYTES_TRUNCATED:  "bytes_truncated",
-	captureCaptureCounterCNT_CHUNKS_LOST:      "chunks_lost",
-	captureCaptureCounterCNT_NON_TCP:          "non_tcp",
-	captureCaptureCounterCNT_PORT_FILTERED:    "port_filtered",
-	captureCaptureCounterCNT_MALFORMED:        "malformed",
-	captureCaptureCounterCNT_NOT_PARSED:       "not_parsed",
-	captureCaptureCounterCNT_SEEN_ELSEWHERE:   "seen_elsewhere",
+	captureCaptureCounterCNT_SEGMENTS_SEEN:     "segments_seen",
+	captureCaptureCounterCNT_CHUNKS_CAPTURED:   "chunks_captured",
+	captureCaptureCounterCNT_BYTES_CAPTURED:    "bytes_captured",
+	captureCaptureCounterCNT_CHUNKS_TRUNCATED:  "chunks_truncated",
+	captureCaptureCounterCNT_BYTES_TRUNCATED:   "bytes_truncated",
+	captureCaptureCounterCNT_CHUNKS_LOST:       "chunks_lost",
+	captureCaptureCounterCNT_NON_TCP:           "non_tcp",
+	captureCaptureCounterCNT_PORT_FILTERED:     "port_filtered",
+	captureCaptureCounterCNT_MALFORMED:         "malformed",
+	captureCaptureCounterCNT_NOT_PARSED:        "not_parsed",
+	captureCaptureCounterCNT_SEEN_ELSEWHERE:    "seen_elsewhere",
+	captureCaptureCounterCNT_SEGMENTS_SKIPPED:  "segments_skipped",
+	captureCaptureCounterCNT_BYTES_SKIPPED:     "bytes_skipped",
+	captureCaptureCounterCNT_BUDGET_FLOWS_LOST: "budget_flows_lost",
 }
 
 // CounterDecodeErrors is the userspace counter of records DecodeChunk
@@ -160,11 +175,13 @@ func newSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 	var ports [MaxPorts]uint16
 	copy(ports[:], cfg.Ports)
 	for name, v := range map[string]any{
-		captureVarChunkMax:    chunkMax,
-		captureVarPorts:       ports,
-		captureVarN_ports:     uint32(len(cfg.Ports)),
-		captureVarWakeupBytes: uint32(cfg.WakeupBytes),
-		captureVarHoldMark:    cfg.HoldMark,
+		captureVarChunkMax:       chunkMax,
+		captureVarPorts:          ports,
+		captureVarN_ports:        uint32(len(cfg.Ports)),
+		captureVarWakeupBytes:    uint32(cfg.WakeupBytes),
+		captureVarBudgetsOn:      b2u(cfg.Budgets),
+		captureVarRequestBudget:  cfg.RequestBudget,
+		captureVarResponseBudget: cfg.ResponseBudget,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
@@ -273,6 +290,48 @@ func (s *Sensor) Run(ctx context.Context, fn func(apicap.Chunk)) error {
 	return runLoop(ctx, rr, s.clock, fn, &s.decodeErrors, s.log)
 }
 
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// SetPortBudgets replaces the per-port copy budget overrides (server port
+// -> budgets; at most MaxBudgetPorts). Messages that start after it use
+// them.
+func (s *Sensor) SetPortBudgets(b map[uint16]PortBudget) error {
+	if len(b) > MaxBudgetPorts {
+		return fmt.Errorf("%d port budgets, at most %d", len(b), MaxBudgetPorts)
+	}
+	var stale []uint16
+	var k uint16
+	var v capturePortBudget
+	it := s.objs.PortBudgets.Iterate()
+	for it.Next(&k, &v) {
+		if _, ok := b[k]; !ok {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		if err := s.objs.PortBudgets.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete port budget %d: %w", k, err)
+		}
+	}
+	for port, pb := range b {
+		if err := s.objs.PortBudgets.Put(port, capturePortBudget{Request: pb.Request, Response: pb.Response}); err != nil {
+			return fmt.Errorf("port budget %d: %w", port, err)
+		}
+	}
+	return nil
+}
+
+// Flush makes Run deliver every chunk waiting in the ring buffer now,
+// without waiting for the kernel's batched wakeup or the next poll: the
+// hold point calls it when a held segment arrives, since that segment's
+// verdict waits on its chunk.
+func (s *Sensor) Flush() error { return s.reader.Flush() }
+
 // pollingReader turns read deadlines into periodic polls: with batched
 // wakeups the kernel does not wake the reader for every record, so a Read
 // must also return, empty-handed, every interval to collect the rest.
@@ -284,6 +343,9 @@ type pollingReader struct {
 func (p *pollingReader) Read() ([]byte, error) {
 	for {
 		rec, err := p.r.Read()
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			continue
+		}
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return rec, err
 		}
@@ -310,6 +372,9 @@ func runLoop(ctx context.Context, rr ringbuf.RecordReader, clk Clock, fn func(ap
 		if err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return nil
+			}
+			if errors.Is(err, ringbuf.ErrFlushed) {
+				continue // Flush: everything waiting was delivered
 			}
 			return fmt.Errorf("read chunks: %w", err)
 		}

@@ -17,6 +17,10 @@ import (
 // ErrClosed is returned by Read once the reader is closed.
 var ErrClosed = os.ErrClosed
 
+// ErrFlushed is returned by Read once every record waiting at a Flush has
+// been read.
+var ErrFlushed = cilium.ErrFlushed
+
 // RecordReader yields raw records, one per Read. The returned slice is only
 // valid until the next Read: callers copy what they keep. Close unblocks a
 // pending Read, which then returns an error wrapping ErrClosed.
@@ -51,6 +55,10 @@ func (r *Reader) Read() ([]byte, error) {
 	}
 	return r.rec.RawSample, nil
 }
+
+// Flush makes a blocked Read return what waits in the buffer now, then
+// ErrFlushed, without waiting for the kernel to wake it.
+func (r *Reader) Flush() error { return r.rd.Flush() }
 
 // SetDeadline makes a blocked or later Read return an error wrapping
 // os.ErrDeadlineExceeded once t passes and the buffer is empty; tests use it
