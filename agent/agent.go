@@ -18,8 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/attrib"
@@ -217,6 +219,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.log.Warn("persisted blocklist not restored", "err", err)
 	}
 	a.registerCollectors()
+	if a.cfg.BPFStats {
+		if stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+			a.log.Warn("bpf run-time statistics not enabled", "err", err)
+		} else {
+			defer stats.Close()
+		}
+	}
 	a.log.Info("agent running", "mode", a.cfg.Mode, "api", ln.Addr().String(), "interfaces", a.attachedNames())
 
 	srv := apiserver.New(apiserver.Config{Version: a.version, Pprof: a.cfg.Pprof}, backend{a}, a.reg, a.base)
@@ -606,7 +615,7 @@ func (a *Agent) counters() map[string]uint64 {
 }
 
 func (a *Agent) registerCollectors() {
-	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters), newVisibilityCollector(a))
+	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters), newVisibilityCollector(a), newBPFProgramCollector())
 }
 
 // publishPolicy sends the current blocklist and deny rules to xDS clients

@@ -39,6 +39,11 @@ type Config struct {
 	// xDS (RBAC, optional rate limit, route to the upstream); proxyless gRPC
 	// servers get theirs by the name they ask for and need none here.
 	XDSEnvoyListeners []xds.EnvoyListener `yaml:"xdsEnvoyListeners"`
+	// BPFStats turns on the kernel's BPF run-time statistics while the agent
+	// runs, so apiwarden_bpf_program_run_seconds_total counts (it costs a
+	// clock read per program run; sysctl kernel.bpf_stats_enabled does the
+	// same host-wide).
+	BPFStats bool `yaml:"bpfStats"`
 	// XDSRateLimit adds an Envoy local rate limit to those listeners.
 	XDSRateLimit *xds.RateLimit `yaml:"xdsRateLimit"`
 	// Ports limits TC capture to these TCP ports (either side); empty = all.

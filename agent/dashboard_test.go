@@ -23,7 +23,7 @@ func knownMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	newRequestMetrics(reg, 10)
-	reg.MustRegister(buildInfo("dev"), newVisibilityCollector(&Agent{}))
+	reg.MustRegister(buildInfo("dev"), newVisibilityCollector(&Agent{}), newBPFProgramCollector())
 	if _, err := xds.New(slog.New(slog.NewTextHandler(io.Discard, nil)), xds.Config{Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}

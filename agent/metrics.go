@@ -95,6 +95,11 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 		seen:  make(map[seriesKey]series),
 		limit: limit,
 	}
+	// The auto-block actions are known: start them at 0 so dashboards
+	// have series before the first trip.
+	for _, action := range []string{"blocked", "monitor", "block-failed"} {
+		m.abTrips.WithLabelValues(action)
+	}
 	reg.MustRegister(m.requests, m.latency, m.server, m.dropped, m.attacks, m.abFindings, m.abTrips,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -5,7 +5,7 @@
 # Debian-like system (the tests that need a missing program then skip).
 set -euo pipefail
 
-want=(curl nginx python3 iproute2 clang-19 llvm-19 libbpf-dev bpftool wrk gnutls-bin nodejs openssl netsniff-ng nftables)
+want=(curl nginx python3 iproute2 clang-19 llvm-19 libbpf-dev bpftool wrk gnutls-bin nodejs openssl netsniff-ng nftables prometheus)
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 
 if [ "$(id -u)" != 0 ] || ! have_cmd apt-get; then
@@ -31,4 +31,6 @@ apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts nginx on install; the tests run their own instances.
 if have_cmd systemctl; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# Likewise prometheus (the dashboard test runs its own, on loopback).
+if have_cmd systemctl; then systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true; fi
 pkill -x nginx >/dev/null 2>&1 || true

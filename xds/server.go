@@ -106,6 +106,11 @@ func New(log *slog.Logger, cfg Config) (*Server, error) {
 			Help: "Current xDS snapshot version (bumped on every policy or subscription change).",
 		}),
 	}
+	// Known label values start at 0, so a rate() over them has data
+	// before the first NACK.
+	for _, t := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.ExtensionConfigType} {
+		s.nacks.WithLabelValues(t)
+	}
 	// Not ADS mode: in ADS mode the cache answers only when a request names
 	// every resource of its type in the snapshot, and an Envoy and a
 	// proxyless server on one node ask for different listener sets.

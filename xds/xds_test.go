@@ -249,7 +249,8 @@ func TestNACKIsCounted(t *testing.T) {
 	if got := testutil.ToFloat64(s.nacks.WithLabelValues(resource.ExtensionConfigType)); got != 1 {
 		t.Fatalf("nacks metric %v", got)
 	}
-	if n, err := testutil.GatherAndCount(reg, "apiwarden_xds_nacks_total", "apiwarden_xds_pushes_total"); err != nil || n != 2 {
+	// One series per resource type (started at 0) plus the pushes.
+	if n, err := testutil.GatherAndCount(reg, "apiwarden_xds_nacks_total", "apiwarden_xds_pushes_total"); err != nil || n != 5 {
 		t.Fatalf("metrics: %d series, %v", n, err)
 	}
 	problems, err := testutil.GatherAndLint(reg)
