@@ -66,10 +66,10 @@ type Config struct {
 	MaxMetricSeries int `yaml:"maxMetricSeries"`
 	// TLS enables the TLS library uprobes.
 	TLS bool `yaml:"tls"`
-	// TLSProbeScope is "host" (default: every process mapping a probed
-	// library traps) or "process" (only watched processes: see
-	// agent/tlsscope.go). TLSProbeClients also probes clients (at exec)
-	// in process scope.
+	// TLSProbeScope is "process" (default: only watched processes: see
+	// agent/tlsscope.go) or "host" (every process mapping a probed
+	// library traps). TLSProbeClients also probes clients (at exec) in
+	// process scope.
 	TLSProbeScope   string `yaml:"tlsProbeScope"`
 	TLSProbeClients bool   `yaml:"tlsProbeClients"`
 	// SaveInterval is how often the inventory is written to the store.
@@ -176,6 +176,7 @@ func Default() Config {
 		FlowIdleTimeout:  2 * time.Minute,
 		MaxMetricSeries:  2000,
 		TLS:              true,
+		TLSProbeScope:    TLSScopeProcess,
 		SaveInterval:     10 * time.Second,
 		MemoryLimitBytes: 512 << 20,
 		LogLevel:         "info",

@@ -15,6 +15,7 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
+	"github.com/apiwarden/apiwarden/procfs"
 	dptls "github.com/apiwarden/apiwarden/datapath/tls"
 )
 
@@ -94,9 +95,12 @@ func (a *Agent) startTLS(ctx context.Context, run func(string, func() error)) {
 	// The attach worker is not waited for at shutdown: analysing a large
 	// binary takes a while and must not hold the agent's exit up (the
 	// probes go with the process anyway).
+	// Processes already running are bound off the start-up path, beside
+	// the worker: a server that execs or listens while the scan runs
+	// (seconds on a busy host) must not wait for it, or its first
+	// requests go unseen.
+	go a.scanTLS(ctx)
 	go func() {
-		// Processes already running first, off the start-up path.
-		a.scanTLS(ctx)
 		for {
 			select {
 			case <-ctx.Done():
@@ -124,12 +128,13 @@ func (a *Agent) scanTLS(ctx context.Context) {
 		a.log.Warn("scan processes for TLS", "err", err)
 		return
 	}
+	ls := newListenScan(procfs.New(""))
 	for _, e := range ents {
 		if ctx.Err() != nil {
 			return
 		}
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || uint32(pid) == a.self || !a.tlsScanWants(pid) {
+		if err != nil || uint32(pid) == a.self || !a.tlsScanWants(pid, ls) {
 			continue
 		}
 		_ = a.tls.sensor.AttachPID(pid)

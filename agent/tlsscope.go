@@ -11,9 +11,9 @@ import (
 const (
 	// TLSScopeHost probes each TLS library file for every process that maps
 	// it (the kernel places the breakpoint in every address space): every
-	// process is seen from its first call, and every process pays.
+	// process is seen from its first call, and every process pays. Opt-in.
 	TLSScopeHost = "host"
-	// TLSScopeProcess probes only the processes the agent watches, with
+	// TLSScopeProcess (the default) probes only the processes the agent watches, with
 	// PID-filtered attachments: servers when they start listening (and
 	// those listening at start), clients only with TLSProbeClients (at
 	// exec). Processes not watched pay nothing. A server's first request
@@ -33,22 +33,62 @@ func validTLSScope(s string) error {
 	return fmt.Errorf("tlsProbeScope %q: must be %s or %s", s, TLSScopeHost, TLSScopeProcess)
 }
 
-func (a *Agent) tlsPerProcess() bool { return a.cfg.TLSProbeScope == TLSScopeProcess }
+// tlsPerProcess: process scope is the default (issue #8: processes the
+// agent does not watch pay nothing); "host" must be asked for.
+func (a *Agent) tlsPerProcess() bool { return a.cfg.TLSProbeScope != TLSScopeHost }
 
 // tlsAttachOnExec: whether an exec binds the TLS probes to the process.
 func (a *Agent) tlsAttachOnExec() bool { return !a.tlsPerProcess() || a.cfg.TLSProbeClients }
 
-// tlsScanWants: whether the start-up scan binds the probes to pid.
-func (a *Agent) tlsScanWants(pid int) bool {
+// tlsScanWants: whether the start-up scan binds the probes to pid: every
+// process in host scope; in process scope, those that own a listening TCP
+// socket. /proc/PID/net/tcp lists the whole network namespace's sockets, so
+// ownership is the process's socket inodes against the namespace's
+// listening ones (tables read once per namespace and cached in ls).
+func (a *Agent) tlsScanWants(pid int, ls *listenScan) bool {
 	if a.tlsAttachOnExec() {
 		return true
 	}
-	socks, err := procfs.New("").TCPSockets(uint32(pid))
+	return ls.ownsListener(uint32(pid))
+}
+
+// listenScan caches the listening socket inodes of each network namespace
+// during one start-up scan.
+type listenScan struct {
+	fs   procfs.FS
+	byNS map[uint32]map[uint64]bool
+}
+
+func newListenScan(fs procfs.FS) *listenScan {
+	return &listenScan{fs: fs, byNS: map[uint32]map[uint64]bool{}}
+}
+
+func (ls *listenScan) ownsListener(pid uint32) bool {
+	ns, err := ls.fs.NetNS(pid)
 	if err != nil {
 		return false
 	}
-	for _, s := range socks {
-		if s.State == tcpListen {
+	listening, ok := ls.byNS[ns]
+	if !ok {
+		listening = map[uint64]bool{}
+		if socks, err := ls.fs.TCPSockets(pid); err == nil {
+			for _, s := range socks {
+				if s.State == tcpListen {
+					listening[s.Inode] = true
+				}
+			}
+		}
+		ls.byNS[ns] = listening
+	}
+	if len(listening) == 0 {
+		return false
+	}
+	inodes, err := ls.fs.SocketInodes(pid)
+	if err != nil {
+		return false
+	}
+	for _, ino := range inodes {
+		if listening[ino] {
 			return true
 		}
 	}

@@ -97,7 +97,7 @@ func runAgent(args []string, stderr io.Writer) int {
 		apiAddr    = fs.String("api-addr", "", "address of the gRPC/REST API, /metrics and /healthz (default 127.0.0.1:9464)")
 		xdsAddr    = fs.String("xds-addr", "", "address of the Envoy xDS server (default: off)")
 		tls        = fs.String("tls", "", "attach TLS library uprobes: true or false (default true)")
-		tlsScope   = fs.String("tls-probe-scope", "", "host (default: every process mapping a TLS library) or process (only watched servers)")
+		tlsScope   = fs.String("tls-probe-scope", "", "process (default: only watched servers, PID-filtered probes) or host (every process mapping a TLS library)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
 		pprof      = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 	)

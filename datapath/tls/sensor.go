@@ -534,6 +534,11 @@ func (s *Sensor) attachLocked(pid int) error {
 				ps.links = map[fileID][]link.Link{}
 			}
 			ps.links[id] = links
+			// The same line as a per-file attach (with the process's exe
+			// path), so "when were the probes in place" reads alike in
+			// both scopes.
+			s.log.Info("tls probes attached", "path", filepath.Join(proc, "exe"), "file", pf.path,
+				"pid", pid, "kind", pf.plan.kind, "points", len(pf.plan.points))
 		}
 		pf.users[pid] = struct{}{}
 		ps.files[id] = struct{}{}
