@@ -15,8 +15,8 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
-	"github.com/apiwarden/apiwarden/procfs"
 	dptls "github.com/apiwarden/apiwarden/datapath/tls"
+	"github.com/apiwarden/apiwarden/procfs"
 )
 
 // attachQueueLen bounds the processes waiting for TLS analysis; a burst of
