@@ -134,6 +134,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	defer a.store.Close()
 	a.events = newEventLog(a.store, a.base)
+	if a.cfg.EventsFile != "" {
+		if err := a.events.exportTo(a.cfg.EventsFile); err != nil {
+			return err
+		}
+		defer a.events.closeExport()
+	}
 
 	a.inv = inventory.New(inventory.Config{MaxBodyBytes: a.cfg.MaxBodyBytes}, a.base)
 	if state, err := a.store.LoadInventory(); err != nil {

@@ -39,6 +39,9 @@ type Config struct {
 	// xDS (RBAC, optional rate limit, route to the upstream); proxyless gRPC
 	// servers get theirs by the name they ask for and need none here.
 	XDSEnvoyListeners []xds.EnvoyListener `yaml:"xdsEnvoyListeners"`
+	// EventsFile, when set, gets every security event as one JSON line
+	// (the REST API's event shape), for the log shipper already in place.
+	EventsFile string `yaml:"eventsFile"`
 	// BPFStats turns on the kernel's BPF run-time statistics while the agent
 	// runs, so apiwarden_bpf_program_run_seconds_total counts (it costs a
 	// clock read per program run; sysctl kernel.bpf_stats_enabled does the

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +29,12 @@ type eventLog struct {
 	seq atomic.Uint64
 
 	stored, dropped, trimmed atomic.Uint64
+
+	// jsonl, when set, receives every event as one JSON line (eventsFile),
+	// so users can ship events with the log pipeline they already run.
+	jsonlMu      sync.Mutex
+	jsonl        io.WriteCloser
+	exportErrors atomic.Uint64
 }
 
 // EventStats are the event log's counters.
@@ -33,6 +42,47 @@ type EventStats struct {
 	Recorded uint64 // events written
 	Dropped  uint64 // events that could not be written
 	Trimmed  uint64 // old events removed by the bound
+	// ExportErrors are events not written to eventsFile.
+	ExportErrors uint64
+}
+
+// exportTo appends every event from now on to path as JSON lines. The file
+// is opened O_APPEND, so logrotate's copytruncate works on it.
+func (e *eventLog) exportTo(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("events file: %w", err)
+	}
+	e.jsonlMu.Lock()
+	e.jsonl = f
+	e.jsonlMu.Unlock()
+	return nil
+}
+
+// closeExport closes the events file.
+func (e *eventLog) closeExport() error {
+	e.jsonlMu.Lock()
+	defer e.jsonlMu.Unlock()
+	if e.jsonl == nil {
+		return nil
+	}
+	err := e.jsonl.Close()
+	e.jsonl = nil
+	return err
+}
+
+func (e *eventLog) export(b []byte) {
+	e.jsonlMu.Lock()
+	defer e.jsonlMu.Unlock()
+	if e.jsonl == nil {
+		return
+	}
+	// One write per line: O_APPEND keeps concurrent writers' lines whole.
+	if _, err := e.jsonl.Write(append(b, '\n')); err != nil {
+		if e.exportErrors.Add(1) == 1 {
+			e.log.Warn("event not exported", "err", err)
+		}
+	}
 }
 
 func newEventLog(st *store.Store, log *slog.Logger) *eventLog {
@@ -42,7 +92,7 @@ func newEventLog(st *store.Store, log *slog.Logger) *eventLog {
 }
 
 func (e *eventLog) Stats() EventStats {
-	return EventStats{Recorded: e.stored.Load(), Dropped: e.dropped.Load(), Trimmed: e.trimmed.Load()}
+	return EventStats{Recorded: e.stored.Load(), Dropped: e.dropped.Load(), Trimmed: e.trimmed.Load(), ExportErrors: e.exportErrors.Load()}
 }
 
 // Record stores one event, giving it an id and time when missing.
@@ -55,6 +105,7 @@ func (e *eventLog) Record(ev apiserver.Event) {
 	}
 	b, err := json.Marshal(ev)
 	if err == nil {
+		e.export(b)
 		err = e.st.AppendEvent(eventKind, ev.Time, b)
 	}
 	if err != nil {

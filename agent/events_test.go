@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/store"
+)
+
+// TestEventsExportedAsJSONLines: eventsFile gets one JSON object per event,
+// in the API's shape, appended to what the file already holds.
+func TestEventsExportedAsJSONLines(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(filepath.Join(dir, "data"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	path := filepath.Join(dir, "events.jsonl")
+	os.WriteFile(path, []byte(`{"class":"older"}`+"\n"), 0o600)
+	e := newEventLog(st, log)
+	if err := e.exportTo(path); err != nil {
+		t.Fatal(err)
+	}
+	e.Record(apiserver.Event{Class: "sqli", Action: "blocked", Service: "shop", Endpoint: "GET /items/{id}"})
+	e.Record(apiserver.Event{Class: "jndi", Action: "monitor"})
+	if err := e.closeExport(); err != nil {
+		t.Fatal(err)
+	}
+	e.Record(apiserver.Event{Class: "after-close"}) // stored, not exported
+
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var classes []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev apiserver.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		if ev.Class != "older" && (ev.ID == "" || ev.Time.IsZero()) {
+			t.Errorf("event without id or time: %q", sc.Text())
+		}
+		classes = append(classes, ev.Class)
+	}
+	if len(classes) != 3 || classes[0] != "older" || classes[1] != "sqli" || classes[2] != "jndi" {
+		t.Fatalf("lines %v", classes)
+	}
+	if s := e.Stats(); s.Recorded != 3 || s.ExportErrors != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
