@@ -40,7 +40,7 @@ type Config struct {
 	// servers get theirs by the name they ask for and need none here.
 	XDSEnvoyListeners []xds.EnvoyListener `yaml:"xdsEnvoyListeners"`
 	// EventsFile, when set, gets every security event as one JSON line
-	// (the REST API's event shape), for the log shipper already in place.
+	// (the REST API's field names), for the log shipper already in place.
 	EventsFile string `yaml:"eventsFile"`
 	// BPFStats turns on the kernel's BPF run-time statistics while the agent
 	// runs, so apiwarden_bpf_program_run_seconds_total counts (it costs a

@@ -71,14 +71,33 @@ func (e *eventLog) closeExport() error {
 	return err
 }
 
-func (e *eventLog) export(b []byte) {
+// exportedEvent is an event as exported: the REST API's field names.
+type exportedEvent struct {
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Service  string    `json:"service,omitempty"`
+	Endpoint string    `json:"endpoint,omitempty"`
+	Client   string    `json:"client,omitempty"`
+	Class    string    `json:"class"`
+	RuleID   string    `json:"ruleId,omitempty"`
+	Severity string    `json:"severity,omitempty"`
+	Part     string    `json:"part,omitempty"`
+	Excerpt  string    `json:"excerpt,omitempty"`
+	Action   string    `json:"action"`
+}
+
+func (e *eventLog) export(ev apiserver.Event) {
 	e.jsonlMu.Lock()
 	defer e.jsonlMu.Unlock()
 	if e.jsonl == nil {
 		return
 	}
-	// One write per line: O_APPEND keeps concurrent writers' lines whole.
-	if _, err := e.jsonl.Write(append(b, '\n')); err != nil {
+	b, err := json.Marshal(exportedEvent(ev))
+	if err == nil {
+		// One write per line: O_APPEND keeps concurrent writers' lines whole.
+		_, err = e.jsonl.Write(append(b, '\n'))
+	}
+	if err != nil {
 		if e.exportErrors.Add(1) == 1 {
 			e.log.Warn("event not exported", "err", err)
 		}
@@ -105,7 +124,7 @@ func (e *eventLog) Record(ev apiserver.Event) {
 	}
 	b, err := json.Marshal(ev)
 	if err == nil {
-		e.export(b)
+		e.export(ev)
 		err = e.st.AppendEvent(eventKind, ev.Time, b)
 	}
 	if err != nil {

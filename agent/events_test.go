@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apiwarden/apiwarden/apiserver"
@@ -29,7 +30,7 @@ func TestEventsExportedAsJSONLines(t *testing.T) {
 	if err := e.exportTo(path); err != nil {
 		t.Fatal(err)
 	}
-	e.Record(apiserver.Event{Class: "sqli", Action: "blocked", Service: "shop", Endpoint: "GET /items/{id}"})
+	e.Record(apiserver.Event{Class: "sqli", RuleID: "sqli-union", Action: "blocked", Service: "shop", Endpoint: "GET /items/{id}"})
 	e.Record(apiserver.Event{Class: "jndi", Action: "monitor"})
 	if err := e.closeExport(); err != nil {
 		t.Fatal(err)
@@ -55,6 +56,12 @@ func TestEventsExportedAsJSONLines(t *testing.T) {
 	}
 	if len(classes) != 3 || classes[0] != "older" || classes[1] != "sqli" || classes[2] != "jndi" {
 		t.Fatalf("lines %v", classes)
+	}
+	b, _ := os.ReadFile(path)
+	for _, key := range []string{`"ruleId":"sqli-union"`, `"endpoint":"GET /items/{id}"`, `"action":"blocked"`, `"time":"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("export lacks %s:\n%s", key, b)
+		}
 	}
 	if s := e.Stats(); s.Recorded != 3 || s.ExportErrors != 0 {
 		t.Fatalf("stats %+v", s)
