@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/otlplog"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -35,6 +36,8 @@ type eventLog struct {
 	jsonlMu      sync.Mutex
 	jsonl        io.WriteCloser
 	exportErrors atomic.Uint64
+	// otlp, when set, receives every event as an OTLP log record.
+	otlp *otlplog.Exporter
 }
 
 // EventStats are the event log's counters.
@@ -44,6 +47,9 @@ type EventStats struct {
 	Trimmed  uint64 // old events removed by the bound
 	// ExportErrors are events not written to eventsFile.
 	ExportErrors uint64
+	// OTLP log export: accepted by the collector, dropped (queue full),
+	// failed (refused or undelivered).
+	OTLPSent, OTLPDropped, OTLPFailed uint64
 }
 
 // exportTo appends every event from now on to path as JSON lines. The file
@@ -86,7 +92,33 @@ type exportedEvent struct {
 	Action   string    `json:"action"`
 }
 
+// otlpRecord is an event as an OTLP log record; attribute names follow
+// the OpenTelemetry semantic conventions where one exists.
+func otlpRecord(ev apiserver.Event) otlplog.Record {
+	return otlplog.Record{
+		Time:     ev.Time,
+		Severity: otlplog.SeverityWarn,
+		Body:     fmt.Sprintf("apiwarden %s %s %s", ev.Class, ev.Action, ev.Endpoint),
+		Attributes: map[string]string{
+			"event.name":         "apiwarden.security",
+			"apiwarden.event.id": ev.ID,
+			"apiwarden.class":    ev.Class,
+			"apiwarden.rule_id":  ev.RuleID,
+			"apiwarden.severity": ev.Severity,
+			"apiwarden.part":     ev.Part,
+			"apiwarden.excerpt":  ev.Excerpt,
+			"apiwarden.action":   ev.Action,
+			"service.name":       ev.Service,
+			"apiwarden.endpoint": ev.Endpoint,
+			"client.address":     ev.Client,
+		},
+	}
+}
+
 func (e *eventLog) export(ev apiserver.Event) {
+	if e.otlp != nil {
+		e.otlp.Emit(otlpRecord(ev))
+	}
 	e.jsonlMu.Lock()
 	defer e.jsonlMu.Unlock()
 	if e.jsonl == nil {
@@ -111,7 +143,12 @@ func newEventLog(st *store.Store, log *slog.Logger) *eventLog {
 }
 
 func (e *eventLog) Stats() EventStats {
-	return EventStats{Recorded: e.stored.Load(), Dropped: e.dropped.Load(), Trimmed: e.trimmed.Load(), ExportErrors: e.exportErrors.Load()}
+	st := EventStats{Recorded: e.stored.Load(), Dropped: e.dropped.Load(), Trimmed: e.trimmed.Load(), ExportErrors: e.exportErrors.Load()}
+	if e.otlp != nil {
+		o := e.otlp.Stats()
+		st.OTLPSent, st.OTLPDropped, st.OTLPFailed = o.Sent, o.Dropped, o.Failed
+	}
+	return st
 }
 
 // Record stores one event, giving it an id and time when missing.

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/otlplog"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -64,6 +68,49 @@ func TestEventsExportedAsJSONLines(t *testing.T) {
 		}
 	}
 	if s := e.Stats(); s.Recorded != 3 || s.ExportErrors != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestEventsExportedAsOTLPLogs sends events to a fake collector.
+func TestEventsExportedAsOTLPLogs(t *testing.T) {
+	var mu sync.Mutex
+	var got []otlplog.ExportLogsServiceRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req otlplog.ExportLogsServiceRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.URL.Path != "/v1/logs" {
+			http.Error(w, "bad", 400)
+			return
+		}
+		mu.Lock()
+		got = append(got, req)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(filepath.Join(dir, "data"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := newEventLog(st, log)
+	if e.otlp, err = otlplog.New(otlplog.Config{Endpoint: srv.URL}, log); err != nil {
+		t.Fatal(err)
+	}
+	e.Record(apiserver.Event{Class: "sqli", RuleID: "sqli-union", Action: "blocked", Service: "shop", Client: "203.0.113.7:4242"})
+	e.otlp.Close()
+	if len(got) != 1 {
+		t.Fatalf("%d requests", len(got))
+	}
+	attrs := map[string]string{}
+	for _, kv := range got[0].ResourceLogs[0].ScopeLogs[0].LogRecords[0].Attributes {
+		attrs[kv.Key] = kv.Value.StringValue
+	}
+	if attrs["apiwarden.class"] != "sqli" || attrs["apiwarden.rule_id"] != "sqli-union" || attrs["client.address"] != "203.0.113.7:4242" || attrs["service.name"] != "shop" || attrs["apiwarden.event.id"] == "" {
+		t.Fatalf("attributes %v", attrs)
+	}
+	if s := e.Stats(); s.OTLPSent != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
