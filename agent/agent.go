@@ -38,6 +38,7 @@ import (
 	"github.com/apiwarden/apiwarden/datapath/iface"
 	"github.com/apiwarden/apiwarden/datapath/procmon"
 	"github.com/apiwarden/apiwarden/datapath/reset"
+	"github.com/apiwarden/apiwarden/otlplog"
 	"github.com/apiwarden/apiwarden/procfs"
 	"github.com/apiwarden/apiwarden/store"
 	"github.com/apiwarden/apiwarden/xds"
@@ -134,6 +135,22 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	defer a.store.Close()
 	a.events = newEventLog(a.store, a.base)
+	if a.cfg.EventsFile != "" {
+		if err := a.events.exportTo(a.cfg.EventsFile); err != nil {
+			return err
+		}
+		defer a.events.closeExport()
+	}
+	if a.cfg.OTLPLogs.Endpoint != "" {
+		host, _ := os.Hostname()
+		exp, err := otlplog.New(otlplog.Config{Endpoint: a.cfg.OTLPLogs.Endpoint, Headers: a.cfg.OTLPLogs.Headers,
+			Resource: map[string]string{"host.name": host, "service.version": a.version}}, a.base)
+		if err != nil {
+			return err
+		}
+		a.events.otlp = exp
+		defer exp.Close()
+	}
 
 	a.inv = inventory.New(inventory.Config{MaxBodyBytes: a.cfg.MaxBodyBytes}, a.base)
 	if state, err := a.store.LoadInventory(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -39,6 +40,12 @@ type Config struct {
 	// xDS (RBAC, optional rate limit, route to the upstream); proxyless gRPC
 	// servers get theirs by the name they ask for and need none here.
 	XDSEnvoyListeners []xds.EnvoyListener `yaml:"xdsEnvoyListeners"`
+	// EventsFile, when set, gets every security event as one JSON line
+	// (the REST API's field names), for the log shipper already in place.
+	EventsFile string `yaml:"eventsFile"`
+	// OTLPLogs, when its endpoint is set, sends every security event to an
+	// OpenTelemetry collector as an OTLP log (HTTP, JSON encoding).
+	OTLPLogs OTLPLogs `yaml:"otlpLogs"`
 	// BPFStats turns on the kernel's BPF run-time statistics while the agent
 	// runs, so apiwarden_bpf_program_run_seconds_total counts (it costs a
 	// clock read per program run; sysctl kernel.bpf_stats_enabled does the
@@ -146,6 +153,12 @@ type HoldConfig struct {
 	Queue uint16 `yaml:"queue"`
 }
 
+// OTLPLogs is where events go as OTLP logs.
+type OTLPLogs struct {
+	Endpoint string            `yaml:"endpoint"` // http://collector:4318
+	Headers  map[string]string `yaml:"headers"`
+}
+
 // DenyRule refuses requests by method (optional) and path prefix.
 type DenyRule struct {
 	Method     string `yaml:"method"`
@@ -230,6 +243,9 @@ func (c *Config) Validate() error {
 		if err := l.Validate(); err != nil {
 			return fmt.Errorf("xdsEnvoyListeners: %w", err)
 		}
+	}
+	if e := c.OTLPLogs.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		return fmt.Errorf("otlpLogs.endpoint %q: want http:// or https:// (OTLP/HTTP)", e)
 	}
 	if c.XDSRateLimit != nil && c.XDSRateLimit.RequestsPerSecond == 0 {
 		return errors.New("xdsRateLimit: requestsPerSecond must be > 0")

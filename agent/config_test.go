@@ -108,3 +108,15 @@ xdsRateLimit: {requestsPerSecond: 50}
 		t.Fatal("listener without a name validated")
 	}
 }
+
+func TestOTLPLogsEndpointValidated(t *testing.T) {
+	c := Default()
+	c.OTLPLogs.Endpoint = "collector:4318"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "otlpLogs") {
+		t.Fatalf("endpoint without scheme: %v", err)
+	}
+	c.OTLPLogs.Endpoint = "http://collector:4318"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/apiwarden/apiwarden/apiserver"
+	"github.com/apiwarden/apiwarden/otlplog"
 	"github.com/apiwarden/apiwarden/store"
 )
 
@@ -26,6 +30,14 @@ type eventLog struct {
 	seq atomic.Uint64
 
 	stored, dropped, trimmed atomic.Uint64
+
+	// jsonl, when set, receives every event as one JSON line (eventsFile),
+	// so users can ship events with the log pipeline they already run.
+	jsonlMu      sync.Mutex
+	jsonl        io.WriteCloser
+	exportErrors atomic.Uint64
+	// otlp, when set, receives every event as an OTLP log record.
+	otlp *otlplog.Exporter
 }
 
 // EventStats are the event log's counters.
@@ -33,6 +45,95 @@ type EventStats struct {
 	Recorded uint64 // events written
 	Dropped  uint64 // events that could not be written
 	Trimmed  uint64 // old events removed by the bound
+	// ExportErrors are events not written to eventsFile.
+	ExportErrors uint64
+	// OTLP log export: accepted by the collector, dropped (queue full),
+	// failed (refused or undelivered).
+	OTLPSent, OTLPDropped, OTLPFailed uint64
+}
+
+// exportTo appends every event from now on to path as JSON lines. The file
+// is opened O_APPEND, so logrotate's copytruncate works on it.
+func (e *eventLog) exportTo(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("events file: %w", err)
+	}
+	e.jsonlMu.Lock()
+	e.jsonl = f
+	e.jsonlMu.Unlock()
+	return nil
+}
+
+// closeExport closes the events file.
+func (e *eventLog) closeExport() error {
+	e.jsonlMu.Lock()
+	defer e.jsonlMu.Unlock()
+	if e.jsonl == nil {
+		return nil
+	}
+	err := e.jsonl.Close()
+	e.jsonl = nil
+	return err
+}
+
+// exportedEvent is an event as exported: the REST API's field names.
+type exportedEvent struct {
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Service  string    `json:"service,omitempty"`
+	Endpoint string    `json:"endpoint,omitempty"`
+	Client   string    `json:"client,omitempty"`
+	Class    string    `json:"class"`
+	RuleID   string    `json:"ruleId,omitempty"`
+	Severity string    `json:"severity,omitempty"`
+	Part     string    `json:"part,omitempty"`
+	Excerpt  string    `json:"excerpt,omitempty"`
+	Action   string    `json:"action"`
+}
+
+// otlpRecord is an event as an OTLP log record; attribute names follow
+// the OpenTelemetry semantic conventions where one exists.
+func otlpRecord(ev apiserver.Event) otlplog.Record {
+	return otlplog.Record{
+		Time:     ev.Time,
+		Severity: otlplog.SeverityWarn,
+		Body:     fmt.Sprintf("apiwarden %s %s %s", ev.Class, ev.Action, ev.Endpoint),
+		Attributes: map[string]string{
+			"event.name":         "apiwarden.security",
+			"apiwarden.event.id": ev.ID,
+			"apiwarden.class":    ev.Class,
+			"apiwarden.rule_id":  ev.RuleID,
+			"apiwarden.severity": ev.Severity,
+			"apiwarden.part":     ev.Part,
+			"apiwarden.excerpt":  ev.Excerpt,
+			"apiwarden.action":   ev.Action,
+			"service.name":       ev.Service,
+			"apiwarden.endpoint": ev.Endpoint,
+			"client.address":     ev.Client,
+		},
+	}
+}
+
+func (e *eventLog) export(ev apiserver.Event) {
+	if e.otlp != nil {
+		e.otlp.Emit(otlpRecord(ev))
+	}
+	e.jsonlMu.Lock()
+	defer e.jsonlMu.Unlock()
+	if e.jsonl == nil {
+		return
+	}
+	b, err := json.Marshal(exportedEvent(ev))
+	if err == nil {
+		// One write per line: O_APPEND keeps concurrent writers' lines whole.
+		_, err = e.jsonl.Write(append(b, '\n'))
+	}
+	if err != nil {
+		if e.exportErrors.Add(1) == 1 {
+			e.log.Warn("event not exported", "err", err)
+		}
+	}
 }
 
 func newEventLog(st *store.Store, log *slog.Logger) *eventLog {
@@ -42,7 +143,12 @@ func newEventLog(st *store.Store, log *slog.Logger) *eventLog {
 }
 
 func (e *eventLog) Stats() EventStats {
-	return EventStats{Recorded: e.stored.Load(), Dropped: e.dropped.Load(), Trimmed: e.trimmed.Load()}
+	st := EventStats{Recorded: e.stored.Load(), Dropped: e.dropped.Load(), Trimmed: e.trimmed.Load(), ExportErrors: e.exportErrors.Load()}
+	if e.otlp != nil {
+		o := e.otlp.Stats()
+		st.OTLPSent, st.OTLPDropped, st.OTLPFailed = o.Sent, o.Dropped, o.Failed
+	}
+	return st
 }
 
 // Record stores one event, giving it an id and time when missing.
@@ -55,6 +161,7 @@ func (e *eventLog) Record(ev apiserver.Event) {
 	}
 	b, err := json.Marshal(ev)
 	if err == nil {
+		e.export(ev)
 		err = e.st.AppendEvent(eventKind, ev.Time, b)
 	}
 	if err != nil {

@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,8 +82,19 @@ func TestDashboardsOnPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Events out: a JSON lines file and a fake OTLP/HTTP collector.
+	var otlpMu sync.Mutex
+	var otlpBodies []string
+	collector := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		otlpMu.Lock()
+		otlpBodies = append(otlpBodies, r.URL.Path+" "+string(b))
+		otlpMu.Unlock()
+	}))
+	defer collector.Close()
+	eventsFile := filepath.Join(w.dir, "events.jsonl")
 	agentCfg := filepath.Join(w.dir, "agent-prom.yaml")
-	os.WriteFile(agentCfg, []byte("bpfStats: true\n"), 0o644)
+	os.WriteFile(agentCfg, []byte(fmt.Sprintf("bpfStats: true\neventsFile: %s\notlpLogs: {endpoint: %s}\n", eventsFile, collector.URL)), 0o644)
 	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
 		DataDir: filepath.Join(w.dir, "data-prom"), Mode: "monitor", Config: agentCfg,
 		Extra:   []string{"--xds-addr", fmt.Sprintf("127.0.0.1:%d", xdsPort)},
@@ -172,6 +186,20 @@ scrape_configs:
 	}
 	await("calls", `sum(http_server_request_duration_seconds_count) >= 20`)
 	await("attacks", `sum(apiwarden_attacks_detected_total) > 0`)
+	// The SQLi finding went out as a JSON line and as an OTLP log.
+	for ctx.Err() == nil {
+		b, _ := os.ReadFile(eventsFile)
+		otlpMu.Lock()
+		sent := strings.Join(otlpBodies, "\n")
+		otlpMu.Unlock()
+		if strings.Contains(string(b), `"class":"sqli"`) && strings.Contains(sent, "/v1/logs ") && strings.Contains(sent, `"stringValue":"sqli"`) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("sqli event not exported to eventsFile and OTLP")
+	}
 	// bpfStats: the kernel counts the capture programs' runs and time.
 	await("bpf stats", `sum(apiwarden_bpf_program_runs_total) > 0 and sum(apiwarden_bpf_program_run_seconds_total) > 0`)
 

@@ -249,10 +249,26 @@ func (s *Server) ack(node, typeURL, version string) {
 	s.acked[node][typeURL] = version
 }
 
+// closed forgets a stream; when it was its node's last one the node's
+// snapshot goes too, so proxies that come and go (pods) do not pile up
+// snapshots rebuilt on every change. A node that reconnects gets a new one
+// on its first request.
 func (s *Server) closed(stream int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st, ok := s.streams[stream]
+	if !ok {
+		return
+	}
 	delete(s.streams, stream)
+	for _, other := range s.streams {
+		if other.node == st.node {
+			return
+		}
+	}
+	delete(s.built, st.node)
+	delete(s.acked, st.node)
+	s.cache.ClearSnapshot(st.node)
 }
 
 func (s *Server) nack(node, typeURL, version, msg string) {

@@ -291,3 +291,41 @@ func TestEnvoyListenersOverSotW(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeForgottenAfterLastStream: a node's snapshot lives as long as one
+// of its streams does.
+func TestNodeForgottenAfterLastStream(t *testing.T) {
+	s, err := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, ctx := startServer(t, s)
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "grpc/server?xds.resource.listening_address=127.0.0.1:50052"
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "pod-1"}, TypeUrl: resource.ListenerType, ResourceNames: []string{name}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Nodes()["pod-1"]; len(got) != 1 || got[0] != name {
+		t.Fatalf("nodes %v", s.Nodes())
+	}
+	cancel()
+	for {
+		if _, ok := s.Nodes()["pod-1"]; !ok {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("node kept after its stream closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.Update(ctx, Policy{Denies: []Deny{{PathPrefix: "/x"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
