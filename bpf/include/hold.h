@@ -152,6 +152,13 @@ static __always_inline int hold_mark_skb(struct __sk_buff *skb, const struct skb
 	__u32 mark = hold_active(t->key.dport);
 	if (!mark)
 		return 0;
+	/* A flow whose server reads it through a TLS library (the read probe
+	 * noted it) is held at its responses: its encrypted request bytes
+	 * tell the detector nothing, and holding them only adds the wire
+	 * pipeline's delay. Only the TLS probe writes this map, so a
+	 * plaintext flow can never opt out. */
+	if (bpf_map_lookup_elem(&hold_tls_read, &t->key))
+		return 0;
 	skb->mark |= mark;
 	return 1;
 }

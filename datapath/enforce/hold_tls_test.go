@@ -77,17 +77,16 @@ func TestHoldMarksTLSResponsesUntilJudged(t *testing.T) {
 		t.Error("read past the 2^32 wrap, judged before it: not marked")
 	}
 
-	// The request direction keeps its own mark (plaintext hold), counted
-	// apart.
-	if !marked(tcpPacket(client, server, "\x17\x03\x03\x00\x10request")) {
-		t.Error("request segment not marked")
+	// The request direction of a TLS flow is not held on the wire.
+	if marked(tcpPacket(client, server, "\x17\x03\x03\x00\x10request")) {
+		t.Error("TLS request segment marked")
 	}
 	cnt, err := e.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cnt["hold_tls_marked"] != 4 || cnt["hold_marked"] != 1 {
-		t.Errorf("hold_tls_marked = %d (want 4), hold_marked = %d (want 1)", cnt["hold_tls_marked"], cnt["hold_marked"])
+	if cnt["hold_tls_marked"] != 4 || cnt["hold_marked"] != 0 {
+		t.Errorf("hold_tls_marked = %d (want 4), hold_marked = %d (want 0)", cnt["hold_tls_marked"], cnt["hold_marked"])
 	}
 
 	// Forgotten (socket closed): nothing held.
@@ -157,4 +156,22 @@ func TestHoldTLSMapAtBound(t *testing.T) {
 		t.Error("newest flow at the bound not marked")
 	}
 	t.Logf("oldest flow kept at the bound: %v", present)
+}
+
+// Request segments of a flow the TLS probe saw a server read are not held
+// on the wire (the response is); a plaintext flow of the same port is.
+func TestHoldSkipsRequestSegmentsOfTLSFlows(t *testing.T) {
+	e := newEnforcer(t)
+	const mark = 0x00400000
+	if err := e.SetHold(mark, []uint16{8080}); err != nil {
+		t.Fatal(err)
+	}
+	plain := netip.MustParseAddrPort("10.1.0.3:40001")
+	setTLSRead(t, e, client, server, 10)
+	if _, got := runMark(t, e.objs.EnforceIngress, tcpPacket(client, server, "\x17\x03\x03\x00\x10record"), 0); got != 0 {
+		t.Errorf("TLS flow request segment: mark %#x, want none", got)
+	}
+	if _, got := runMark(t, e.objs.EnforceIngress, tcpPacket(plain, server, "GET / HTTP/1.1\r\n\r\n"), 0); got != mark {
+		t.Errorf("plaintext flow request segment: mark %#x, want %#x", got, mark)
+	}
 }
