@@ -151,6 +151,9 @@ type HoldConfig struct {
 	Mark uint32 `yaml:"mark"`
 	// Queue is the NFQUEUE number.
 	Queue uint16 `yaml:"queue"`
+	// TLSResponses holds the responses of TLS flows of protect-mode
+	// services until the decrypted request is judged (default on).
+	TLSResponses bool `yaml:"tlsResponses"`
 }
 
 // OTLPLogs is where events go as OTLP logs.
@@ -196,7 +199,7 @@ func Default() Config {
 		AutoBlock:        AutoBlock{Threshold: 10, Window: time.Minute, TTL: 10 * time.Minute},
 		EventRetention:   7 * 24 * time.Hour,
 		Hold: HoldConfig{Enabled: true, Timeout: 5 * time.Millisecond, FailMode: "open",
-			MaxQueued: 4096, Mark: 0x00400000, Queue: 7},
+			MaxQueued: 4096, Mark: 0x00400000, Queue: 7, TLSResponses: true},
 		CopyBudget: CopyBudget{RequestBytes: 16<<10 + 64<<10, ResponseBytes: 32 << 10},
 	}
 }

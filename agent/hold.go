@@ -64,10 +64,21 @@ func (a *Agent) openHold() {
 	}
 	st := newStageTimings(a.reg)
 	hp := &holdPoint{q: q, stages: st}
-	hp.h = hold.New(hold.Config{
+	hcfg := hold.Config{
 		Timeout: hc.Timeout, FailClosed: hc.FailMode == "closed", MaxQueued: hc.MaxQueued,
 		Observe: st.observe,
-	}, q)
+	}
+	if hc.TLSResponses && a.cfg.TLS {
+		// The enforcer is loaded after the queue opens and before it is
+		// read (startHold): the lookup finds it in place.
+		hcfg.TLSRead = func(k capture.FlowKey) (uint32, bool) {
+			if a.enforcer == nil {
+				return 0, false
+			}
+			return a.enforcer.TLSRead(k.Src, k.Dst)
+		}
+	}
+	hp.h = hold.New(hcfg, q)
 	a.hold = hp
 	a.reg.MustRegister(newCounterSource("hold", "", hp.counters))
 }
@@ -166,7 +177,14 @@ func (a *Agent) updateHoldPorts() {
 // ran on every request it completed).
 func (a *Agent) judged(c capture.Chunk) {
 	hp := a.hold
-	if hp == nil || c.Source.IsTLS() {
+	if hp == nil {
+		return
+	}
+	if c.Source == capture.SourceTLSRead {
+		a.judgedTLS(hp, c)
+		return
+	}
+	if c.Source.IsTLS() {
 		return
 	}
 	end := c.Seq + c.PayloadLen
@@ -185,6 +203,43 @@ func (a *Agent) judged(c capture.Chunk) {
 	}
 }
 
+// judgedTLS tells the holder and the kernel how far a protect-mode TLS
+// server's decrypted request stream has been judged (c is a read chunk of
+// the server, keyed client -> server): the responses waiting for it go
+// on, and the kernel stops marking the flow's responses until the server
+// reads more. A cut flow keeps its responses marked (and dropped).
+func (a *Agent) judgedTLS(hp *holdPoint, c capture.Chunk) {
+	if !hp.h.Wants(c.Key) || !a.cfg.Hold.TLSResponses || a.enforcer == nil {
+		return
+	}
+	end := c.Seq + c.PayloadLen
+	if !hp.h.JudgedTLS(c.Key, end) {
+		return
+	}
+	if err := a.enforcer.SetTLSJudged(c.Key.Src, c.Key.Dst, end); err != nil {
+		a.log.Debug("tls judged offset", "err", err)
+	}
+	if !c.Time.IsZero() {
+		hp.stages.observe("tls_read_to_judged", time.Since(c.Time))
+	}
+}
+
+// holdForgetTLS forgets the hold state of a TLS connection whose socket
+// closed (key: as the process saw it, local -> remote) once its stream
+// ended: only the server's end (remote -> local is client -> server of a
+// held port) has any.
+func (a *Agent) holdForgetTLS(key capture.FlowKey) {
+	hp := a.hold
+	ck := key.Reverse()
+	if hp == nil || !hp.h.Wants(ck) {
+		return
+	}
+	hp.h.ForgetTLS(ck)
+	if a.enforcer != nil {
+		a.enforcer.ForgetTLS(ck.Src, ck.Dst)
+	}
+}
+
 // holdBlock drops what of a cut flow is held, before the (slower) resets.
 func (a *Agent) holdBlock(key capture.FlowKey) {
 	if hp := a.hold; hp != nil {
@@ -198,6 +253,9 @@ func (hp *holdPoint) counters() map[string]uint64 {
 		"held": s.Held, "allowed": s.Allowed, "blocked": s.Blocked, "timed_out": s.TimedOut,
 		"queue_full": s.QueueFull, "truncated": s.Truncated, "unparsed": s.Unparsed,
 		"verdict_errors": s.VerdictErrors,
+		// TLS responses, also counted in the totals above.
+		"tls_held": s.TLSHeld, "tls_allowed": s.TLSAllowed, "tls_blocked": s.TLSBlocked,
+		"tls_timed_out": s.TLSTimedOut, "tls_unknown": s.TLSUnknown,
 	}
 }
 
@@ -226,14 +284,15 @@ type stageTimings struct {
 }
 
 // Stages of the verdict path, in order.
-var holdStages = []string{"capture_to_judged", "detect", "wait", "verdict_write"}
+var holdStages = []string{"capture_to_judged", "tls_read_to_judged", "detect", "wait", "verdict_write"}
 
 func newStageTimings(reg prometheus.Registerer) *stageTimings {
 	st := &stageTimings{
 		prom: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "apiwarden", Subsystem: "hold", Name: "stage_seconds",
 			Help: "Verdict path of held requests by stage: capture_to_judged (kernel capture to the " +
-				"pipeline done with the chunk), detect (detector on one request), wait (packet read " +
+				"pipeline done with the chunk), tls_read_to_judged (TLS read probe to the decrypted bytes judged, " +
+				"what a held TLS response waits for), detect (detector on one request), wait (packet read " +
 				"from the queue to its verdict), verdict_write (verdict sent to the kernel).",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 2, 16),
 		}, []string{"stage"}),

@@ -220,6 +220,9 @@ func (a *Agent) addTLSChunk(c capture.Chunk) {
 		}
 		asm.Add(c)
 	})
+	// The detector has run on every request the chunk completed: held
+	// responses of the flow may go.
+	a.judged(c)
 }
 
 // setLib records (or, with "", forgets) the library of a process. Exits
@@ -279,6 +282,7 @@ func (a *Agent) endClosed(now time.Time) {
 		return
 	}
 	var due []closingConn
+	var closed []capture.FlowKey
 	b.mu.Lock()
 	keep := b.closing[:0]
 	for _, c := range b.closing {
@@ -292,6 +296,7 @@ func (a *Agent) endClosed(now time.Time) {
 			delete(b.byKey, c.key)
 			due = append(due, c)
 		}
+		closed = append(closed, c.key)
 	}
 	b.closing = keep
 	for key, t := range b.closedEarly {
@@ -305,6 +310,11 @@ func (a *Agent) endClosed(now time.Time) {
 		}
 	}
 	b.mu.Unlock()
+	// closeDelay after the close nothing of the connection is on its way
+	// any more: its hold offsets go too.
+	for _, k := range closed {
+		a.holdForgetTLS(k)
+	}
 	if len(due) > 0 {
 		a.withAssembler(func(asm *assemble.Assembler) {
 			for _, c := range due {

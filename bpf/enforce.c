@@ -71,6 +71,10 @@ int enforce_ingress(struct __sk_buff *skb)
 	 * detector in the agent's verdict queue (hold.h). */
 	if (hold_mark_skb(skb, &t))
 		enforce_count(ENF_CNT_HOLD_MARKED);
+	/* A TLS server's response, while the request it read waits for its
+	 * verdict (the server's side of a container's veth, or lo). */
+	else if (hold_mark_tls_response(skb, &t))
+		enforce_count(ENF_CNT_HOLD_TLS_MARKED);
 	return TCX_NEXT_;
 }
 

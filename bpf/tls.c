@@ -34,6 +34,7 @@
 #include "tls_types.h"
 #include "enforce_match.h"
 #include "tls_watch.h"
+#include "hold.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -205,6 +206,7 @@ struct emit_ctx {
 	__u32 pid;
 	__u32 fd;
 	__u8 source;
+	__u8 wake;     /* a held flow: wake the reader now */
 };
 
 /* emit_piece copies one MAX_CHUNK_DATA slice of the call into one event.
@@ -259,9 +261,11 @@ static long emit_piece(__u32 i, void *data)
 		return 1;
 	/* Waking the reader per event costs a context switch per TLS call
 	 * (~20 us measured); it polls instead, and is woken only when the
-	 * ring fills up. */
+	 * ring fills up, or by the last piece of a read whose response the
+	 * hold point holds until the agent has judged it. */
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&tls_events, BPF_RB_AVAIL_DATA) > TLS_WAKEUP_BYTES)
+	if ((c->wake && c->done + payload >= c->total) ||
+	    bpf_ringbuf_query(&tls_events, BPF_RB_AVAIL_DATA) > TLS_WAKEUP_BYTES)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&tls_events, ev, size, flags)) {
 		count(TLS_CNT_CHUNKS_LOST, 1);
@@ -371,8 +375,13 @@ static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 
 	}
 	/* Match first: the flag must be in place before anything else can
 	 * happen on the flow. */
-	if (dir == TLS_DIR_READ)
+	if (dir == TLS_DIR_READ) {
 		tls_enforce(&sk, &c.key, buf, total);
+		/* Protect mode's hold point: the response waits at tcx until
+		 * the agent has judged these bytes (hold.h), so the agent must
+		 * see them now, not on its next poll. */
+		c.wake = hold_tls_note(&c.key, (__u32)(start + total));
+	}
 	c.buf = buf;
 	c.total = total;
 	c.ts = bpf_ktime_get_ns();

@@ -136,16 +136,22 @@ func replayOne(it replayItem, timeout time.Duration) (r replayRes) {
 // replay runs job in the client namespace and returns one result per item.
 func (w *world) replay(t *testing.T, job replayJob) []replayRes {
 	t.Helper()
+	return replayIn(t, w.dir, w.topo.CliNS, job)
+}
+
+// replayIn runs job in namespace ns (job files under dir).
+func replayIn(t *testing.T, dir, ns string, job replayJob) []replayRes {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := filepath.Join(w.dir, fmt.Sprintf("replay-%d.json", time.Now().UnixNano()))
+	spec := filepath.Join(dir, fmt.Sprintf("replay-%d.json", time.Now().UnixNano()))
 	b, _ := json.Marshal(job)
 	if err := os.WriteFile(spec, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", w.topo.CliNS, self, "-test.run=^TestAwholdReplayer$", "-test.count=1")
+	cmd := exec.Command("ip", "netns", "exec", ns, self, "-test.run=^TestAwholdReplayer$", "-test.count=1")
 	cmd.Env = append(os.Environ(), replayEnv+"="+spec)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("replayer: %v\n%s", err, tailStr(string(out), 2000))

@@ -7,6 +7,11 @@
 // flows it cut (Block). Every hold is bounded in time and number, and
 // everything that is not a clear "cut" fails open by default.
 //
+// TLS flows are held the other way round: the request is decrypted only
+// once the server has read it, so the server's response packets wait
+// (HoldResponse) until the pipeline has judged the decrypted stream up to
+// the offset the server had read (JudgedTLS).
+//
 // The package knows nothing of NFQUEUE: verdicts go through the Verdicter
 // interface, so it is tested without root.
 package hold
@@ -38,6 +43,11 @@ type Config struct {
 	// MaxFlows bounds the flows tracked; at the bound flows without
 	// waiting packets are forgotten.
 	MaxFlows int
+	// TLSRead returns, for a held TLS flow (client -> server), the
+	// decrypted-stream offset past what the server has read (the kernel's
+	// hold_tls_read); a response packet waits until the flow is judged up
+	// to it. nil: responses are never held.
+	TLSRead func(key capture.FlowKey) (end uint32, ok bool)
 	// Observe, if set, receives stage timings: "wait" (queue read to
 	// verdict decided) and "verdict_write" (verdict sent to the kernel).
 	Observe func(stage string, d time.Duration)
@@ -73,6 +83,13 @@ type Stats struct {
 	Unparsed      uint64 // passed: not a TCP segment we understand
 	VerdictErrors uint64 // the kernel refused a verdict
 	Waiting       uint64 // waiting now
+
+	// TLS responses (counted in the totals above too).
+	TLSHeld     uint64 // response packets handed in
+	TLSAllowed  uint64 // passed after the request bytes were judged
+	TLSBlocked  uint64 // dropped: the flow was cut
+	TLSTimedOut uint64 // verdict late
+	TLSUnknown  uint64 // passed: no read offset for the flow (evicted, closed)
 }
 
 type rng struct{ start, end uint32 }
@@ -80,7 +97,9 @@ type rng struct{ start, end uint32 }
 type waiter struct {
 	p     Packet
 	timer *time.Timer
-	done  bool // decided (under Holder.mu)
+	done  bool   // decided (under Holder.mu)
+	resp  bool   // a TLS response packet
+	need  uint32 // resp: decrypted offset the flow must be judged to
 }
 
 type flow struct {
@@ -90,7 +109,15 @@ type flow struct {
 	trunc   rng // last range the capture truncated
 	pending []rng
 	waiters []*waiter
+
+	// TLS: the decrypted request stream judged up to tlsJudged, and the
+	// server's response packets waiting for it.
+	tlsJudged uint32
+	tlsHave   bool
+	resp      []*waiter
 }
+
+func (f *flow) idle() bool { return len(f.waiters) == 0 && len(f.resp) == 0 && !f.blocked }
 
 // Holder matches held packets with the pipeline's progress.
 type Holder struct {
@@ -104,6 +131,7 @@ type Holder struct {
 	queued int
 
 	held, allowed, blocked, timedOut, queueFull, truncated, unparsed, verdictErrors atomic.Uint64
+	tlsHeld, tlsAllowed, tlsBlocked, tlsTimedOut, tlsUnknown                        atomic.Uint64
 }
 
 // New returns a holder sending verdicts through v.
@@ -152,8 +180,13 @@ func (h *Holder) Unparsed(id uint32) {
 }
 
 // Hold takes one queued packet. It never blocks: the packet is decided now
-// or when its flow is judged, cut or its timeout fires.
+// or when its flow is judged, cut or its timeout fires. A packet from a
+// held port (a server's response) is a TLS response (HoldResponse).
 func (h *Holder) Hold(p Packet) {
+	if h.cfg.TLSRead != nil && !h.Wants(p.Key) && h.Wants(p.Key.Reverse()) {
+		h.HoldResponse(p)
+		return
+	}
 	h.held.Add(1)
 	h.mu.Lock()
 	f := h.flows[p.Key]
@@ -212,7 +245,7 @@ func (h *Holder) flowLocked(key capture.FlowKey) *flow {
 func (h *Holder) newFlow(k capture.FlowKey) *flow {
 	if len(h.flows) >= h.cfg.MaxFlows {
 		for key, f := range h.flows {
-			if len(f.waiters) == 0 && !f.blocked {
+			if f.idle() {
 				delete(h.flows, key)
 			}
 			if len(h.flows) < h.cfg.MaxFlows/2 {
@@ -300,8 +333,8 @@ func (h *Holder) Block(key capture.FlowKey) {
 		return
 	}
 	f.blocked = true
-	ws := f.waiters
-	f.waiters = nil
+	ws := append(f.waiters, f.resp...)
+	f.waiters, f.resp = nil, nil
 	for _, w := range ws {
 		w.done = true
 	}
@@ -310,6 +343,9 @@ func (h *Holder) Block(key capture.FlowKey) {
 	for _, w := range ws {
 		w.timer.Stop()
 		h.blocked.Add(1)
+		if w.resp {
+			h.tlsBlocked.Add(1)
+		}
 		h.send(w.p.ID, false, w.p.Received)
 	}
 }
@@ -317,12 +353,119 @@ func (h *Holder) Block(key capture.FlowKey) {
 // Forget drops a flow that ended (FIN/RST seen and judged). A flow that
 // still has waiting packets or was cut is kept: the waiters decide, and
 // retransmissions of a cut flow stay dropped.
+// A TLS flow is kept until ForgetTLS: its server may still answer after
+// the client's FIN.
 func (h *Holder) Forget(key capture.FlowKey) {
 	h.mu.Lock()
-	if f := h.flows[key]; f != nil && len(f.waiters) == 0 && !f.blocked {
+	if f := h.flows[key]; f != nil && f.idle() && !f.tlsHave {
 		delete(h.flows, key)
 	}
 	h.mu.Unlock()
+}
+
+// ForgetTLS drops a TLS flow (client -> server) whose socket closed, unless
+// packets still wait on it or it was cut.
+func (h *Holder) ForgetTLS(key capture.FlowKey) {
+	h.mu.Lock()
+	if f := h.flows[key]; f != nil && f.idle() {
+		delete(h.flows, key)
+	}
+	h.mu.Unlock()
+}
+
+// HoldResponse takes a queued server -> client packet of a TLS flow: it
+// waits until the decrypted request stream is judged up to what the server
+// had read (Config.TLSRead) when it was queued, or is dropped when the flow
+// is cut. A packet the kernel marked before the flow was judged may reach
+// here after it: it then passes at once.
+func (h *Holder) HoldResponse(p Packet) {
+	h.held.Add(1)
+	h.tlsHeld.Add(1)
+	ck := p.Key.Reverse()
+	var need uint32
+	ok := false
+	if h.cfg.TLSRead != nil {
+		need, ok = h.cfg.TLSRead(ck)
+	}
+	h.mu.Lock()
+	f := h.flows[ck]
+	switch {
+	case f != nil && f.blocked:
+		h.mu.Unlock()
+		h.blocked.Add(1)
+		h.tlsBlocked.Add(1)
+		h.send(p.ID, false, p.Received)
+		return
+	case !ok:
+		h.mu.Unlock()
+		h.tlsUnknown.Add(1)
+		h.send(p.ID, true, p.Received)
+		return
+	case f != nil && f.tlsHave && !seqBefore(f.tlsJudged, need):
+		h.mu.Unlock()
+		h.allowed.Add(1)
+		h.tlsAllowed.Add(1)
+		h.send(p.ID, true, p.Received)
+		return
+	case h.queued >= h.cfg.MaxQueued:
+		h.mu.Unlock()
+		h.queueFull.Add(1)
+		h.send(p.ID, true, p.Received)
+		return
+	}
+	if f == nil {
+		if f = h.newFlow(ck); f == nil {
+			h.mu.Unlock()
+			h.queueFull.Add(1)
+			h.send(p.ID, true, p.Received)
+			return
+		}
+	}
+	w := &waiter{p: p, resp: true, need: need}
+	f.resp = append(f.resp, w)
+	h.queued++
+	w.timer = time.AfterFunc(h.cfg.Timeout, func() { h.expire(ck, w) })
+	h.mu.Unlock()
+}
+
+// JudgedTLS reports that the pipeline has run the detector on the
+// decrypted request stream of key (client -> server) up to offset end and
+// acted on every request it completed: response packets waiting for no
+// more than that go on. It reports false for a flow that was cut (its
+// responses stay dropped) or cannot be tracked.
+func (h *Holder) JudgedTLS(key capture.FlowKey, end uint32) bool {
+	if !h.Wants(key) {
+		return false
+	}
+	h.mu.Lock()
+	f := h.flowLocked(key)
+	if f == nil || f.blocked {
+		h.mu.Unlock()
+		return false
+	}
+	if !f.tlsHave || seqBefore(f.tlsJudged, end) {
+		f.tlsJudged, f.tlsHave = end, true
+	}
+	var ready []*waiter
+	keep := f.resp[:0]
+	for _, w := range f.resp {
+		if !seqBefore(f.tlsJudged, w.need) {
+			w.done = true
+			ready = append(ready, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	f.resp = keep
+	h.queued -= len(ready)
+	h.mu.Unlock()
+	for _, w := range ready {
+		w.timer.Stop()
+		h.allowed.Add(1)
+		h.tlsAllowed.Add(1)
+		h.send(w.p.ID, true, w.p.Received)
+	}
+	return true
 }
 
 func (h *Holder) expire(key capture.FlowKey, w *waiter) {
@@ -333,17 +476,25 @@ func (h *Holder) expire(key capture.FlowKey, w *waiter) {
 	}
 	w.done = true
 	if f := h.flows[key]; f != nil {
-		for i, x := range f.waiters {
-			if x == w {
-				f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
-				break
-			}
-		}
+		f.waiters = removeWaiter(f.waiters, w)
+		f.resp = removeWaiter(f.resp, w)
 	}
 	h.queued--
 	h.mu.Unlock()
 	h.timedOut.Add(1)
+	if w.resp {
+		h.tlsTimedOut.Add(1)
+	}
 	h.send(w.p.ID, !h.cfg.FailClosed, w.p.Received)
+}
+
+func removeWaiter(ws []*waiter, w *waiter) []*waiter {
+	for i, x := range ws {
+		if x == w {
+			return append(ws[:i], ws[i+1:]...)
+		}
+	}
+	return ws
 }
 
 func (h *Holder) send(id uint32, accept bool, received time.Time) {
@@ -374,5 +525,7 @@ func (h *Holder) Stats() Stats {
 		Held: h.held.Load(), Allowed: h.allowed.Load(), Blocked: h.blocked.Load(),
 		TimedOut: h.timedOut.Load(), QueueFull: h.queueFull.Load(), Truncated: h.truncated.Load(),
 		Unparsed: h.unparsed.Load(), VerdictErrors: h.verdictErrors.Load(), Waiting: uint64(q),
+		TLSHeld: h.tlsHeld.Load(), TLSAllowed: h.tlsAllowed.Load(), TLSBlocked: h.tlsBlocked.Load(),
+		TLSTimedOut: h.tlsTimedOut.Load(), TLSUnknown: h.tlsUnknown.Load(),
 	}
 }

@@ -206,3 +206,137 @@ func TestParsePacket(t *testing.T) {
 		}
 	}
 }
+
+// TLS responses: the server's packets (server -> client) wait until the
+// decrypted request stream is judged up to what the server had read.
+
+type tlsReads map[capture.FlowKey]uint32
+
+func (r tlsReads) read(k capture.FlowKey) (uint32, bool) { v, ok := r[k]; return v, ok }
+
+func newTLSHolder(t *testing.T, cfg Config) (*Holder, fakeQueue, tlsReads) {
+	t.Helper()
+	reads := tlsReads{}
+	cfg.TLSRead = reads.read
+	h, q := newHolder(t, cfg)
+	return h, q, reads
+}
+
+func respPacket(id, seq uint32) Packet {
+	return Packet{ID: id, Key: key.Reverse(), Seq: seq, End: seq + 100}
+}
+
+func TestTLSResponseWaitsUntilRequestJudged(t *testing.T) {
+	h, q, reads := newTLSHolder(t, Config{})
+	reads[key] = 300 // the server read the decrypted stream up to 300
+	h.Hold(respPacket(1, 5000))
+	h.Hold(respPacket(2, 5100))
+	none(t, q)
+	h.JudgedTLS(key, 200) // not yet up to the read
+	none(t, q)
+	h.JudgedTLS(key, 300)
+	expect(t, q, 1, true)
+	expect(t, q, 2, true)
+	// Marked before the verdict, queued after it: passes at once.
+	h.Hold(respPacket(3, 5200))
+	expect(t, q, 3, true)
+	// The next request read: its response waits again.
+	reads[key] = 450
+	h.Hold(respPacket(4, 5300))
+	none(t, q)
+	h.JudgedTLS(key, 450)
+	expect(t, q, 4, true)
+	s := h.Stats()
+	if s.TLSHeld != 4 || s.TLSAllowed != 4 || s.Allowed != 4 || s.Waiting != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestTLSResponseOfCutRequestIsDropped(t *testing.T) {
+	h, q, reads := newTLSHolder(t, Config{})
+	reads[key] = 120
+	h.Hold(respPacket(1, 5000))
+	h.Hold(Packet{ID: 2, Key: key.Reverse(), Seq: 5100, End: 5100}) // FIN
+	none(t, q)
+	h.Block(key) // the detector cut the request
+	expect(t, q, 1, false)
+	expect(t, q, 2, false)
+	// Retransmissions and later packets stay dropped, judged or not.
+	h.JudgedTLS(key, 120)
+	h.Hold(respPacket(3, 5000))
+	expect(t, q, 3, false)
+	// The request direction of the cut flow too.
+	h.Hold(Packet{ID: 4, Key: key, Seq: 1, End: 10})
+	expect(t, q, 4, false)
+	s := h.Stats()
+	if s.TLSBlocked != 3 || s.Blocked != 4 || s.TLSAllowed != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	// A cut TLS flow is not forgotten while its retransmissions may come.
+	h.ForgetTLS(key)
+	h.Hold(respPacket(5, 5000))
+	expect(t, q, 5, false)
+}
+
+func TestTLSResponseTimeoutFailsOpenOrClosed(t *testing.T) {
+	for _, closed := range []bool{false, true} {
+		h, q, reads := newTLSHolder(t, Config{Timeout: time.Millisecond, FailClosed: closed})
+		reads[key] = 10
+		h.Hold(respPacket(1, 5000))
+		expect(t, q, 1, !closed) // waits for the timer, not for a clock assertion
+		if s := h.Stats(); s.TLSTimedOut != 1 || s.TimedOut != 1 || s.Waiting != 0 {
+			t.Fatalf("closed %v: stats %+v", closed, s)
+		}
+		// A late verdict for the expired packet is harmless.
+		h.JudgedTLS(key, 10)
+		none(t, q)
+	}
+}
+
+func TestTLSResponseWithoutReadOffsetPasses(t *testing.T) {
+	h, q, _ := newTLSHolder(t, Config{})
+	// No read offset (evicted from the kernel's LRU, or the socket closed):
+	// nothing to wait for.
+	h.Hold(respPacket(1, 5000))
+	expect(t, q, 1, true)
+	if s := h.Stats(); s.TLSUnknown != 1 || s.Waiting != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	// Without a TLSRead source a server -> client packet is a plain packet
+	// (the plaintext path), as before.
+	h2, q2 := newHolder(t, Config{Timeout: time.Millisecond})
+	h2.Hold(respPacket(2, 5000))
+	expect(t, q2, 2, true)
+	if s := h2.Stats(); s.TLSHeld != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestTLSResponseQueueBound(t *testing.T) {
+	h, q, reads := newTLSHolder(t, Config{MaxQueued: 2})
+	reads[key] = 10
+	h.Hold(respPacket(1, 5000))
+	h.Hold(respPacket(2, 5100))
+	h.Hold(respPacket(3, 5200)) // over the bound: passes unjudged
+	expect(t, q, 3, true)
+	if s := h.Stats(); s.QueueFull != 1 || s.Waiting != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	h.JudgedTLS(key, 10)
+	expect(t, q, 1, true)
+	expect(t, q, 2, true)
+}
+
+func TestTLSFlowSurvivesClientFINUntilSocketCloses(t *testing.T) {
+	h, q, reads := newTLSHolder(t, Config{})
+	reads[key] = 50
+	h.JudgedTLS(key, 50)
+	h.Forget(key) // the client's FIN on the wire: the server may still answer
+	h.Hold(respPacket(1, 5000))
+	expect(t, q, 1, true)
+	h.ForgetTLS(key) // the server's socket closed
+	h.Hold(respPacket(2, 5000))
+	none(t, q) // a new flow state: waits for its verdict again
+	h.JudgedTLS(key, 50)
+	expect(t, q, 2, true)
+}

@@ -90,6 +90,7 @@ enum enforce_counter {
 	ENF_CNT_FLAGGED_DROP_EGRESS,
 	ENF_CNT_EVENTS_LOST,            /* ring buffer full */
 	ENF_CNT_HOLD_MARKED,            /* segments marked for the verdict queue */
+	ENF_CNT_HOLD_TLS_MARKED,        /* TLS response segments marked (hold.h) */
 	ENF_CNT_MAX,
 };
 

@@ -329,6 +329,12 @@ func (e *Enforcer) Maps() map[string]*ebpf.Map {
 		"flagged_flows":    e.objs.FlaggedFlows,
 		"enforce_events":   e.objs.EnforceEvents,
 		"enforce_counters": e.objs.EnforceCounters,
+		// The TLS read probes note what a protect-mode server read
+		// (bpf/include/hold.h).
+		"hold_settings":   e.objs.HoldSettings,
+		"hold_ports":      e.objs.HoldPorts,
+		"hold_tls_read":   e.objs.HoldTlsRead,
+		"hold_tls_judged": e.objs.HoldTlsJudged,
 	}
 }
 
@@ -415,6 +421,7 @@ var counterNames = map[enforceEnforceCounter]string{
 	enforceEnforceCounterENF_CNT_FLAGGED_DROP_EGRESS:  "flagged_packets_dropped_egress",
 	enforceEnforceCounterENF_CNT_EVENTS_LOST:          "events_lost",
 	enforceEnforceCounterENF_CNT_HOLD_MARKED:          "hold_marked",
+	enforceEnforceCounterENF_CNT_HOLD_TLS_MARKED:      "hold_tls_marked",
 }
 
 // Counters sums the per-CPU counters.

@@ -37,7 +37,8 @@ const (
 	enforceEnforceCounterENF_CNT_FLAGGED_DROP_EGRESS  enforceEnforceCounter = 4
 	enforceEnforceCounterENF_CNT_EVENTS_LOST          enforceEnforceCounter = 5
 	enforceEnforceCounterENF_CNT_HOLD_MARKED          enforceEnforceCounter = 6
-	enforceEnforceCounterENF_CNT_MAX                  enforceEnforceCounter = 7
+	enforceEnforceCounterENF_CNT_HOLD_TLS_MARKED      enforceEnforceCounter = 7
+	enforceEnforceCounterENF_CNT_MAX                  enforceEnforceCounter = 8
 )
 
 type enforceEnforceEvent struct {
@@ -119,6 +120,8 @@ const (
 	enforceMapFlaggedFlows            = "flagged_flows"
 	enforceMapHoldPorts               = "hold_ports"
 	enforceMapHoldSettings            = "hold_settings"
+	enforceMapHoldTlsJudged           = "hold_tls_judged"
+	enforceMapHoldTlsRead             = "hold_tls_read"
 	enforceMapPortModes               = "port_modes"
 	enforceMapScanScratch             = "scan_scratch"
 	enforceProgEnforceEgress          = "enforce_egress"
@@ -187,6 +190,8 @@ type enforceMapSpecs struct {
 	FlaggedFlows    *ebpf.MapSpec `ebpf:"flagged_flows"`
 	HoldPorts       *ebpf.MapSpec `ebpf:"hold_ports"`
 	HoldSettings    *ebpf.MapSpec `ebpf:"hold_settings"`
+	HoldTlsJudged   *ebpf.MapSpec `ebpf:"hold_tls_judged"`
+	HoldTlsRead     *ebpf.MapSpec `ebpf:"hold_tls_read"`
 	PortModes       *ebpf.MapSpec `ebpf:"port_modes"`
 	ScanScratch     *ebpf.MapSpec `ebpf:"scan_scratch"`
 }
@@ -229,6 +234,8 @@ type enforceMaps struct {
 	FlaggedFlows    *ebpf.Map `ebpf:"flagged_flows"`
 	HoldPorts       *ebpf.Map `ebpf:"hold_ports"`
 	HoldSettings    *ebpf.Map `ebpf:"hold_settings"`
+	HoldTlsJudged   *ebpf.Map `ebpf:"hold_tls_judged"`
+	HoldTlsRead     *ebpf.Map `ebpf:"hold_tls_read"`
 	PortModes       *ebpf.Map `ebpf:"port_modes"`
 	ScanScratch     *ebpf.Map `ebpf:"scan_scratch"`
 }
@@ -242,6 +249,8 @@ func (m *enforceMaps) Close() error {
 		m.FlaggedFlows,
 		m.HoldPorts,
 		m.HoldSettings,
+		m.HoldTlsJudged,
+		m.HoldTlsRead,
 		m.PortModes,
 		m.ScanScratch,
 	)

@@ -3,6 +3,7 @@ package enforce
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 )
@@ -51,4 +52,38 @@ func (e *Enforcer) SetHold(mark uint32, ports []uint16) error {
 		return fmt.Errorf("write hold mark: %w", err)
 	}
 	return nil
+}
+
+// MaxHoldTLSFlows bounds the TLS flows whose responses can be held
+// (HOLD_MAX_TLS_FLOWS in bpf/include/hold.h; LRU: past it the oldest flow
+// is forgotten and its responses pass unheld).
+const MaxHoldTLSFlows = 16384
+
+// TLSRead returns the TLS stream offset past the request bytes the server
+// end of client -> server has read, as the TLS read probe noted it; ok is
+// false when the flow is not held (or was evicted).
+func (e *Enforcer) TLSRead(client, server netip.AddrPort) (end uint32, ok bool) {
+	k := flowKey(client, server)
+	if err := e.objs.HoldTlsRead.Lookup(&k, &end); err != nil {
+		return 0, false
+	}
+	return end, true
+}
+
+// SetTLSJudged tells the kernel that the decrypted request bytes of
+// client -> server have been judged up to the stream offset end: response
+// segments of the flow pass unmarked again until the server reads more.
+func (e *Enforcer) SetTLSJudged(client, server netip.AddrPort, end uint32) error {
+	k := flowKey(client, server)
+	if err := e.objs.HoldTlsJudged.Put(&k, end); err != nil {
+		return fmt.Errorf("tls judged %s->%s: %w", client, server, err)
+	}
+	return nil
+}
+
+// ForgetTLS drops a TLS flow's hold offsets (its socket closed).
+func (e *Enforcer) ForgetTLS(client, server netip.AddrPort) {
+	k := flowKey(client, server)
+	_ = e.objs.HoldTlsRead.Delete(&k)
+	_ = e.objs.HoldTlsJudged.Delete(&k)
 }

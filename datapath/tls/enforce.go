@@ -24,6 +24,8 @@ func enforceOptions(spec *ebpf.CollectionSpec, e *enforce.Enforcer) (*ebpf.Colle
 	if e == nil {
 		spec.Maps["flagged_flows"].MaxEntries = idleFlaggedFlows
 		spec.Maps["enforce_events"].MaxEntries = idleEventRing
+		spec.Maps["hold_tls_read"].MaxEntries = idleFlaggedFlows
+		spec.Maps["hold_tls_judged"].MaxEntries = idleFlaggedFlows
 		return nil, nil
 	}
 	maps := e.Maps()

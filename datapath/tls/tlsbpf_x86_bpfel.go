@@ -66,6 +66,12 @@ type tlsBpfFlowKey struct {
 	Pad    [3]uint8
 }
 
+type tlsBpfHoldConfig struct {
+	_    structs.HostLayout
+	Mark uint32
+	Pad  uint32
+}
+
 type tlsBpfScanBuf struct {
 	_ structs.HostLayout
 	B [1024]uint8
@@ -120,6 +126,10 @@ const (
 	tlsBpfMapEnforceRules      = "enforce_rules"
 	tlsBpfMapEnforceSettings   = "enforce_settings"
 	tlsBpfMapFlaggedFlows      = "flagged_flows"
+	tlsBpfMapHoldPorts         = "hold_ports"
+	tlsBpfMapHoldSettings      = "hold_settings"
+	tlsBpfMapHoldTlsJudged     = "hold_tls_judged"
+	tlsBpfMapHoldTlsRead       = "hold_tls_read"
 	tlsBpfMapPortModes         = "port_modes"
 	tlsBpfMapScanScratch       = "scan_scratch"
 	tlsBpfMapTlsActive         = "tls_active"
@@ -216,6 +226,10 @@ type tlsBpfMapSpecs struct {
 	EnforceRules    *ebpf.MapSpec `ebpf:"enforce_rules"`
 	EnforceSettings *ebpf.MapSpec `ebpf:"enforce_settings"`
 	FlaggedFlows    *ebpf.MapSpec `ebpf:"flagged_flows"`
+	HoldPorts       *ebpf.MapSpec `ebpf:"hold_ports"`
+	HoldSettings    *ebpf.MapSpec `ebpf:"hold_settings"`
+	HoldTlsJudged   *ebpf.MapSpec `ebpf:"hold_tls_judged"`
+	HoldTlsRead     *ebpf.MapSpec `ebpf:"hold_tls_read"`
 	PortModes       *ebpf.MapSpec `ebpf:"port_modes"`
 	ScanScratch     *ebpf.MapSpec `ebpf:"scan_scratch"`
 	TlsActive       *ebpf.MapSpec `ebpf:"tls_active"`
@@ -266,6 +280,10 @@ type tlsBpfMaps struct {
 	EnforceRules    *ebpf.Map `ebpf:"enforce_rules"`
 	EnforceSettings *ebpf.Map `ebpf:"enforce_settings"`
 	FlaggedFlows    *ebpf.Map `ebpf:"flagged_flows"`
+	HoldPorts       *ebpf.Map `ebpf:"hold_ports"`
+	HoldSettings    *ebpf.Map `ebpf:"hold_settings"`
+	HoldTlsJudged   *ebpf.Map `ebpf:"hold_tls_judged"`
+	HoldTlsRead     *ebpf.Map `ebpf:"hold_tls_read"`
 	PortModes       *ebpf.Map `ebpf:"port_modes"`
 	ScanScratch     *ebpf.Map `ebpf:"scan_scratch"`
 	TlsActive       *ebpf.Map `ebpf:"tls_active"`
@@ -288,6 +306,10 @@ func (m *tlsBpfMaps) Close() error {
 		m.EnforceRules,
 		m.EnforceSettings,
 		m.FlaggedFlows,
+		m.HoldPorts,
+		m.HoldSettings,
+		m.HoldTlsJudged,
+		m.HoldTlsRead,
 		m.PortModes,
 		m.ScanScratch,
 		m.TlsActive,
