@@ -46,6 +46,10 @@ func requestCheck(name string) requestCheckFunc {
 		return checkCLInvalid
 	case "header-oversized":
 		return checkOversizedHeader
+	case "upload-jsp":
+		return uploadCheck(jspExts)
+	case "upload-php":
+		return uploadCheck(phpExts)
 	}
 	return nil
 }
@@ -419,4 +423,89 @@ func checkOversizedHeader(req *call.Request, cfg *Config) (string, string, bool)
 		return "headers", strconv.Itoa(total) + " header bytes", true
 	}
 	return "", "", false
+}
+
+// uploadNames yields the file names a request uploads: the values of
+// file-name headers (X-Filename, X_Filename, X-File-Name...) and the
+// filename parameters of a multipart body.
+func uploadNames(req *call.Request, yield func(part, name string) bool) {
+	for _, h := range req.Headers {
+		n := strings.ToLower(strings.TrimSpace(h.Name))
+		n = strings.NewReplacer("-", "", "_", "").Replace(n)
+		if strings.HasSuffix(n, "filename") || n == "xfile" {
+			if !yield("header:"+h.Name, h.Value) {
+				return
+			}
+		}
+	}
+	mt := strings.ToLower(req.Headers.Get("Content-Type"))
+	if !strings.HasPrefix(mt, "multipart/") {
+		return
+	}
+	body := req.Body
+	for {
+		i := indexFold(body, "filename")
+		if i < 0 {
+			return
+		}
+		body = body[i+len("filename"):]
+		v := bytes.TrimLeft(body, " \t*")
+		if len(v) == 0 || v[0] != '=' {
+			continue
+		}
+		v = bytes.TrimLeft(v[1:], " \t")
+		end := bytes.IndexAny(v, ";\r\n")
+		if len(v) > 0 && v[0] == '"' {
+			v = v[1:]
+			end = bytes.IndexAny(v, "\"\r\n")
+		}
+		if end < 0 {
+			end = len(v)
+		}
+		if !yield("multipart:filename", string(v[:end])) {
+			return
+		}
+	}
+}
+
+func indexFold(b []byte, lower string) int {
+	for i := 0; i+len(lower) <= len(b); i++ {
+		if b[i]|0x20 == lower[0] && bytes.EqualFold(b[i:i+len(lower)], []byte(lower)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// scriptExt reports whether a file name ends in one of exts once the
+// trailing dots, blanks and NULs that Windows and some servers strip are
+// removed (a.jsp.. is saved as a.jsp).
+func scriptExt(name string, exts []string) bool {
+	n := strings.ToLower(strings.TrimRight(strings.ReplaceAll(name, " ", ""), ". \t\x00"))
+	if i := strings.IndexAny(n, "\x00;"); i >= 0 {
+		n = n[:i] // a.jsp%00.png, a.jsp;.png
+	}
+	for _, e := range exts {
+		if strings.HasSuffix(n, e) {
+			return true
+		}
+	}
+	return false
+}
+
+var jspExts = []string{".jsp", ".jspx", ".jspf", ".jsw", ".jsv", ".jspa", ".jhtml"}
+var phpExts = []string{".php", ".phtml", ".php3", ".php4", ".php5", ".php6", ".php7", ".php8", ".phps", ".pht", ".phar", ".phpt", ".pgif", ".phtm", ".inc", ".htaccess", ".user.ini"}
+
+func uploadCheck(exts []string) requestCheckFunc {
+	return func(req *call.Request, _ *Config) (string, string, bool) {
+		var part, ev string
+		uploadNames(req, func(p, n string) bool {
+			if scriptExt(n, exts) {
+				part, ev = p, n
+				return false
+			}
+			return true
+		})
+		return part, ev, part != ""
+	}
 }
