@@ -30,6 +30,10 @@ func valueCheck(name string) checkFunc {
 		return checkSSRF
 	case "jndi":
 		return checkJNDI
+	case "first-word-command":
+		return checkFirstWordCommand
+	case "php-dynamic-call":
+		return checkPHPDynamicCall
 	}
 	return nil
 }
@@ -47,9 +51,9 @@ func requestCheck(name string) requestCheckFunc {
 	case "header-oversized":
 		return checkOversizedHeader
 	case "upload-jsp":
-		return uploadCheck(jspExts)
+		return uploadCheck(func(n string) bool { return scriptExt(n, jspExts) })
 	case "upload-php":
-		return uploadCheck(phpExts)
+		return uploadCheck(func(n string) bool { return scriptExt(n, phpExts) || phpSessionFile(n) })
 	}
 	return nil
 }
@@ -431,7 +435,7 @@ func checkOversizedHeader(req *call.Request, cfg *Config) (string, string, bool)
 func uploadNames(req *call.Request, yield func(part, name string) bool) {
 	for _, h := range req.Headers {
 		n := strings.ToLower(strings.TrimSpace(h.Name))
-		n = strings.NewReplacer("-", "", "_", "").Replace(n)
+		n = strings.NewReplacer("-", "", "_", "", ".", "").Replace(n)
 		if strings.HasSuffix(n, "filename") || n == "xfile" {
 			if !yield("header:"+h.Name, h.Value) {
 				return
@@ -496,11 +500,31 @@ func scriptExt(name string, exts []string) bool {
 var jspExts = []string{".jsp", ".jspx", ".jspf", ".jsw", ".jsv", ".jspa", ".jhtml"}
 var phpExts = []string{".php", ".phtml", ".php3", ".php4", ".php5", ".php6", ".php7", ".php8", ".phps", ".pht", ".phar", ".phpt", ".pgif", ".phtm", ".inc", ".htaccess", ".user.ini"}
 
-func uploadCheck(exts []string) requestCheckFunc {
+// phpSessionFile matches PHP session file names (sess_ and a session id):
+// uploading one plants a serialized session.
+func phpSessionFile(name string) bool {
+	n := strings.ToLower(name)
+	if i := strings.LastIndexAny(n, `/\`); i >= 0 {
+		n = n[i+1:]
+	}
+	id, ok := strings.CutPrefix(n, "sess_")
+	if !ok || len(id) < 16 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == ',' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func uploadCheck(match func(string) bool) requestCheckFunc {
 	return func(req *call.Request, _ *Config) (string, string, bool) {
 		var part, ev string
 		uploadNames(req, func(p, n string) bool {
-			if scriptExt(n, exts) {
+			if match(n) {
 				part, ev = p, n
 				return false
 			}
@@ -508,4 +532,110 @@ func uploadCheck(exts []string) requestCheckFunc {
 		})
 		return part, ev, part != ""
 	}
+}
+
+// phpCallees are the functions an attacker hides behind string pieces,
+// casts or arrays: ("sys"."tem")('id'), [system][0](ls), (string)"exec"().
+var phpCallees = []string{"system", "exec", "passthru", "popen", "procopen", "eval", "assert", "phpinfo", "readfile", "fopen", "include", "require", "unlink", "createfunction", "calluserfunc"}
+
+// checkPHPDynamicCall squeezes the 80 bytes before each call parenthesis
+// that follows a quote, ')' or ']' (dropping quotes, dots, brackets,
+// blanks, casts, comments and array indexes) and looks for a function
+// name that executes code at its end.
+func checkPHPDynamicCall(_ string, canon []byte) bool {
+	var sq [96]byte
+	for i := 1; i < len(canon); i++ {
+		if canon[i] != '(' {
+			continue
+		}
+		j := i - 1
+		for j > 0 && canon[j] == ' ' {
+			j--
+		}
+		if c := canon[j]; c != ')' && c != ']' && c != '\'' && c != '"' {
+			continue
+		}
+		n := 0
+		inComment := false
+		for k := j; k >= 0 && k > i-120 && n < len(sq); k-- {
+			c := canon[k]
+			switch {
+			case inComment:
+				if c == '/' && k+1 < len(canon) && canon[k+1] == '*' {
+					inComment = false
+				}
+				continue
+			case c == '/' && k > 0 && canon[k-1] == '*':
+				inComment = true
+				continue
+			case c == '\'' || c == '"' || c == '.' || c == '(' || c == ')' || c == '[' || c == ']' || c == ' ' || c == '{' || c == '}' || c == '_' || c >= '0' && c <= '9' || c == '/' || c == '*':
+				continue
+			case c >= 'a' && c <= 'z':
+				sq[n] = c
+				n++
+				continue
+			}
+			break
+		}
+		// sq holds the letters backwards.
+		for _, f := range phpCallees {
+			if n < len(f) {
+				continue
+			}
+			ok := true
+			for x := 0; x < len(f); x++ {
+				if sq[x] != f[len(f)-1-x] {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// startTools are Unix tools whose names are not English words, and the
+// prefix commands (time, nohup, sudo...) that run another one: a value
+// starting with one of them is worth the command regex.
+var startTools = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`ansible chef cscli pipx pip strace ltrace cpulimit flock base32 base64 bsdtar
+		gcc g++ c89 c99 clang irb rmt python perl php lua tclsh jrunscript jjs ssh scp sftp rsync tftp telnet
+		ncat netcat socat wget lwp aria2c nslookup whois traceroute nmap masscan crontab systemctl useradd
+		adduser usermod chpasswd visudo pkexec doas umount chmod chown chattr setfacl pkill killall iptables
+		nft ufw tcpdump gdb ldd objdump readelf xxd hexdump shred mkfifo mknod gawk nawk mawk egrep fgrep
+		ifconfig netstat lsof whoami uname hostnamectl lsb_release dmesg printenv ulimit vdir chgrp vim
+		kubectl podman crictl apt aptitude dpkg yum dnf rpm pacman zypper psql mysql sqlite redis mongosh
+		openssl aa apparmor_parser setenforce getenforce sestatus unzip gunzip bzip 7z nohup busybox sudo
+		chroot bash zsh ksh csh tcsh dash sh time env exec command builtin xargs timeout nice stdbuf`) {
+		m[w] = true
+	}
+	return m
+}()
+
+func checkFirstWordCommand(_ string, canon []byte) bool {
+	v := bytes.TrimLeft(canon, " \t\n")
+	for _, p := range []string{"/usr/local/bin/", "/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/"} {
+		if bytes.HasPrefix(v, []byte(p)) {
+			v = v[len(p):]
+			break
+		}
+	}
+	end := 0
+	for end < len(v) && end < 32 {
+		c := v[end]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '+') {
+			break
+		}
+		end++
+	}
+	w := string(v[:end])
+	if i := strings.IndexByte(w, '-'); i > 0 {
+		w = w[:i]
+	}
+	w = strings.TrimRight(w, "0123456789.")
+	return w != "" && (startTools[w] || startTools[string(v[:end])])
 }
