@@ -50,6 +50,12 @@ func requestCheck(name string) requestCheckFunc {
 		return checkCLInvalid
 	case "header-oversized":
 		return checkOversizedHeader
+	case "session-fixation":
+		return checkSessionFixation
+	case "scanner-user-agent":
+		return checkScannerUA
+	case "multipart-charset":
+		return checkMultipartCharset
 	case "upload-jsp":
 		return uploadCheck(func(n string) bool { return scriptExt(n, jspExts) })
 	case "upload-php":
@@ -638,4 +644,112 @@ func checkFirstWordCommand(_ string, canon []byte) bool {
 	}
 	w = strings.TrimRight(w, "0123456789.")
 	return w != "" && (startTools[w] || startTools[string(v[:end])])
+}
+
+// sessionParams are the session cookie names of common frameworks: in a
+// URL or form sent from another site (or from no page at all) they plant
+// a session id the attacker knows.
+var sessionParams = map[string]bool{
+	"phpsessid": true, "jsessionid": true, "aspsessionid": true, "asp.net_sessionid": true, "sid": true,
+	"connect.sid": true, "laravel_session": true, "next-auth.session-token": true, "__host-next-auth.session-token": true,
+	"__secure-next-auth.session-token": true, "koa:sess": true, "koa.sess": true, "sails.sid": true, "shiny-token": true,
+	"weblogicsession": true, "cftoken": true, "cfid": true, "session-id": true, "session_id": true, "sessionid": true,
+	"sessid": true, "ci_session": true, "rack.session": true, "_session_id": true, "symfony": true, "express.sid": true,
+}
+
+func sessionParamIn(raw string) string {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		name, _, _ := strings.Cut(pair, "=")
+		n := strings.ToLower(decode(name, true, 2))
+		if sessionParams[n] || strings.HasPrefix(n, "aspsessionid") {
+			return name
+		}
+	}
+	return ""
+}
+
+func checkSessionFixation(req *call.Request, _ *Config) (string, string, bool) {
+	name := sessionParamIn(req.RawQuery)
+	if p := strings.ToLower(req.Path); name == "" && strings.Contains(p, ";jsessionid=") {
+		name = "jsessionid"
+	}
+	if name == "" && strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "application/x-www-form-urlencoded") {
+		name = sessionParamIn(string(req.Body))
+	}
+	if name == "" {
+		return "", "", false
+	}
+	ref := req.Headers.Get("Referer")
+	if ref == "" {
+		return "query-name:" + name, "session id without a referring page", true
+	}
+	host := strings.ToLower(req.Headers.Get("Host"))
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
+	}
+	rh := strings.ToLower(ref)
+	if i := strings.Index(rh, "://"); i >= 0 {
+		rh = rh[i+3:]
+	}
+	if i := strings.IndexAny(rh, "/:?#"); i >= 0 {
+		rh = rh[:i]
+	}
+	if host != "" && (rh == host || strings.HasSuffix(rh, "."+host) || strings.HasSuffix(host, "."+rh)) {
+		return "", "", false
+	}
+	return "query-name:" + name, "session id sent from " + rh, true
+}
+
+var scannerNames = []string{"nikto", "sqlmap", "nmap", "masscan", "nessus", "acunetix", "w3af", "dirbuster", "gobuster",
+	"wpscan", "zgrab", "nuclei", "havij", "arachni", "openvas", "netsparker", "jorgee", "zmeu", "morfeus", "whatweb",
+	"fimap", "nstealth", "paros", "webinspect", "brutus", "grabber", "burpcollaborator", "commix", "wfuzz", "ffuf",
+	"feroxbuster", "skipfish", "appscan", "qualys", "zap/", "owasp zap", "dirb/", "xsser", "bsqlbf", "sqlninja", "pangolin",
+	"absinthe", "vega/", "jaeles", "httpx", "interactsh", "log4j-scan", "struts-pwn", "metis", "masscan-ng", "cgichk", "webshag"}
+
+func checkScannerUA(req *call.Request, _ *Config) (string, string, bool) {
+	for _, h := range req.Headers {
+		if !headerNameIs(h.Name, "user-agent") {
+			continue
+		}
+		ua := strings.ToLower(h.Value)
+		for _, n := range scannerNames {
+			if strings.Contains(ua, n) {
+				return "header:User-Agent", h.Value, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+var reMultipartCharset = regexp.MustCompile(`(?i)content-type\s*:[^\r\n]*?charset\s*=\s*["']?([\w.:-]+)`)
+var reCharsetField = regexp.MustCompile(`(?i)name\s*=\s*"?_charset_"?[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n([^\r\n]*)`)
+
+// checkMultipartCharset flags parts declaring a charset a filter may not
+// decode (UTF-7, Shift-JIS, EUC...), and a _charset_ field with one.
+func checkMultipartCharset(req *call.Request, _ *Config) (string, string, bool) {
+	if !strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "multipart/") || len(req.Body) == 0 {
+		return "", "", false
+	}
+	body := req.Body[:min(len(req.Body), 64<<10)]
+	if indexFold(body, "charset") < 0 {
+		return "", "", false
+	}
+	ok := func(cs string) bool {
+		switch strings.ToLower(strings.TrimSpace(cs)) {
+		case "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "iso-8859-15", "latin1", "windows-1252":
+			return true
+		}
+		return false
+	}
+	for _, m := range reMultipartCharset.FindAllSubmatch(body, 32) {
+		if !ok(string(m[1])) {
+			return "multipart", "charset=" + string(m[1]), true
+		}
+	}
+	if m := reCharsetField.FindSubmatch(body); m != nil && !ok(string(m[1])) {
+		return "multipart:_charset_", string(m[1]), true
+	}
+	return "", "", false
 }
