@@ -56,6 +56,8 @@ func requestCheck(name string) requestCheckFunc {
 		return checkScannerUA
 	case "multipart-charset":
 		return checkMultipartCharset
+	case "protocol-policy":
+		return checkProtocolPolicy
 	case "upload-jsp":
 		return uploadCheck(func(n string) bool { return scriptExt(n, jspExts) })
 	case "upload-php":
@@ -750,6 +752,56 @@ func checkMultipartCharset(req *call.Request, _ *Config) (string, string, bool) 
 	}
 	if m := reCharsetField.FindSubmatch(body); m != nil && !ok(string(m[1])) {
 		return "multipart:_charset_", string(m[1]), true
+	}
+	return "", "", false
+}
+
+var reContentType = regexp.MustCompile(`^[\w.+*-]+/[\w.+*-]+(?:\s*;\s*[\w.-]+=(?:"[^"\\]*"|[\w.+/:=-]+))*\s*;?\s*$`)
+var reBadPartName = regexp.MustCompile(`(?i)content-disposition:[^\r\n]*?\b(?:file)?name\s*=\s*"[^"\r\n]*(?:[;=&]|\\")`)
+
+// restrictedHeaders are request headers an API client never sends: WebDAV
+// conditionals, httpoxy's Proxy, IIS Translate, back-end hints.
+var restrictedHeaders = map[string]bool{"if": true, "lock-token": true, "proxy": true, "translate": true,
+	"content-range": true, "back-end-server": true, "x-http-method-override-2": false}
+
+// checkProtocolPolicy enforces the request shape every API client keeps:
+// a well-formed Content-Type with a known charset, no NUL in the query or
+// headers, no restricted headers, sane multipart field names.
+func checkProtocolPolicy(req *call.Request, _ *Config) (string, string, bool) {
+	if strings.Contains(req.RawQuery, "%00") || strings.IndexByte(req.RawQuery, 0) >= 0 {
+		return "query", "NUL byte in the query", true
+	}
+	for _, h := range req.Headers {
+		ln := strings.ToLower(strings.TrimSpace(h.Name))
+		if restrictedHeaders[ln] {
+			return "header:" + h.Name, "restricted header " + h.Name, true
+		}
+		if strings.Contains(h.Value, "%00") || strings.IndexByte(h.Value, 0) >= 0 {
+			return "header:" + h.Name, "NUL byte in a header", true
+		}
+		if ln != "content-type" {
+			continue
+		}
+		v := strings.TrimSpace(h.Value)
+		if !reContentType.MatchString(v) {
+			return "header:Content-Type", v, true
+		}
+		if i := strings.Index(strings.ToLower(v), "charset="); i >= 0 {
+			cs := strings.Trim(strings.ToLower(v[i+len("charset="):]), `" `)
+			if j := strings.IndexAny(cs, "; "); j >= 0 {
+				cs = cs[:j]
+			}
+			switch strings.Trim(cs, `"`) {
+			case "utf-8", "utf8", "iso-8859-1", "iso-8859-15", "windows-1252", "us-ascii":
+			default:
+				return "header:Content-Type", "charset " + cs, true
+			}
+		}
+		if strings.HasPrefix(strings.ToLower(v), "multipart/") && len(req.Body) > 0 {
+			if m := reBadPartName.Find(req.Body[:min(len(req.Body), 64<<10)]); m != nil {
+				return "multipart", string(m), true
+			}
+		}
 	}
 	return "", "", false
 }
