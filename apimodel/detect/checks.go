@@ -786,6 +786,12 @@ func checkProtocolPolicy(req *call.Request, _ *Config) (string, string, bool) {
 		if !reContentType.MatchString(v) {
 			return "header:Content-Type", v, true
 		}
+		lv := strings.ToLower(v)
+		if i := strings.Index(lv, "boundary="); i >= 0 && (!strings.HasPrefix(lv, "multipart/") || strings.Contains(lv[i:], "/")) {
+			// A boundary on a non-multipart type, or one that is itself a
+			// media type, makes parsers disagree on the body's type.
+			return "header:Content-Type", v, true
+		}
 		if i := strings.Index(strings.ToLower(v), "charset="); i >= 0 {
 			cs := strings.Trim(strings.ToLower(v[i+len("charset="):]), `" `)
 			if j := strings.IndexAny(cs, "; "); j >= 0 {
