@@ -30,6 +30,10 @@ func valueCheck(name string) checkFunc {
 		return checkSSRF
 	case "jndi":
 		return checkJNDI
+	case "first-word-command":
+		return checkFirstWordCommand
+	case "php-dynamic-call":
+		return checkPHPDynamicCall
 	}
 	return nil
 }
@@ -46,6 +50,18 @@ func requestCheck(name string) requestCheckFunc {
 		return checkCLInvalid
 	case "header-oversized":
 		return checkOversizedHeader
+	case "session-fixation":
+		return checkSessionFixation
+	case "scanner-user-agent":
+		return checkScannerUA
+	case "multipart-charset":
+		return checkMultipartCharset
+	case "protocol-policy":
+		return checkProtocolPolicy
+	case "upload-jsp":
+		return uploadCheck(func(n string) bool { return scriptExt(n, jspExts) })
+	case "upload-php":
+		return uploadCheck(func(n string) bool { return scriptExt(n, phpExts) || phpSessionFile(n) })
 	}
 	return nil
 }
@@ -417,6 +433,381 @@ func checkOversizedHeader(req *call.Request, cfg *Config) (string, string, bool)
 	}
 	if total > cfg.MaxHeaderBytes {
 		return "headers", strconv.Itoa(total) + " header bytes", true
+	}
+	return "", "", false
+}
+
+// uploadNames yields the file names a request uploads: the values of
+// file-name headers (X-Filename, X_Filename, X-File-Name...) and the
+// filename parameters of a multipart body.
+func uploadNames(req *call.Request, yield func(part, name string) bool) {
+	for _, h := range req.Headers {
+		n := strings.ToLower(strings.TrimSpace(h.Name))
+		n = strings.NewReplacer("-", "", "_", "", ".", "").Replace(n)
+		if strings.HasSuffix(n, "filename") || n == "xfile" {
+			if !yield("header:"+h.Name, h.Value) {
+				return
+			}
+		}
+	}
+	mt := strings.ToLower(req.Headers.Get("Content-Type"))
+	if !strings.HasPrefix(mt, "multipart/") {
+		return
+	}
+	body := req.Body
+	for {
+		i := indexFold(body, "filename")
+		if i < 0 {
+			return
+		}
+		body = body[i+len("filename"):]
+		v := bytes.TrimLeft(body, " \t*")
+		if len(v) == 0 || v[0] != '=' {
+			continue
+		}
+		v = bytes.TrimLeft(v[1:], " \t")
+		end := bytes.IndexAny(v, ";\r\n")
+		if len(v) > 0 && v[0] == '"' {
+			v = v[1:]
+			end = bytes.IndexAny(v, "\"\r\n")
+		}
+		if end < 0 {
+			end = len(v)
+		}
+		if !yield("multipart:filename", string(v[:end])) {
+			return
+		}
+	}
+}
+
+func indexFold(b []byte, lower string) int {
+	for i := 0; i+len(lower) <= len(b); i++ {
+		if b[i]|0x20 == lower[0] && bytes.EqualFold(b[i:i+len(lower)], []byte(lower)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// scriptExt reports whether a file name ends in one of exts once the
+// trailing dots, blanks and NULs that Windows and some servers strip are
+// removed (a.jsp.. is saved as a.jsp).
+func scriptExt(name string, exts []string) bool {
+	n := strings.ToLower(strings.TrimRight(strings.ReplaceAll(name, " ", ""), ". \t\x00"))
+	if i := strings.IndexAny(n, "\x00;"); i >= 0 {
+		n = n[:i] // a.jsp%00.png, a.jsp;.png
+	}
+	for _, e := range exts {
+		if strings.HasSuffix(n, e) {
+			return true
+		}
+	}
+	return false
+}
+
+var jspExts = []string{".jsp", ".jspx", ".jspf", ".jsw", ".jsv", ".jspa", ".jhtml"}
+var phpExts = []string{".php", ".phtml", ".php3", ".php4", ".php5", ".php6", ".php7", ".php8", ".phps", ".pht", ".phar", ".phpt", ".pgif", ".phtm", ".inc", ".htaccess", ".user.ini"}
+
+// phpSessionFile matches PHP session file names (sess_ and a session id):
+// uploading one plants a serialized session.
+func phpSessionFile(name string) bool {
+	n := strings.ToLower(name)
+	if i := strings.LastIndexAny(n, `/\`); i >= 0 {
+		n = n[i+1:]
+	}
+	id, ok := strings.CutPrefix(n, "sess_")
+	if !ok || len(id) < 16 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == ',' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func uploadCheck(match func(string) bool) requestCheckFunc {
+	return func(req *call.Request, _ *Config) (string, string, bool) {
+		var part, ev string
+		uploadNames(req, func(p, n string) bool {
+			if match(n) {
+				part, ev = p, n
+				return false
+			}
+			return true
+		})
+		return part, ev, part != ""
+	}
+}
+
+// phpCallees are the functions an attacker hides behind string pieces,
+// casts or arrays: ("sys"."tem")('id'), [system][0](ls), (string)"exec"().
+var phpCallees = []string{"system", "exec", "passthru", "popen", "procopen", "eval", "assert", "phpinfo", "readfile", "fopen", "include", "require", "unlink", "createfunction", "calluserfunc"}
+
+// checkPHPDynamicCall squeezes the 80 bytes before each call parenthesis
+// that follows a quote, ')' or ']' (dropping quotes, dots, brackets,
+// blanks, casts, comments and array indexes) and looks for a function
+// name that executes code at its end.
+func checkPHPDynamicCall(_ string, canon []byte) bool {
+	var sq [96]byte
+	for i := 1; i < len(canon); i++ {
+		if canon[i] != '(' {
+			continue
+		}
+		j := i - 1
+		for j > 0 && canon[j] == ' ' {
+			j--
+		}
+		if c := canon[j]; c != ')' && c != ']' && c != '\'' && c != '"' {
+			continue
+		}
+		n := 0
+		inComment := false
+		for k := j; k >= 0 && k > i-120 && n < len(sq); k-- {
+			c := canon[k]
+			switch {
+			case inComment:
+				if c == '/' && k+1 < len(canon) && canon[k+1] == '*' {
+					inComment = false
+				}
+				continue
+			case c == '/' && k > 0 && canon[k-1] == '*':
+				inComment = true
+				continue
+			case c == '\'' || c == '"' || c == '.' || c == '(' || c == ')' || c == '[' || c == ']' || c == ' ' || c == '{' || c == '}' || c == '_' || c >= '0' && c <= '9' || c == '/' || c == '*':
+				continue
+			case c >= 'a' && c <= 'z':
+				sq[n] = c
+				n++
+				continue
+			}
+			break
+		}
+		// sq holds the letters backwards.
+		for _, f := range phpCallees {
+			if n < len(f) {
+				continue
+			}
+			ok := true
+			for x := 0; x < len(f); x++ {
+				if sq[x] != f[len(f)-1-x] {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// startTools are Unix tools whose names are not English words, and the
+// prefix commands (time, nohup, sudo...) that run another one: a value
+// starting with one of them is worth the command regex.
+var startTools = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`ansible chef cscli pipx pip strace ltrace cpulimit flock base32 base64 bsdtar
+		gcc g++ c89 c99 clang irb rmt python perl php lua tclsh jrunscript jjs ssh scp sftp rsync tftp telnet
+		ncat netcat socat wget lwp aria2c nslookup whois traceroute nmap masscan crontab systemctl useradd
+		adduser usermod chpasswd visudo pkexec doas umount chmod chown chattr setfacl pkill killall iptables
+		nft ufw tcpdump gdb ldd objdump readelf xxd hexdump shred mkfifo mknod gawk nawk mawk egrep fgrep
+		ifconfig netstat lsof whoami uname hostnamectl lsb_release dmesg printenv ulimit vdir chgrp vim
+		kubectl podman crictl apt aptitude dpkg yum dnf rpm pacman zypper psql mysql sqlite redis mongosh
+		openssl aa apparmor_parser setenforce getenforce sestatus unzip gunzip bzip 7z nohup busybox sudo
+		chroot bash zsh ksh csh tcsh dash sh time env exec command builtin xargs timeout nice stdbuf`) {
+		m[w] = true
+	}
+	return m
+}()
+
+func checkFirstWordCommand(_ string, canon []byte) bool {
+	v := bytes.TrimLeft(canon, " \t\n")
+	for _, p := range []string{"/usr/local/bin/", "/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/"} {
+		if bytes.HasPrefix(v, []byte(p)) {
+			v = v[len(p):]
+			break
+		}
+	}
+	end := 0
+	for end < len(v) && end < 32 {
+		c := v[end]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '+') {
+			break
+		}
+		end++
+	}
+	w := string(v[:end])
+	if i := strings.IndexByte(w, '-'); i > 0 {
+		w = w[:i]
+	}
+	w = strings.TrimRight(w, "0123456789.")
+	return w != "" && (startTools[w] || startTools[string(v[:end])])
+}
+
+// sessionParams are the session cookie names of common frameworks: in a
+// URL or form sent from another site (or from no page at all) they plant
+// a session id the attacker knows.
+var sessionParams = map[string]bool{
+	"phpsessid": true, "jsessionid": true, "aspsessionid": true, "asp.net_sessionid": true, "sid": true,
+	"connect.sid": true, "laravel_session": true, "next-auth.session-token": true, "__host-next-auth.session-token": true,
+	"__secure-next-auth.session-token": true, "koa:sess": true, "koa.sess": true, "sails.sid": true, "shiny-token": true,
+	"weblogicsession": true, "cftoken": true, "cfid": true, "session-id": true, "session_id": true, "sessionid": true,
+	"sessid": true, "ci_session": true, "rack.session": true, "_session_id": true, "symfony": true, "express.sid": true,
+}
+
+func sessionParamIn(raw string) string {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		name, _, _ := strings.Cut(pair, "=")
+		n := strings.ToLower(decode(name, true, 2))
+		if sessionParams[n] || strings.HasPrefix(n, "aspsessionid") {
+			return name
+		}
+	}
+	return ""
+}
+
+func checkSessionFixation(req *call.Request, _ *Config) (string, string, bool) {
+	name := sessionParamIn(req.RawQuery)
+	if p := strings.ToLower(req.Path); name == "" && strings.Contains(p, ";jsessionid=") {
+		name = "jsessionid"
+	}
+	if name == "" && strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "application/x-www-form-urlencoded") {
+		name = sessionParamIn(string(req.Body))
+	}
+	if name == "" {
+		return "", "", false
+	}
+	ref := req.Headers.Get("Referer")
+	if ref == "" {
+		return "query-name:" + name, "session id without a referring page", true
+	}
+	host := strings.ToLower(req.Headers.Get("Host"))
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
+	}
+	rh := strings.ToLower(ref)
+	if i := strings.Index(rh, "://"); i >= 0 {
+		rh = rh[i+3:]
+	}
+	if i := strings.IndexAny(rh, "/:?#"); i >= 0 {
+		rh = rh[:i]
+	}
+	if host != "" && (rh == host || strings.HasSuffix(rh, "."+host) || strings.HasSuffix(host, "."+rh)) {
+		return "", "", false
+	}
+	return "query-name:" + name, "session id sent from " + rh, true
+}
+
+var scannerNames = []string{"nikto", "sqlmap", "nmap", "masscan", "nessus", "acunetix", "w3af", "dirbuster", "gobuster",
+	"wpscan", "zgrab", "nuclei", "havij", "arachni", "openvas", "netsparker", "jorgee", "zmeu", "morfeus", "whatweb",
+	"fimap", "nstealth", "paros", "webinspect", "brutus", "grabber", "burpcollaborator", "commix", "wfuzz", "ffuf",
+	"feroxbuster", "skipfish", "appscan", "qualys", "zap/", "owasp zap", "dirb/", "xsser", "bsqlbf", "sqlninja", "pangolin",
+	"absinthe", "vega/", "jaeles", "httpx", "interactsh", "log4j-scan", "struts-pwn", "metis", "masscan-ng", "cgichk", "webshag"}
+
+func checkScannerUA(req *call.Request, _ *Config) (string, string, bool) {
+	for _, h := range req.Headers {
+		if !headerNameIs(h.Name, "user-agent") {
+			continue
+		}
+		ua := strings.ToLower(h.Value)
+		for _, n := range scannerNames {
+			if strings.Contains(ua, n) {
+				return "header:User-Agent", h.Value, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+var reMultipartCharset = regexp.MustCompile(`(?i)content-type\s*:[^\r\n]*?charset\s*=\s*["']?([\w.:-]+)`)
+var reCharsetField = regexp.MustCompile(`(?i)name\s*=\s*"?_charset_"?[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n([^\r\n]*)`)
+
+// checkMultipartCharset flags parts declaring a charset a filter may not
+// decode (UTF-7, Shift-JIS, EUC...), and a _charset_ field with one.
+func checkMultipartCharset(req *call.Request, _ *Config) (string, string, bool) {
+	if !strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "multipart/") || len(req.Body) == 0 {
+		return "", "", false
+	}
+	body := req.Body[:min(len(req.Body), 64<<10)]
+	if indexFold(body, "charset") < 0 {
+		return "", "", false
+	}
+	ok := func(cs string) bool {
+		switch strings.ToLower(strings.TrimSpace(cs)) {
+		case "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "iso-8859-15", "latin1", "windows-1252":
+			return true
+		}
+		return false
+	}
+	for _, m := range reMultipartCharset.FindAllSubmatch(body, 32) {
+		if !ok(string(m[1])) {
+			return "multipart", "charset=" + string(m[1]), true
+		}
+	}
+	if m := reCharsetField.FindSubmatch(body); m != nil && !ok(string(m[1])) {
+		return "multipart:_charset_", string(m[1]), true
+	}
+	return "", "", false
+}
+
+var reContentType = regexp.MustCompile(`^[\w.+*-]+/[\w.+*-]+(?:\s*;\s*[\w.-]+=(?:"[^"\\]*"|[\w.+/:=-]+))*\s*;?\s*$`)
+var reBadPartName = regexp.MustCompile(`(?i)content-disposition:[^\r\n]*?\b(?:file)?name\s*=\s*"[^"\r\n]*(?:[;=&]|\\")`)
+
+// restrictedHeaders are request headers an API client never sends: WebDAV
+// conditionals, httpoxy's Proxy, IIS Translate, back-end hints.
+var restrictedHeaders = map[string]bool{"if": true, "lock-token": true, "proxy": true, "translate": true,
+	"content-range": true, "back-end-server": true, "x-http-method-override-2": false}
+
+// checkProtocolPolicy enforces the request shape every API client keeps:
+// a well-formed Content-Type with a known charset, no NUL in the query or
+// headers, no restricted headers, sane multipart field names.
+func checkProtocolPolicy(req *call.Request, _ *Config) (string, string, bool) {
+	if strings.Contains(req.RawQuery, "%00") || strings.IndexByte(req.RawQuery, 0) >= 0 {
+		return "query", "NUL byte in the query", true
+	}
+	for _, h := range req.Headers {
+		ln := strings.ToLower(strings.TrimSpace(h.Name))
+		if restrictedHeaders[ln] {
+			return "header:" + h.Name, "restricted header " + h.Name, true
+		}
+		if strings.Contains(h.Value, "%00") || strings.IndexByte(h.Value, 0) >= 0 {
+			return "header:" + h.Name, "NUL byte in a header", true
+		}
+		if ln != "content-type" {
+			continue
+		}
+		v := strings.TrimSpace(h.Value)
+		if !reContentType.MatchString(v) {
+			return "header:Content-Type", v, true
+		}
+		lv := strings.ToLower(v)
+		if i := strings.Index(lv, "boundary="); i >= 0 && (!strings.HasPrefix(lv, "multipart/") || strings.Contains(lv[i:], "/")) {
+			// A boundary on a non-multipart type, or one that is itself a
+			// media type, makes parsers disagree on the body's type.
+			return "header:Content-Type", v, true
+		}
+		if i := strings.Index(strings.ToLower(v), "charset="); i >= 0 {
+			cs := strings.Trim(strings.ToLower(v[i+len("charset="):]), `" `)
+			if j := strings.IndexAny(cs, "; "); j >= 0 {
+				cs = cs[:j]
+			}
+			switch strings.Trim(cs, `"`) {
+			case "utf-8", "utf8", "iso-8859-1", "iso-8859-15", "windows-1252", "us-ascii":
+			default:
+				return "header:Content-Type", "charset " + cs, true
+			}
+		}
+		if strings.HasPrefix(strings.ToLower(v), "multipart/") && len(req.Body) > 0 {
+			if m := reBadPartName.Find(req.Body[:min(len(req.Body), 64<<10)]); m != nil {
+				return "multipart", string(m), true
+			}
+		}
 	}
 	return "", "", false
 }

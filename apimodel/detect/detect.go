@@ -4,8 +4,9 @@
 package detect
 
 import (
-	_ "embed"
+	"embed"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sort"
 	"strings"
@@ -15,8 +16,11 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
 
-//go:embed rules/builtin.yaml
-var builtinRules []byte
+// The built-in rules: builtin.yaml first, then one file per attack
+// family (families.*.yaml), loaded in name order.
+//
+//go:embed rules/*.yaml
+var builtinFS embed.FS
 
 // Defaults for the per-request work bounds.
 const (
@@ -215,7 +219,7 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 		}
 	}
 
-	specs, err := parseRules(builtinRules, "builtin")
+	specs, err := builtinSpecs()
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +246,33 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 	d.scratch.New = func() any { return &scan{} }
 	d.log.Info("rules loaded", "rules", len(d.rules), "keywords", d.ac.count(), "files", len(cfg.RuleFiles))
 	return d, nil
+}
+
+func builtinSpecs() ([]RuleSpec, error) {
+	names, err := fs.Glob(builtinFS, "rules/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(names, func(i, j int) bool {
+		// builtin.yaml first so family files can only add rules.
+		if (names[i] == "rules/builtin.yaml") != (names[j] == "rules/builtin.yaml") {
+			return names[i] == "rules/builtin.yaml"
+		}
+		return names[i] < names[j]
+	})
+	var specs []RuleSpec
+	for _, n := range names {
+		data, err := builtinFS.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		more, err := parseRules(data, n)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, more...)
+	}
+	return specs, nil
 }
 
 func setDefault(v *int, def int) {

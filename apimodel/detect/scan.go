@@ -338,6 +338,11 @@ func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, cano
 	if r.kinds&p.kind == 0 || s.disabled[ri] {
 		return
 	}
+	// A keyword-less rule's check is its gate: run it before the regex.
+	gated := r.always && r.check != nil
+	if gated && !r.check(decoded, canon) {
+		return
+	}
 	loc := -1
 	if r.re != nil {
 		var m []int
@@ -351,7 +356,7 @@ func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, cano
 		}
 		loc = m[0]
 	}
-	if r.check != nil && !r.check(decoded, canon) {
+	if !gated && r.check != nil && !r.check(decoded, canon) {
 		return
 	}
 	if *name == "" {
