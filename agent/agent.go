@@ -25,7 +25,6 @@ import (
 
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/attrib"
-	"github.com/apiwarden/apiwarden/apimodel/behavior"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
 	"github.com/apiwarden/apiwarden/apimodel/detect"
@@ -81,7 +80,6 @@ type Agent struct {
 	hold            *holdPoint             // nil: no hold point (monitor mode, or unavailable)
 	resets          chan [2]netip.AddrPort // cuts waiting for the reset worker
 	autoBlock       *verdict.AutoBlocker
-	behavior        *behavior.Model // abuse across calls (issue #12)
 
 	blocks    blockBook
 	events    *eventLog
@@ -106,7 +104,6 @@ func New(cfg Config, version string, log *slog.Logger) (*Agent, error) {
 	a.blocks = blockBook{entries: map[string]blockMeta{}}
 	a.resolved = newResolveCache(5 * time.Second)
 	a.autoBlock = verdict.NewAutoBlocker(verdict.AutoBlockConfig(cfg.AutoBlock))
-	a.behavior = behavior.New(abuseModelConfig(cfg.Abuse))
 	return a, nil
 }
 
@@ -483,11 +480,6 @@ func (a *Agent) onCall(c *call.Call) {
 	}
 	service := serviceName(c)
 	template := a.inv.Observe(c)
-	if a.behavior != nil {
-		for _, f := range a.behavior.Observe(c, service, template) {
-			a.onAbuse(service, f)
-		}
-	}
 	status, latency := 0, -1.0
 	if c.Response != nil {
 		status = c.Response.StatusCode

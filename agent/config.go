@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -108,23 +107,6 @@ type Config struct {
 	Hold HoldConfig `yaml:"hold"`
 	// CopyBudget bounds what the kernel copies of each HTTP/1 message.
 	CopyBudget CopyBudget `yaml:"copyBudget"`
-	// Abuse tunes the behavioural detections (apimodel/behavior).
-	Abuse AbuseConfig `yaml:"abuse"`
-}
-
-// AbuseConfig tunes the behavioural detections: enumeration of object ids,
-// brute force and credential stuffing. Findings are always events; Block
-// also blocks the client at the source guard for autoBlock.ttl when the
-// service is in protect mode (off by default until the thresholds have
-// been tuned on a deployment's own traffic: a legitimate batch client
-// can walk ids too). 0 thresholds take the defaults.
-type AbuseConfig struct {
-	Block                bool          `yaml:"block"`
-	Window               time.Duration `yaml:"window"`
-	EnumThreshold        int           `yaml:"enumThreshold"`
-	AuthFailThreshold    int           `yaml:"authFailThreshold"`
-	AccountFailThreshold int           `yaml:"accountFailThreshold"`
-	TrustedProxies       []string      `yaml:"trustedProxies"`
 }
 
 // CopyBudget is how many bytes of each HTTP/1 message the capture program
@@ -316,11 +298,6 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("hold.maxQueued %d: must be between 1 and 65536", h.MaxQueued)
 		case h.Mark == 0:
 			return fmt.Errorf("hold.mark must not be 0")
-		}
-	}
-	for _, p := range c.Abuse.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			return fmt.Errorf("abuse.trustedProxies %q: %w", p, err)
 		}
 	}
 	if len(c.Ports) > 16 {
