@@ -26,17 +26,17 @@ const Class = "abuse"
 
 // Rule ids of the behavioural findings.
 const (
-	RuleEnumeration       = "abuse-enumeration"
-	RuleBruteForce        = "abuse-brute-force"
+	RuleEnumeration        = "abuse-enumeration"
+	RuleBruteForce         = "abuse-brute-force"
 	RuleCredentialStuffing = "abuse-credential-stuffing"
-	RuleClientRate        = "abuse-client-rate"
-	RuleEndpointRate      = "abuse-endpoint-rate"
-	RuleTypeDrift         = "abuse-type-drift"
-	RuleUnknownField      = "abuse-unknown-field"
-	RuleMassAssignment    = "abuse-mass-assignment"
-	RuleResponseSize      = "abuse-response-size"
-	RuleSensitiveExposure = "abuse-sensitive-exposure"
-	RuleShadowEndpoint    = "abuse-shadow-endpoint"
+	RuleClientRate         = "abuse-client-rate"
+	RuleEndpointRate       = "abuse-endpoint-rate"
+	RuleTypeDrift          = "abuse-type-drift"
+	RuleUnknownField       = "abuse-unknown-field"
+	RuleMassAssignment     = "abuse-mass-assignment"
+	RuleResponseSize       = "abuse-response-size"
+	RuleSensitiveExposure  = "abuse-sensitive-exposure"
+	RuleShadowEndpoint     = "abuse-shadow-endpoint"
 )
 
 // Config configures the model. Zero values take the defaults.
@@ -197,9 +197,9 @@ type endpointState struct {
 	ReqSize    float64 // EWMA
 	RespSize   float64 // EWMA
 	RespMax    int64
-	Status     [6]uint64 // by class: 0 none, 1xx..5xx
-	ClientRate float64   // EWMA of calls per client per window
-	ClientIDs  float64   // EWMA of distinct ids per client per window
+	Status     [6]uint64        // by class: 0 none, 1xx..5xx
+	ClientRate float64          // EWMA of calls per client per window
+	ClientIDs  float64          // EWMA of distinct ids per client per window
 	Fields     map[string]uint8 // "query:x", "json:a.b" -> type bit set
 	Sensitive  map[string]bool  // kinds seen in responses
 

@@ -46,6 +46,9 @@ commands:
   block PREFIX [--ttl 10m] [--reason TEXT]     block a source prefix (ttl 0: until unblocked)
   unblock PREFIX                               remove a prefix from the blocklist
   status [-o table|json]                       agent version, mode and counters
+  spec import SERVICE FILE [--data-dir DIR]    check an OpenAPI spec and install it for the agent
+                                               (read at agent start; positive mode: behavior.positive)
+  spec diff SERVICE FILE [-o table|json]       observed endpoints vs the spec: shadow, unobserved, zombie
 
 The agent address defaults to $APIWARDEN_ADDR, then 127.0.0.1:9464.
 `
@@ -155,6 +158,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout io.Writer) error {
+	if cmd == "spec" {
+		return specCommand(ctx, g, args, stdout)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
