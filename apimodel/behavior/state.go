@@ -88,3 +88,15 @@ func (m *Model) RestoreState(b []byte) error {
 	}
 	return nil
 }
+
+// Numbers returns the baseline as the flat map the inventory API shows.
+func (b Baseline) Numbers() map[string]float64 {
+	learned := 0.0
+	if b.Learned {
+		learned = 1
+	}
+	return map[string]float64{"calls": float64(b.Calls), "learned": learned, "rate_per_window": b.RateEWMA,
+		"client_rate_per_window": b.ClientRate, "client_distinct_ids_per_window": b.ClientIDs,
+		"latency_ms": b.LatencyMS, "request_bytes": b.ReqSize, "response_bytes": b.RespSize,
+		"response_bytes_max": float64(b.RespMax)}
+}
