@@ -73,4 +73,24 @@ func TestBehaviorEnumerationE2E(t *testing.T) {
 	if code, err := rootGet(w.goapi.Addr); code != 200 {
 		t.Errorf("other client blocked too: %d %v", code, err)
 	}
+	var inv struct {
+		Endpoints []struct {
+			Method       string             `json:"method"`
+			PathTemplate string             `json:"pathTemplate"`
+			Baseline     map[string]float64 `json:"baseline"`
+		} `json:"endpoints"`
+	}
+	if err := a.GetJSON("/v1/inventory", &inv); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range inv.Endpoints {
+		if e.Method == "GET" && e.PathTemplate == "/api/v1/orders/{orderId}" {
+			found = e.Baseline["calls"] >= 100
+			t.Logf("baseline of GET %s: %v", e.PathTemplate, e.Baseline)
+		}
+	}
+	if !found {
+		t.Errorf("no baseline with >= 100 calls for GET /api/v1/orders/{orderId} in /v1/inventory")
+	}
 }
