@@ -252,14 +252,17 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 		now = time.Now()
 	}
 	ids := objectIDs(c.Request.Path, template)
-	fields := requestFields(c.Request)
+	fields, acct := requestFields(c.Request)
 	var sens []string
 	if c.Response != nil && len(c.Response.Body) > 0 && !c.Response.BodyTruncated {
 		sens = responseSensitive(c.Response)
 	}
 	account := ""
 	if isAuthEndpoint(c.Request.Path, fields) {
-		if u := accountName(c.Request); u != "" {
+		if acct == "" {
+			acct = formAccount(c.Request)
+		}
+		if u := acct; u != "" {
 			account = m.hash("acct", strings.ToLower(u))
 		}
 	}
@@ -479,23 +482,38 @@ var description = map[string]string{
 	RuleShadowEndpoint:     "endpoint not in the imported spec (OWASP API9)",
 }
 
-// objectIDs returns the path segments the template marks as parameters.
+// objectIDs returns the path segments the template marks as parameters,
+// walking both strings without splitting them (this runs on every call).
 func objectIDs(path, template string) []string {
-	if !strings.Contains(template, "{") {
-		return nil
-	}
-	ps := strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
-	ts := strings.FieldsFunc(template, func(r rune) bool { return r == '/' })
-	if len(ps) != len(ts) {
+	if strings.IndexByte(template, '{') < 0 {
 		return nil
 	}
 	var out []string
-	for i, t := range ts {
-		if strings.HasPrefix(t, "{") {
-			out = append(out, t+"="+ps[i])
+	for {
+		var ps, ts string
+		ps, path = nextSeg(path)
+		ts, template = nextSeg(template)
+		if ps == "" || ts == "" {
+			if ps != ts {
+				return nil
+			}
+			return out
+		}
+		if ts[0] == '{' {
+			out = append(out, ts+"="+ps)
 		}
 	}
-	return out
+}
+
+// nextSeg returns the first non-empty segment of p and the rest.
+func nextSeg(p string) (seg, rest string) {
+	for len(p) > 0 && p[0] == '/' {
+		p = p[1:]
+	}
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i:]
+	}
+	return p, ""
 }
 
 // Field type bits.
@@ -525,9 +543,9 @@ type field struct {
 }
 
 // requestFields lists a request's query parameters and top-level (and
-// one-level nested) JSON body fields with their types.
-func requestFields(r *call.Request) []field {
-	var out []field
+// one-level nested) JSON body fields with their types, and the account a
+// JSON login body names (username, email, login...).
+func requestFields(r *call.Request) (out []field, account string) {
 	for kv := range strings.SplitSeq(r.RawQuery, "&") {
 		if kv == "" {
 			continue
@@ -543,15 +561,15 @@ func requestFields(r *call.Request) []field {
 		out = append(out, field{"query:" + k, t})
 	}
 	if len(r.Body) == 0 || r.BodyTruncated || len(r.Body) > 64<<10 {
-		return out
+		return out, ""
 	}
 	b := bytes.TrimSpace(r.Body)
 	if len(b) == 0 || b[0] != '{' {
-		return out
+		return out, ""
 	}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(b, &obj) != nil {
-		return out
+		return out, ""
 	}
 	for k, v := range obj {
 		if len(out) >= 128 || len(k) > 64 {
@@ -559,6 +577,9 @@ func requestFields(r *call.Request) []field {
 		}
 		t := jsonType(v)
 		out = append(out, field{"json:" + k, t})
+		if t == tString && account == "" && isAccountKey(k) {
+			_ = json.Unmarshal(v, &account)
+		}
 		if t == tObject {
 			var sub map[string]json.RawMessage
 			if json.Unmarshal(v, &sub) == nil {
@@ -571,7 +592,7 @@ func requestFields(r *call.Request) []field {
 			}
 		}
 	}
-	return out
+	return out, account
 }
 
 func jsonType(v json.RawMessage) uint8 {
@@ -642,31 +663,26 @@ func isAuthEndpoint(path string, fields []field) bool {
 	return false
 }
 
-// accountName reads the account a login names (JSON or form body).
-func accountName(r *call.Request) string {
-	if len(r.Body) == 0 || len(r.Body) > 64<<10 {
+var accountKeys = [...]string{"username", "email", "login", "user", "user_name", "account"}
+
+func isAccountKey(k string) bool {
+	for _, w := range accountKeys {
+		if k == w {
+			return true
+		}
+	}
+	return false
+}
+
+// formAccount reads the account a form-encoded login names.
+func formAccount(r *call.Request) string {
+	if len(r.Body) == 0 || len(r.Body) > 64<<10 || r.Body[0] == '{' {
 		return ""
 	}
-	keys := [...]string{"username", "email", "login", "user", "user_name", "account"}
-	b := bytes.TrimSpace(r.Body)
-	if len(b) > 0 && b[0] == '{' {
-		var obj map[string]any
-		if json.Unmarshal(b, &obj) != nil {
-			return ""
-		}
-		for _, k := range keys {
-			if s, ok := obj[k].(string); ok && s != "" {
-				return s
-			}
-		}
-		return ""
-	}
-	for kv := range strings.SplitSeq(string(b), "&") {
+	for kv := range strings.SplitSeq(string(r.Body), "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		for _, want := range keys {
-			if k == want && v != "" {
-				return v
-			}
+		if isAccountKey(k) && v != "" {
+			return v
 		}
 	}
 	return ""
