@@ -25,6 +25,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/attrib"
+	"github.com/apiwarden/apiwarden/apimodel/behavior"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
 	"github.com/apiwarden/apiwarden/apimodel/detect"
@@ -55,6 +56,7 @@ type Agent struct {
 
 	store   *store.Store
 	inv     *inventory.Inventory
+	model   *behavior.Model // nil: behavioural model disabled
 	procs   *attrib.Table
 	reg     *prometheus.Registry
 	metrics *requestMetrics
@@ -159,6 +161,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		if err := a.inv.RestoreState(state); err != nil {
 			a.log.Warn("stored inventory not restored; starting empty", "err", err)
 		}
+	}
+	if err := a.openBehavior(); err != nil {
+		return err
 	}
 	a.procs = attrib.New(attrib.Config{ProcFS: procfs.New("")}, a.base)
 	a.asm = assemble.New(assemble.Config{
@@ -480,6 +485,7 @@ func (a *Agent) onCall(c *call.Call) {
 	}
 	service := serviceName(c)
 	template := a.inv.Observe(c)
+	a.observeBehavior(c, service, template)
 	status, latency := 0, -1.0
 	if c.Response != nil {
 		status = c.Response.StatusCode
@@ -557,7 +563,7 @@ func (a *Agent) saveInventory() error {
 	if err := a.store.SaveInventory(state); err != nil {
 		return fmt.Errorf("save inventory: %w", err)
 	}
-	return nil
+	return a.saveBehavior()
 }
 
 // counters gathers every stage's counters under one namespace each.
@@ -612,6 +618,14 @@ func (a *Agent) counters() map[string]uint64 {
 	}
 	if a.detector != nil {
 		flattenStats("detect", a.detector.Stats(), out)
+	}
+	if a.model != nil {
+		st := a.model.Stats()
+		out["behavior_calls"], out["behavior_endpoints"], out["behavior_clients"] = st.Calls, st.Endpoints, st.Clients
+		out["behavior_evicted_clients"], out["behavior_evicted_endpoints"] = st.EvictedClients, st.EvictedEndpoints
+		for rule, n := range st.Findings { // a fixed set of rule ids: bounded
+			out["behavior_findings_"+rule] = n
+		}
 	}
 	out["agent_recovered_panics"] = a.panics.Load()
 	if a.tls != nil {

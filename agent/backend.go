@@ -20,7 +20,22 @@ type backend struct{ a *Agent }
 
 var _ apiserver.Backend = backend{}
 
-func (b backend) Inventory() []inventory.Endpoint { return b.a.inv.Snapshot() }
+// Inventory is the inventory snapshot with each endpoint's behavioural
+// baseline attached.
+func (b backend) Inventory() []inventory.Endpoint {
+	eps := b.a.inv.Snapshot()
+	if b.a.model == nil {
+		return eps
+	}
+	bl := map[string]map[string]float64{}
+	for _, x := range b.a.model.Baselines() {
+		bl[x.Service+" "+x.Endpoint] = x.Numbers()
+	}
+	for i := range eps {
+		eps[i].Baseline = bl[eps[i].Service.Name+" "+eps[i].Method+" "+eps[i].PathTemplate]
+	}
+	return eps
+}
 
 func (b backend) OpenAPI() ([]byte, error) {
 	doc, err := openapi.Build(b.a.inv.Snapshot(), openapi.Info{Version: b.a.version})

@@ -107,6 +107,8 @@ type Config struct {
 	Hold HoldConfig `yaml:"hold"`
 	// CopyBudget bounds what the kernel copies of each HTTP/1 message.
 	CopyBudget CopyBudget `yaml:"copyBudget"`
+	// Behavior is the behavioural model (apimodel/behavior).
+	Behavior BehaviorConfig `yaml:"behavior"`
 }
 
 // CopyBudget is how many bytes of each HTTP/1 message the capture program
@@ -132,6 +134,28 @@ type CopyLimits struct {
 
 func (b CopyBudget) enabled() bool {
 	return b.RequestBytes > 0 || b.ResponseBytes > 0 || len(b.Services) > 0
+}
+
+// BehaviorConfig tunes the behavioural model; zero values take the
+// model's defaults (see behavior.Config).
+type BehaviorConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies  []string      `yaml:"trustedProxies"`
+	Window          time.Duration `yaml:"window"`
+	LearningCalls   uint64        `yaml:"learningCalls"`
+	EnumDistinct    int           `yaml:"enumDistinct"`
+	AuthFailures    int           `yaml:"authFailures"`
+	AccountFailures int           `yaml:"accountFailures"`
+	ClientRateLimit int           `yaml:"clientRateLimit"`
+	MaxClients      int           `yaml:"maxClients"`
+	MaxEndpoints    int           `yaml:"maxEndpoints"`
+	// Positive: calls to endpoints missing from an imported spec are
+	// findings.
+	Positive bool `yaml:"positive"`
+	// BlockTTL is how long protect mode blocks a client an abuse finding
+	// names (at the source guard: XDP on NICs, tcx elsewhere).
+	BlockTTL time.Duration `yaml:"blockTTL"`
 }
 
 // HoldConfig tunes the hold point: in protect mode each client->server data

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -50,6 +51,7 @@ func endpointToProto(e *inventory.Endpoint, truncated func()) *apiwardenv1.Endpo
 		RequestCount:         e.RequestCount,
 		StatusCodes:          intKeyed(e.StatusCodes),
 		NoResponse:           e.NoResponse,
+		Baseline:             maps.Clone(e.Baseline),
 		QueryParams:          paramsToProto(e.QueryParams),
 		PathParams:           paramsToProto(e.PathParams),
 		RequestContentTypes:  cloneCounts(e.RequestContentTypes),

@@ -187,3 +187,15 @@ func isJWT(v string) bool {
 	}
 	return parts == 3
 }
+
+// SensitiveInJSON returns the sensitive data kinds in one JSON body's keys
+// and leaves (the inventory's own classification), or nil when the body is
+// not one JSON value. The behavioural model uses it to notice an endpoint
+// that starts returning a kind it never returned.
+func SensitiveInJSON(body []byte, maxNodes int) []string {
+	r, ok := inferJSON(body, inferLimits{maxDepth: 16, maxProps: 256, maxNodes: maxNodes})
+	if !ok {
+		return nil
+	}
+	return r.sensitive.names()
+}

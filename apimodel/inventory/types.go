@@ -66,7 +66,10 @@ type Endpoint struct {
 	// responses (email, credit-card, jwt, password, ...).
 	Sensitive []string
 	// TLS counts the TLS library per call ("" key = plaintext).
-	TLS       map[string]uint64
+	TLS map[string]uint64
+	// Baseline is the behavioural model's baseline of the endpoint, filled
+	// in by the agent (the inventory itself leaves it nil).
+	Baseline  map[string]float64
 	FirstSeen time.Time
 	LastSeen  time.Time
 }

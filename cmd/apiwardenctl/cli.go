@@ -48,6 +48,9 @@ commands:
   status [-o table|json]                       agent version, mode and counters
   policy export --format xds|istio|cilium [-o yaml|json] [--config FILE] [--namespace NS]
                                                policy for Envoy, Istio or Cilium (policy export -h)
+  spec import SERVICE FILE [--data-dir DIR]    check an OpenAPI spec and install it for the agent
+                                               (read at agent start; positive mode: behavior.positive)
+  spec diff SERVICE FILE [-o table|json]       observed endpoints vs the spec: shadow, unobserved, zombie
 
 The agent address defaults to $APIWARDEN_ADDR, then 127.0.0.1:9464.
 `
@@ -159,6 +162,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout io.Writer) error {
 	if cmd == "policy" {
 		return policyCmd(ctx, g, args, stdout)
+	}
+	if cmd == "spec" {
+		return specCommand(ctx, g, args, stdout)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -374,7 +374,12 @@ type Endpoint struct {
 	FirstSeen *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
 	LastSeen  *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	// Requests whose connection ended before a response.
-	NoResponse    uint64 `protobuf:"varint,18,opt,name=no_response,json=noResponse,proto3" json:"no_response,omitempty"`
+	NoResponse uint64 `protobuf:"varint,18,opt,name=no_response,json=noResponse,proto3" json:"no_response,omitempty"`
+	// The behavioural model's baseline of the endpoint (apimodel/behavior):
+	// calls, learned (0 or 1), rate_per_window, client_rate_per_window,
+	// client_distinct_ids_per_window, latency_ms, request_bytes,
+	// response_bytes, response_bytes_max.
+	Baseline      map[string]float64 `protobuf:"bytes,19,rep,name=baseline,proto3" json:"baseline,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -533,6 +538,13 @@ func (x *Endpoint) GetNoResponse() uint64 {
 		return x.NoResponse
 	}
 	return 0
+}
+
+func (x *Endpoint) GetBaseline() map[string]float64 {
+	if x != nil {
+		return x.Baseline
+	}
+	return nil
 }
 
 type GetOpenAPIRequest struct {
@@ -1444,7 +1456,7 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x16\n" +
 	"\x06format\x18\x04 \x01(\tR\x06format\x12\x14\n" +
 	"\x05count\x18\x05 \x01(\x04R\x05count\x12\x1a\n" +
-	"\brequired\x18\x06 \x01(\bR\brequired\"\xc9\v\n" +
+	"\brequired\x18\x06 \x01(\bR\brequired\"\xc8\f\n" +
 	"\bEndpoint\x12/\n" +
 	"\aservice\x18\x01 \x01(\v2\x15.apiwarden.v1.ServiceR\aservice\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12#\n" +
@@ -1467,7 +1479,8 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"first_seen\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
 	"\tlast_seen\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1f\n" +
 	"\vno_response\x18\x12 \x01(\x04R\n" +
-	"noResponse\x1a>\n" +
+	"noResponse\x12@\n" +
+	"\bbaseline\x18\x13 \x03(\v2$.apiwarden.v1.Endpoint.BaselineEntryR\bbaseline\x1a>\n" +
 	"\x10StatusCodesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aF\n" +
@@ -1485,7 +1498,10 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a6\n" +
 	"\bTlsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x13\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a;\n" +
+	"\rBaselineEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x13\n" +
 	"\x11GetOpenAPIRequest\"\x16\n" +
 	"\x14ListProcessesRequest\"R\n" +
 	"\x15ListProcessesResponse\x129\n" +
@@ -1574,7 +1590,7 @@ func file_apiwarden_v1_apiwarden_proto_rawDescGZIP() []byte {
 	return file_apiwarden_v1_apiwarden_proto_rawDescData
 }
 
-var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	(*ListInventoryRequest)(nil),  // 0: apiwarden.v1.ListInventoryRequest
 	(*ListInventoryResponse)(nil), // 1: apiwarden.v1.ListInventoryResponse
@@ -1603,11 +1619,12 @@ var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	nil,                           // 24: apiwarden.v1.Endpoint.ResponseSchemasEntry
 	nil,                           // 25: apiwarden.v1.Endpoint.AuthSchemesEntry
 	nil,                           // 26: apiwarden.v1.Endpoint.TlsEntry
-	nil,                           // 27: apiwarden.v1.Status.CountersEntry
-	(*structpb.Struct)(nil),       // 28: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
-	(*httpbody.HttpBody)(nil),     // 31: google.api.HttpBody
+	nil,                           // 27: apiwarden.v1.Endpoint.BaselineEntry
+	nil,                           // 28: apiwarden.v1.Status.CountersEntry
+	(*structpb.Struct)(nil),       // 29: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*httpbody.HttpBody)(nil),     // 32: google.api.HttpBody
 }
 var file_apiwarden_v1_apiwarden_proto_depIdxs = []int32{
 	5,  // 0: apiwarden.v1.ListInventoryResponse.endpoints:type_name -> apiwarden.v1.Endpoint
@@ -1618,44 +1635,45 @@ var file_apiwarden_v1_apiwarden_proto_depIdxs = []int32{
 	4,  // 5: apiwarden.v1.Endpoint.path_params:type_name -> apiwarden.v1.Param
 	22, // 6: apiwarden.v1.Endpoint.request_content_types:type_name -> apiwarden.v1.Endpoint.RequestContentTypesEntry
 	23, // 7: apiwarden.v1.Endpoint.response_content_types:type_name -> apiwarden.v1.Endpoint.ResponseContentTypesEntry
-	28, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
+	29, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
 	24, // 9: apiwarden.v1.Endpoint.response_schemas:type_name -> apiwarden.v1.Endpoint.ResponseSchemasEntry
 	25, // 10: apiwarden.v1.Endpoint.auth_schemes:type_name -> apiwarden.v1.Endpoint.AuthSchemesEntry
 	26, // 11: apiwarden.v1.Endpoint.tls:type_name -> apiwarden.v1.Endpoint.TlsEntry
-	29, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
-	29, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
-	9,  // 14: apiwarden.v1.ListProcessesResponse.processes:type_name -> apiwarden.v1.ProcessStatus
-	29, // 15: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	12, // 16: apiwarden.v1.ListEventsResponse.events:type_name -> apiwarden.v1.Event
-	29, // 17: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
-	15, // 18: apiwarden.v1.ListBlocksResponse.blocks:type_name -> apiwarden.v1.Block
-	29, // 19: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
-	29, // 20: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
-	30, // 21: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
-	27, // 22: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
-	29, // 23: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
-	28, // 24: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
-	0,  // 25: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
-	6,  // 26: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
-	7,  // 27: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
-	10, // 28: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
-	13, // 29: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
-	16, // 30: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
-	17, // 31: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
-	19, // 32: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
-	1,  // 33: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
-	31, // 34: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
-	8,  // 35: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
-	11, // 36: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
-	14, // 37: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
-	15, // 38: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
-	18, // 39: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
-	20, // 40: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
-	33, // [33:41] is the sub-list for method output_type
-	25, // [25:33] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	30, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
+	30, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
+	27, // 14: apiwarden.v1.Endpoint.baseline:type_name -> apiwarden.v1.Endpoint.BaselineEntry
+	9,  // 15: apiwarden.v1.ListProcessesResponse.processes:type_name -> apiwarden.v1.ProcessStatus
+	30, // 16: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	12, // 17: apiwarden.v1.ListEventsResponse.events:type_name -> apiwarden.v1.Event
+	30, // 18: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
+	15, // 19: apiwarden.v1.ListBlocksResponse.blocks:type_name -> apiwarden.v1.Block
+	30, // 20: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
+	30, // 21: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
+	31, // 22: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
+	28, // 23: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
+	30, // 24: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
+	29, // 25: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
+	0,  // 26: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
+	6,  // 27: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
+	7,  // 28: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
+	10, // 29: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
+	13, // 30: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
+	16, // 31: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
+	17, // 32: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
+	19, // 33: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
+	1,  // 34: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
+	32, // 35: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
+	8,  // 36: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
+	11, // 37: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
+	14, // 38: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
+	15, // 39: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
+	18, // 40: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
+	20, // 41: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
+	34, // [34:42] is the sub-list for method output_type
+	26, // [26:34] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_apiwarden_v1_apiwarden_proto_init() }
@@ -1669,7 +1687,7 @@ func file_apiwarden_v1_apiwarden_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_apiwarden_v1_apiwarden_proto_rawDesc), len(file_apiwarden_v1_apiwarden_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
