@@ -118,6 +118,12 @@ type RuleSpec struct {
 	Anchor bool `yaml:"anchor"`
 	// Check names a built-in Go check that must also pass (see checks.go).
 	Check string `yaml:"check"`
+	// Needs lists bytes of which every match of Regex contains at least
+	// one (e.g. "(" for function calls): a value without any of them
+	// skips the regex. A short keyword ("pi", "mail") hits inside common
+	// words ("api", "email"); this gate keeps such hits from costing a
+	// regex run each.
+	Needs string `yaml:"needs"`
 	// Kernel lists raw byte strings safe to match in the first bytes of a
 	// request in the kernel (no decoding there).
 	Kernel []string `yaml:"kernel"`

@@ -345,6 +345,9 @@ func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, cano
 	}
 	loc := -1
 	if r.re != nil {
+		if r.Needs != "" && !containsAnyByte(decoded, canon, r.decoded, r.Needs) {
+			return
+		}
 		var m []int
 		if r.decoded {
 			m = r.re.FindStringIndex(decoded)
@@ -945,4 +948,13 @@ func (w *jsonWalker) str() (string, bool) {
 
 func appendRune(b []byte, r rune) []byte {
 	return append(b, string(r)...)
+}
+
+// containsAnyByte reports whether the form of the value a rule's regex
+// runs on holds one of the bytes of set.
+func containsAnyByte(decoded string, canon []byte, useDecoded bool, set string) bool {
+	if useDecoded {
+		return strings.ContainsAny(decoded, set)
+	}
+	return bytes.ContainsAny(canon, set)
 }
