@@ -9,6 +9,7 @@ import (
 
 	"github.com/apiwarden/apiwarden/apimodel/assemble"
 	"github.com/apiwarden/apiwarden/apimodel/attrib"
+	"github.com/apiwarden/apiwarden/apimodel/behavior"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
 	"github.com/apiwarden/apiwarden/apimodel/detect"
 	"github.com/apiwarden/apiwarden/apimodel/http1"
@@ -37,6 +38,7 @@ func pipelineAgent(tb testing.TB) *Agent {
 	if a.detector, err = detect.New(detect.Config{}, log); err != nil {
 		tb.Fatal(err)
 	}
+	a.model = behavior.New(behavior.Config{Key: make([]byte, 32)}, log)
 	return a
 }
 

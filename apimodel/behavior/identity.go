@@ -30,7 +30,30 @@ func (id Identity) Key() string {
 	return id.Addr.String()
 }
 
+// hash is the keyed hash of a credential or account name, cached by its
+// input (one HMAC per distinct credential, not per call; the cache is
+// cleared when it reaches maxHashCache entries).
 func (m *Model) hash(kind, v string) string {
+	k := [2]string{kind, v}
+	m.hmu.Lock()
+	if h, ok := m.hcache[k]; ok {
+		m.hmu.Unlock()
+		return h
+	}
+	m.hmu.Unlock()
+	h := m.hashUncached(kind, v)
+	m.hmu.Lock()
+	if m.hcache == nil || len(m.hcache) >= maxHashCache {
+		m.hcache = map[[2]string]string{}
+	}
+	m.hcache[[2]string{kind, strings.Clone(v)}] = h
+	m.hmu.Unlock()
+	return h
+}
+
+const maxHashCache = 4096
+
+func (m *Model) hashUncached(kind, v string) string {
 	h := hmac.New(sha256.New, m.key)
 	h.Write([]byte(kind))
 	h.Write([]byte{0})
@@ -80,14 +103,23 @@ func (m *Model) credential(h call.Headers) string {
 	for _, f := range h {
 		switch {
 		case strings.EqualFold(f.Name, "Authorization"):
-			scheme, cred, _ := strings.Cut(strings.TrimSpace(f.Value), " ")
-			cred = strings.TrimSpace(cred)
-			if strings.EqualFold(scheme, "Bearer") {
-				if sub := jwtSubject(cred); sub != "" {
-					return m.hash("sub", sub)
-				}
+			// The whole header value keys the cache: a JWT is decoded
+			// once per token, not per call.
+			k := [2]string{"authz", f.Value}
+			m.hmu.Lock()
+			h, ok := m.hcache[k]
+			m.hmu.Unlock()
+			if ok {
+				return h
 			}
-			return m.hash(strings.ToLower(scheme), cred)
+			h = m.authorization(f.Value)
+			m.hmu.Lock()
+			if m.hcache == nil || len(m.hcache) >= maxHashCache {
+				m.hcache = map[[2]string]string{}
+			}
+			m.hcache[[2]string{"authz", strings.Clone(f.Value)}] = h
+			m.hmu.Unlock()
+			return h
 		case isAPIKeyHeader(f.Name):
 			return m.hash("key", f.Value)
 		}
@@ -101,6 +133,22 @@ func (m *Model) credential(h call.Headers) string {
 		}
 	}
 	return ""
+}
+
+// authorization is the identity hash of an Authorization header value.
+func (m *Model) authorization(v string) string {
+	{
+		{
+			scheme, cred, _ := strings.Cut(strings.TrimSpace(v), " ")
+			cred = strings.TrimSpace(cred)
+			if strings.EqualFold(scheme, "Bearer") {
+				if sub := jwtSubject(cred); sub != "" {
+					return m.hash("sub", sub)
+				}
+			}
+			return m.hash(strings.ToLower(scheme), cred)
+		}
+	}
 }
 
 func jwtSubject(tok string) string {
