@@ -256,11 +256,14 @@ type Conn struct {
 	stopped bool
 }
 
+// record is what a call points into; one allocation per stream.
 type record struct {
-	c    call.Call
-	req  call.Request
-	resp call.Response
-	grpc call.GRPC
+	c       call.Call
+	req     call.Request
+	resp    call.Response
+	grpc    call.GRPC
+	reqHdr  [8]call.Header
+	respHdr [6]call.Header
 }
 
 type body struct {
@@ -275,8 +278,8 @@ type body struct {
 }
 
 type stream struct {
+	rec      record
 	id       uint32
-	rec      *record
 	respHead bool
 	reqDone  bool
 	respDone bool
@@ -699,8 +702,17 @@ func headerValue(fs []call.Header, name string) string {
 // trailers.
 func (c *Conn) requestBlock(sid uint32, hp *headerDecoder, endStream bool, t time.Time) {
 	if s := c.streams[sid]; s != nil {
-		// Trailers of the request (rare): kept as headers.
+		// Trailers of the request (rare): kept as headers, within the
+		// header list bound.
+		size := 0
+		for _, h := range s.rec.req.Headers {
+			size += len(h.Name) + len(h.Value) + 32
+		}
 		for _, f := range hp.fields {
+			if size += len(f.Name) + len(f.Value) + 32; size > c.cfg.MaxHeaderListSize {
+				s.partial = true
+				break
+			}
 			s.rec.req.Headers = append(s.rec.req.Headers, call.Header{Name: f.Name, Value: f.Value})
 		}
 		s.partial = s.partial || hp.missing > 0
@@ -709,12 +721,13 @@ func (c *Conn) requestBlock(sid uint32, hp *headerDecoder, endStream bool, t tim
 		}
 		return
 	}
-	rec := &record{}
+	s := &stream{id: sid}
+	rec := &s.rec
 	r := &rec.req
 	r.Proto = "HTTP/2.0"
 	r.Start, r.End = t, t
 	var path string
-	hs := make(call.Headers, 0, len(hp.fields))
+	hs := call.Headers(rec.reqHdr[:0])
 	for _, f := range hp.fields {
 		switch f.Name {
 		case ":method":
@@ -744,9 +757,9 @@ func (c *Conn) requestBlock(sid uint32, hp *headerDecoder, endStream bool, t tim
 	}
 	if len(c.streams) >= c.cfg.MaxStreams {
 		c.stats.StreamLimit++
-		c.evictOldest(t)
+		c.evictOldest(t, true)
 	}
-	s := &stream{id: sid, rec: rec, partial: hp.missing > 0 || hp.truncated}
+	s.partial = hp.missing > 0 || hp.truncated
 	rec.c.Protocol = call.ProtoH2
 	if ct := hs.Get("content-type"); strings.HasPrefix(ct, "application/grpc") {
 		s.grpc = true
@@ -789,7 +802,7 @@ func (c *Conn) responseBlock(sid uint32, hp *headerDecoder, endStream bool, t ti
 	resp := &s.rec.resp
 	if !s.respHead {
 		status := -1
-		hs := make(call.Headers, 0, len(hp.fields))
+		hs := call.Headers(s.rec.respHdr[:0])
 		for _, f := range hp.fields {
 			if f.Name == ":status" {
 				if v, err := strconv.Atoi(f.Value); err == nil {
@@ -949,9 +962,9 @@ func (c *Conn) setBody(s *stream, dir Dir) {
 // finishStream emits the stream's call and forgets the stream.
 func (c *Conn) finishStream(s *stream, t time.Time) {
 	delete(c.streams, s.id)
-	for _, d := range &c.d {
-		if d.st == s {
-			d.st = nil
+	for i := range c.d {
+		if c.d[i].st == s {
+			c.d[i].st = nil
 		}
 	}
 	if !s.reqDone {
@@ -992,8 +1005,9 @@ func (c *Conn) finishStream(s *stream, t time.Time) {
 	c.emit(cl)
 }
 
-// evictOldest emits the stream with the lowest id (the oldest) early.
-func (c *Conn) evictOldest(t time.Time) {
+// evictOldest emits the stream with the lowest id (the oldest) early; cut
+// marks it as cut short by the stream bound.
+func (c *Conn) evictOldest(t time.Time, cut bool) {
 	var old *stream
 	for _, s := range c.streams {
 		if old == nil || s.id < old.id {
@@ -1001,6 +1015,7 @@ func (c *Conn) evictOldest(t time.Time) {
 		}
 	}
 	if old != nil {
+		old.gap = old.gap || cut
 		c.finishStream(old, t)
 	}
 }
@@ -1045,7 +1060,7 @@ func (c *Conn) Close(t time.Time) {
 		return
 	}
 	for len(c.streams) > 0 {
-		c.evictOldest(t)
+		c.evictOldest(t, false)
 	}
 	c.done = true
 }
