@@ -631,8 +631,19 @@ func (s *scan) body() {
 		if s.multipart(body, params["boundary"]) {
 			return
 		}
+	case mt == "" && looksForm(body):
+		// No Content-Type: PHP-style and WAF body parsers (Coraza's
+		// default) read such a body as a form, so a payload in a field
+		// name or value must be judged as one; the raw text follows.
+		s.query(string(body), KindForm, "form:", "form-name:")
 	}
 	s.value(&partRef{kind: mustBit(KindBody), prefix: "body"}, string(body), false)
+}
+
+// looksForm reports whether a body without a Content-Type reads as
+// URL-encoded fields: one line, no raw spaces.
+func looksForm(b []byte) bool {
+	return len(b) > 0 && bytes.IndexAny(b, " \t\r\n") < 0
 }
 
 func looksJSON(b []byte) bool {
