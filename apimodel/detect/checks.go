@@ -34,6 +34,10 @@ func valueCheck(name string) checkFunc {
 		return checkFirstWordCommand
 	case "php-dynamic-call":
 		return checkPHPDynamicCall
+	case "has-comment":
+		// The gate of a comment rule: canonical forms drop closed
+		// comments, so no keyword can stand for one.
+		return func(decoded string, _ []byte) bool { return strings.Contains(decoded, "/*") }
 	}
 	return nil
 }

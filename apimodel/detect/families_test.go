@@ -67,3 +67,18 @@ func TestSessionFixationBoundaries(t *testing.T) {
 		{"session-fixation-param", get("/login?cakephp=abc123"), get("/login?cakephp_version=4")},
 	})
 }
+
+func TestSQLiFamilyBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"sqli-chained-condition", get("/p?pay=AND+2771%3D1709%29"), get("/p?q=rock+and+roll+forever")},
+		{"sqli-chained-condition", get("/p?pay=%7C%7C+arg+%3D%3D+%27"), post("/x", "application/xml", "<order><note>door & ring</note></order>")},
+		{"sqli-stacked-statement", get("/p?v=1%3BSET+%40OLD_SQL_MODE"), get("/p?v=set+the+table%3B+update+me+later")},
+		{"sqli-stacked-statement", get("/p?v=declare+%40b"), get("/p?v=I+declare+victory")},
+		{"sqli-mssql-oracle-procedure", get("/p?v=xp_dirtree"), get("/p?v=xp_points")},
+		{"sqli-comment-evasion", get("/p?t=DR/**/OP+sampletable"), post("/c", jsonCT, `{"code":"int x = 1; /* the count */ return x;"}`)},
+		{"sqli-json-operator", get("/p?id=OR+%27%5B1%2C2%5D%27+%3F+%271%27"), get("/p?q=is+%27this%27+the+one%3F")},
+		{"sqli-quote-terminator", get("/p?email=admin%40juice-sh.op%27%3B"), get("/p?email=admin%40juice-sh.op")},
+		{"sqli-magic-number", get("/p?n=4294967296"), get("/p?n=4294967290")},
+		{"sqli-db-function", get("/p?v=x%27+or+name_const(1,1)"), get("/p?v=name+const")},
+	})
+}

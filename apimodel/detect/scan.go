@@ -641,9 +641,18 @@ func (s *scan) body() {
 }
 
 // looksForm reports whether a body without a Content-Type reads as
-// URL-encoded fields: one line, no raw spaces.
+// URL-encoded fields: one line whose first '=' (or its end) ends a
+// name without blanks.
 func looksForm(b []byte) bool {
-	return len(b) > 0 && bytes.IndexAny(b, " \t\r\n") < 0
+	if bytes.IndexAny(b, "\r\n") >= 0 {
+		return false
+	}
+	i := bytes.IndexByte(b, '=')
+	if i < 0 {
+		// A lone field name, as in "pay%3Dor+1%3D1".
+		i = len(b)
+	}
+	return i > 0 && bytes.IndexAny(b[:i], " \t") < 0
 }
 
 func looksJSON(b []byte) bool {
