@@ -500,6 +500,24 @@ func (r *run) emit(rule string, sev detect.Severity, conf int, part, ev string, 
 	})
 }
 
+// Rules lists every rule id the model raises, in a fixed order (metrics
+// label their series by it, so the set is bounded).
+func Rules() []string {
+	return []string{RuleEnumeration, RuleBruteForce, RuleCredentialStuffing, RuleClientRate, RuleEndpointRate,
+		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint}
+}
+
+// Detector is a rule id's short name, as metrics label it
+// ("abuse-brute-force" -> "brute_force"); "" for an id not in Rules.
+func Detector(rule string) string {
+	for _, r := range Rules() {
+		if r == rule {
+			return strings.ReplaceAll(strings.TrimPrefix(rule, "abuse-"), "-", "_")
+		}
+	}
+	return ""
+}
+
 var description = map[string]string{
 	RuleEnumeration:        "object enumeration (OWASP API1 BOLA)",
 	RuleBruteForce:         "authentication brute force (OWASP API2)",

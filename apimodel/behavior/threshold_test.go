@@ -310,3 +310,20 @@ func TestThresholdShadowEndpoint(t *testing.T) {
 		wantNone(t, m.Observe(mkCall("10.9.0.1", "GET", "/anything", 200, t0), "other", "/anything"), "service without spec")
 	}
 }
+
+func TestDetectorNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Rules() {
+		d := Detector(r)
+		if d == "" || strings.ContainsAny(d, "-:") || seen[d] || description[r] == "" {
+			t.Fatalf("rule %s: detector %q (dup %v), description %q", r, d, seen[d], description[r])
+		}
+		seen[d] = true
+	}
+	if Detector("abuse-sensitive-exposure:credit-card") != "" || Detector("sqli") != "" {
+		t.Fatal("detector name for a rule outside the set")
+	}
+	if len(seen) != len(description) {
+		t.Fatalf("Rules has %d, descriptions %d", len(seen), len(description))
+	}
+}
