@@ -624,7 +624,11 @@ func (a *Agent) counters() map[string]uint64 {
 		out["behavior_calls"], out["behavior_endpoints"], out["behavior_clients"] = st.Calls, st.Endpoints, st.Clients
 		out["behavior_evicted_clients"], out["behavior_evicted_endpoints"] = st.EvictedClients, st.EvictedEndpoints
 		for rule, n := range st.Findings { // a fixed set of rule ids: bounded
-			out["behavior_findings_"+rule] = n
+			// Metric-name safe ("behavior_findings_brute_force"); the
+			// labelled apiwarden_behavior_anomalies_total also has the action.
+			if d := behavior.Detector(rule); d != "" {
+				out["behavior_findings_"+d] = n
+			}
 		}
 	}
 	out["agent_recovered_panics"] = a.panics.Load()
