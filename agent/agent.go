@@ -84,6 +84,8 @@ type Agent struct {
 	autoBlock       *verdict.AutoBlocker
 
 	blocks    blockBook
+	modes     modeBook // runtime per-service mode overrides (modes.go)
+	apiToken  string   // bearer token the API requires ("" on loopback without apiTokenFile)
 	events    *eventLog
 	xds       *xds.Server
 	xdsPolicy string // last published policy, to publish only changes
@@ -106,6 +108,13 @@ func New(cfg Config, version string, log *slog.Logger) (*Agent, error) {
 	a.blocks = blockBook{entries: map[string]blockMeta{}}
 	a.resolved = newResolveCache(5 * time.Second)
 	a.autoBlock = verdict.NewAutoBlocker(verdict.AutoBlockConfig(cfg.AutoBlock))
+	if cfg.APITokenFile != "" {
+		tok, err := apiserver.ReadTokenFile(cfg.APITokenFile)
+		if err != nil {
+			return nil, err
+		}
+		a.apiToken = tok
+	}
 	return a, nil
 }
 
@@ -136,6 +145,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer a.store.Close()
+	if err := a.restoreModes(); err != nil {
+		a.log.Warn("persisted mode overrides not restored", "err", err)
+	}
 	a.events = newEventLog(a.store, a.base)
 	if a.cfg.EventsFile != "" {
 		if err := a.events.exportTo(a.cfg.EventsFile); err != nil {
@@ -250,15 +262,18 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("agent running", "mode", a.cfg.Mode, "api", ln.Addr().String(), "interfaces", a.attachedNames())
 
-	srv := apiserver.New(apiserver.Config{Version: a.version, Pprof: a.cfg.Pprof}, backend{a}, a.reg, a.base)
-	run("api", func() error { return srv.ServeListener(ctx, ln) })
-	run("housekeeping", func() error { a.housekeeping(ctx); return nil })
+	// The xDS server exists before the API and housekeeping goroutines
+	// that read a.xds start.
 	if a.cfg.XDSAddr != "" {
 		if a.xds, err = xds.New(a.base, xds.Config{Envoy: a.cfg.XDSEnvoyListeners, Registerer: a.reg}); err != nil {
 			return err
 		}
 		run("xds", func() error { return a.xds.Serve(ctx, a.cfg.XDSAddr) })
 	}
+	srv := apiserver.New(apiserver.Config{Version: a.version, Pprof: a.cfg.Pprof,
+		Token: a.apiToken, PublicMetrics: a.cfg.APIPublicMetrics}, backend{a}, a.reg, a.base)
+	run("api", func() error { return srv.ServeListener(ctx, ln) })
+	run("housekeeping", func() error { a.housekeeping(ctx); return nil })
 
 	<-ctx.Done()
 	a.log.Info("stopping: detaching programs")
@@ -326,7 +341,7 @@ func (a *Agent) protecting() bool {
 	if a.cfg.Mode == ModeProtect {
 		return true
 	}
-	for _, m := range a.cfg.ServiceModes {
+	for _, m := range a.serviceModes() {
 		if m == ModeProtect {
 			return true
 		}

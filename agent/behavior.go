@@ -113,7 +113,7 @@ func (a *Agent) observeBehavior(c *call.Call, service, template string) {
 	}
 	for _, an := range a.model.Observe(c, service, template) {
 		action := "monitor"
-		protect := a.cfg.ModeFor(service) == ModeProtect
+		protect := a.modeFor(service) == ModeProtect
 		if an.Block && protect && an.Severity >= detect.SeverityHigh {
 			action = a.blockAbuser(an)
 		}

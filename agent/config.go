@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/apiwarden/apiwarden/apiserver"
 	"github.com/apiwarden/apiwarden/xds"
 )
 
@@ -35,7 +36,13 @@ type Config struct {
 	ServiceModes map[string]Mode `yaml:"serviceModes"`
 	DataDir      string          `yaml:"dataDir"`
 	APIAddr      string          `yaml:"apiAddr"`
-	XDSAddr      string          `yaml:"xdsAddr"`
+	// APITokenFile holds the bearer token the API requires (gRPC metadata
+	// and REST header "authorization: Bearer <token>"). Required when
+	// APIAddr is not a loopback address. APIPublicMetrics leaves /metrics
+	// open for scrapers without the token.
+	APITokenFile     string `yaml:"apiTokenFile"`
+	APIPublicMetrics bool   `yaml:"apiPublicMetrics"`
+	XDSAddr          string `yaml:"xdsAddr"`
 	// XDSEnvoyListeners are listeners published to every Envoy node over
 	// xDS (RBAC, optional rate limit, route to the upstream); proxyless gRPC
 	// servers get theirs by the name they ask for and need none here.
@@ -268,6 +275,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
 		return fmt.Errorf("api-addr %q: %w", c.APIAddr, err)
+	}
+	if c.APITokenFile == "" {
+		if err := apiserver.CheckExposure(c.APIAddr, ""); err != nil {
+			return err
+		}
 	}
 	if c.XDSAddr != "" {
 		if _, _, err := net.SplitHostPort(c.XDSAddr); err != nil {

@@ -146,7 +146,7 @@ func (a *Agent) updateHoldPorts() {
 		if p.Exited || len(p.ListenPorts) == 0 || p.PID == a.self {
 			continue
 		}
-		if a.cfg.ModeFor(baseName(p.Exe)) != ModeProtect {
+		if a.modeFor(baseName(p.Exe)) != ModeProtect {
 			continue
 		}
 		for _, port := range p.ListenPorts {

@@ -132,7 +132,7 @@ func (a *Agent) act(client, server netip.AddrPort, service string, start time.Ti
 	if len(findings) == 0 {
 		return
 	}
-	protect := a.cfg.ModeFor(service) == ModeProtect
+	protect := a.modeFor(service) == ModeProtect
 	act, cutGrade := verdict.DefaultPolicy.Decide(findings, protect)
 	action := "monitor"
 	if act == verdict.Cut {
@@ -205,7 +205,8 @@ func (a *Agent) noteFinding(src netip.Addr, service string, protect bool) {
 // services whose mode differs from the global one: the rules' action is the
 // global mode, and the listening ports of those services take their own.
 func (a *Agent) updatePortModes() {
-	if a.enforcer == nil || len(a.cfg.ServiceModes) == 0 {
+	svcModes := a.serviceModes()
+	if a.enforcer == nil || (len(svcModes) == 0 && (a.portModes == "" || a.portModes == "map[]")) {
 		return
 	}
 	modes := map[uint16]enforce.Action{}
@@ -213,7 +214,7 @@ func (a *Agent) updatePortModes() {
 		if p.Exited || len(p.ListenPorts) == 0 {
 			continue
 		}
-		m, ok := a.cfg.ServiceModes[baseName(p.Exe)]
+		m, ok := svcModes[baseName(p.Exe)]
 		if !ok || m == a.cfg.Mode {
 			continue
 		}

@@ -46,6 +46,107 @@ type Backend interface {
 	DeleteBlock(prefix netip.Prefix) error
 	// Status returns the agent's identity and counters.
 	Status() (Status, error)
+	// Modes returns the global mode and every known service's mode.
+	Modes() (Modes, error)
+	// SetMode overrides service's mode at run time; mode is "monitor",
+	// "protect" or ModeDefault (remove the override), already checked.
+	// ErrNotFound when the agent knows no such service.
+	SetMode(service, mode string) (ServiceMode, error)
+	// Rules returns the deny rules and detection rules as configured.
+	Rules() (Rules, error)
+	// XDSStatus returns the xDS server's state (Enabled false when off).
+	XDSStatus() (XDSStatus, error)
+}
+
+// Mode names SetMode accepts.
+const (
+	ModeMonitor = "monitor"
+	ModeProtect = "protect"
+	// ModeDefault removes a runtime override: the service goes back to
+	// its configured mode.
+	ModeDefault = "default"
+)
+
+// Modes is the global mode and the per-service modes.
+type Modes struct {
+	Default  string
+	Services []ServiceMode
+}
+
+// ServiceMode is the mode in force for one service.
+type ServiceMode struct {
+	Service        string
+	Mode           string
+	Source         string // "default", "config" or "runtime"
+	ConfiguredMode string
+	Updated        time.Time // zero unless Source is "runtime"
+	Note           string
+}
+
+// Rules is the configured rule set.
+type Rules struct {
+	Deny        []DenyRule
+	Families    []RuleFamily
+	Rules       []DetectionRule // every rule; the server drops it unless asked
+	RuleFiles   []string
+	KernelRules int
+	AutoBlock   AutoBlock
+}
+
+// DenyRule is one method + path prefix deny.
+type DenyRule struct {
+	Method     string
+	PathPrefix string
+	Port       uint16
+	Action     string // "drop" or "count"
+	InKernel   bool
+}
+
+// RuleFamily counts the detection rules of one class.
+type RuleFamily struct {
+	Class          string
+	Rules          int
+	Enabled        int
+	KernelLiterals int
+	Severities     map[string]int
+}
+
+// DetectionRule is one detector rule.
+type DetectionRule struct {
+	ID             string
+	Class          string
+	Severity       string
+	Confidence     int
+	Paranoia       int
+	Enabled        bool
+	KernelLiterals int
+	Description    string
+}
+
+// AutoBlock is the automatic source blocking setting.
+type AutoBlock struct {
+	Threshold   int
+	Window, TTL time.Duration
+}
+
+// XDSStatus is the xDS server's state.
+type XDSStatus struct {
+	Enabled       bool
+	Addr          string
+	Version       uint64
+	Nodes         []XDSNode
+	Pushes        uint64
+	NACKs         uint64
+	LastError     string
+	LastErrorTime time.Time
+	LastUpdate    time.Time
+}
+
+// XDSNode is one connected xDS client.
+type XDSNode struct {
+	ID            string
+	GRPCListeners []string
+	Acked         map[string]string // type URL -> version
 }
 
 // ProcessStatus is one serving process and whether the agent can read its
@@ -124,3 +225,9 @@ func (UnimplementedBackend) AddBlock(netip.Prefix, time.Duration, string) (Block
 }
 func (UnimplementedBackend) DeleteBlock(netip.Prefix) error { return ErrNotImplemented }
 func (UnimplementedBackend) Status() (Status, error)        { return Status{}, ErrNotImplemented }
+func (UnimplementedBackend) Modes() (Modes, error)          { return Modes{}, ErrNotImplemented }
+func (UnimplementedBackend) SetMode(string, string) (ServiceMode, error) {
+	return ServiceMode{}, ErrNotImplemented
+}
+func (UnimplementedBackend) Rules() (Rules, error)         { return Rules{}, ErrNotImplemented }
+func (UnimplementedBackend) XDSStatus() (XDSStatus, error) { return XDSStatus{}, ErrNotImplemented }

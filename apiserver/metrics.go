@@ -18,6 +18,7 @@ type metrics struct {
 	requests          *prometheus.CounterVec
 	eventLimitClamped prometheus.Counter
 	schemaTruncated   prometheus.Counter
+	unauthenticated   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,8 +35,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "apiwarden", Subsystem: "api", Name: "schema_truncated_total",
 			Help: "Inventory schemas cut at the maximum rendering depth.",
 		}),
+		unauthenticated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "apiwarden", Subsystem: "api", Name: "unauthenticated_total",
+			Help: "API requests refused for a missing or wrong bearer token, by transport (grpc, rest).",
+		}, []string{"transport"}),
 	}
 	m.requests = register(reg, m.requests)
+	m.unauthenticated = register(reg, m.unauthenticated)
+	// Both transports start at 0, so rate() has data before the first refusal.
+	m.unauthenticated.WithLabelValues("grpc")
+	m.unauthenticated.WithLabelValues("rest")
 	m.eventLimitClamped = register(reg, m.eventLimitClamped)
 	m.schemaTruncated = register(reg, m.schemaTruncated)
 	return m

@@ -54,6 +54,12 @@ type Config struct {
 	// Pprof serves Go's profiler under /debug/pprof/ (for measuring the
 	// agent's own cost; the API listens on loopback by default).
 	Pprof bool
+	// Token, when set, is the bearer token every request needs (gRPC
+	// metadata "authorization", REST header Authorization), except
+	// /healthz and, with PublicMetrics, /metrics. CheckExposure says when
+	// it is required.
+	Token         string
+	PublicMetrics bool
 }
 
 // Server is the API server. Create it with New, run it with Serve.
@@ -81,9 +87,19 @@ func New(cfg Config, backend Backend, reg *prometheus.Registry, log *slog.Logger
 	m := newMetrics(reg)
 	svc := &service{backend: backend, version: cfg.Version, metrics: m}
 
+	auth := newAuthenticator(cfg.Token, m.unauthenticated)
+	unary := []grpc.UnaryServerInterceptor{m.unaryInterceptor}
+	var stream []grpc.StreamServerInterceptor
+	if auth != nil {
+		// After the metrics interceptor, so refused calls are counted there
+		// too (code Unauthenticated).
+		unary = append(unary, auth.unary)
+		stream = append(stream, auth.stream)
+	}
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(m.unaryInterceptor),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	)
 	apiwardenv1.RegisterApiwardenServer(gs, svc)
 	// Reflection lets grpcurl and similar tools work without the proto.
@@ -120,15 +136,26 @@ func New(cfg Config, backend Backend, reg *prometheus.Registry, log *slog.Logger
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	doc := openAPIDocument(auth != nil)
+	mux.HandleFunc("GET "+OpenAPIPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	})
 	mux.Handle("/", http.MaxBytesHandler(gw, MaxRequestBytes))
 
+	var rest http.Handler = mux
+	if auth != nil {
+		rest = auth.http(mux, func(r *http.Request) bool {
+			return r.URL.Path == "/healthz" || (cfg.PublicMetrics && r.URL.Path == "/metrics")
+		})
+	}
 	s := &Server{cfg: cfg, log: log, grpc: gs}
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			gs.ServeHTTP(w, r)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		rest.ServeHTTP(w, r)
 	})
 	return s
 }

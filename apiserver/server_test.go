@@ -35,6 +35,7 @@ type fakeBackend struct {
 	blocks     map[netip.Prefix]Block
 	lastFilter EventFilter
 	events     []Event
+	modes      map[string]string // runtime overrides (control_test.go)
 }
 
 func newFakeBackend() *fakeBackend {

@@ -66,6 +66,9 @@ type Server struct {
 	ver    prometheus.Gauge
 	// nackCount mirrors nacks for callers without a registry.
 	nackCount atomic.Uint64
+	// pushCount mirrors pushes; diag keeps the last error (status.go).
+	pushCount atomic.Uint64
+	diag      diagnostics
 }
 
 type streamState struct {
@@ -140,17 +143,23 @@ func (s *Server) Update(ctx context.Context, p Policy) error {
 	// Build once before touching state: a policy that does not build is
 	// refused whole and the nodes keep the previous one.
 	if _, err := BuildSnapshot("check", Inputs{Policy: p, Envoy: s.envoy}); err != nil {
+		s.diag.fail("policy: " + err.Error())
 		return err
 	}
 	s.policy = p
 	s.version++
+	s.diag.updated()
 	var errs []error
 	for node, names := range s.built {
 		if err := s.setLocked(ctx, node, names); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		s.diag.fail(err.Error())
+		return err
+	}
+	return nil
 }
 
 // Version is the current snapshot version.
@@ -178,6 +187,7 @@ func (s *Server) setLocked(ctx context.Context, node string, names []string) err
 	}
 	s.built[node] = names
 	s.pushes.Inc()
+	s.pushCount.Add(1)
 	s.ver.Set(float64(s.version))
 	return nil
 }
@@ -274,6 +284,7 @@ func (s *Server) closed(stream int64) {
 func (s *Server) nack(node, typeURL, version, msg string) {
 	s.nacks.WithLabelValues(typeURL).Inc()
 	s.nackCount.Add(1)
+	s.diag.fail(fmt.Sprintf("NACK from %s (%s, version %s): %s", node, typeURL, version, msg))
 	s.log.Warn("xds NACK", "node", node, "type", typeURL, "version", version, "err", msg)
 }
 

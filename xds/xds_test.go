@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -248,6 +249,13 @@ func TestNACKIsCounted(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.nacks.WithLabelValues(resource.ExtensionConfigType)); got != 1 {
 		t.Fatalf("nacks metric %v", got)
+	}
+	st := s.Status()
+	if st.NACKs != 1 || st.Pushes == 0 || !strings.Contains(st.LastError, "rejected for the test") || st.LastErrorTime.IsZero() {
+		t.Fatalf("status %+v", st)
+	}
+	if len(st.Nodes) != 1 || st.Nodes[0].ID != "envoy-nack" {
+		t.Fatalf("status nodes %+v", st.Nodes)
 	}
 	// One series per resource type (started at 0) plus the pushes.
 	if n, err := testutil.GatherAndCount(reg, "apiwarden_xds_nacks_total", "apiwarden_xds_pushes_total"); err != nil || n != 5 {

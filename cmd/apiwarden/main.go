@@ -96,6 +96,7 @@ func runAgent(args []string, stderr io.Writer) int {
 		dataDir    = fs.String("data-dir", "", "directory of the embedded store (default /var/lib/apiwarden)")
 		apiAddr    = fs.String("api-addr", "", "address of the gRPC/REST API, /metrics and /healthz (default 127.0.0.1:9464)")
 		xdsAddr    = fs.String("xds-addr", "", "address of the Envoy xDS server (default: off)")
+		tokenFile  = fs.String("api-token-file", "", "file holding the bearer token the API requires (needed when --api-addr is not loopback)")
 		tls        = fs.String("tls", "", "attach TLS library uprobes: true or false (default true)")
 		tlsScope   = fs.String("tls-probe-scope", "", "process (default: only watched servers, PID-filtered probes) or host (every process mapping a TLS library)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error")
@@ -138,6 +139,9 @@ func runAgent(args []string, stderr io.Writer) int {
 	}
 	if *xdsAddr != "" {
 		cfg.XDSAddr = *xdsAddr
+	}
+	if *tokenFile != "" {
+		cfg.APITokenFile = *tokenFile
 	}
 	if *tls != "" {
 		b, err := strconv.ParseBool(*tls)

@@ -13,9 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -35,7 +33,7 @@ const (
 	excerptWidth = 48
 )
 
-const usage = `usage: apiwardenctl [--addr HOST:PORT] [--timeout D] COMMAND [flags]
+const usage = `usage: apiwardenctl [--addr HOST:PORT] [--token-file FILE] [--timeout D] COMMAND [flags]
 
 commands:
   inventory [--service NAME] [-o table|json]   learned API endpoints
@@ -46,25 +44,34 @@ commands:
   block PREFIX [--ttl 10m] [--reason TEXT]     block a source prefix (ttl 0: until unblocked)
   unblock PREFIX                               remove a prefix from the blocklist
   status [-o table|json]                       agent version, mode and counters
+  modes [-o table|json]                        global mode and each service's mode (and its source)
+  mode SERVICE monitor|protect|default         set a service's mode at run time (default: back to config)
+  rules [--detail] [-o table|json]             deny rules and detection rule families (--detail: every rule)
+  xds [-o table|json]                          xDS server: version, nodes, pushes, NACKs, last error
   policy export --format xds|istio|cilium [-o yaml|json] [--config FILE] [--namespace NS]
                                                policy for Envoy, Istio or Cilium (policy export -h)
   spec import SERVICE FILE [--data-dir DIR]    check an OpenAPI spec and install it for the agent
                                                (read at agent start; positive mode: behavior.positive)
   spec diff SERVICE FILE [-o table|json]       observed endpoints vs the spec: shadow, unobserved, zombie
 
-The agent address defaults to $APIWARDEN_ADDR, then 127.0.0.1:9464.
+The agent address defaults to $APIWARDEN_ADDR, then 127.0.0.1:9464. An agent
+whose API is exposed beyond loopback wants a bearer token: --token-file, then
+$APIWARDEN_TOKEN_FILE, then $APIWARDEN_TOKEN (the token itself).
 `
 
 // globals are the flags every command accepts, before or after its name.
 type globals struct {
-	addr    string
-	timeout time.Duration
-	output  string
+	addr      string
+	timeout   time.Duration
+	output    string
+	tokenFile string
+	getenv    func(string) string
 }
 
 func (g *globals) register(fs *flag.FlagSet, outputHelp string) {
 	fs.StringVar(&g.addr, "addr", g.addr, "agent API address (env "+addrEnv+")")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "timeout of the call")
+	fs.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the agent's API bearer token (env "+tokenFileEnv+", or "+tokenEnv+")")
 	fs.StringVar(&g.output, "o", g.output, outputHelp)
 }
 
@@ -73,7 +80,7 @@ var errUsage = errors.New("usage")
 
 // run is main without the process: tests call it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	g := &globals{addr: defaultAddr, timeout: 10 * time.Second, output: "table"}
+	g := &globals{addr: defaultAddr, timeout: 10 * time.Second, output: "table", getenv: getenv}
 	if a := getenv(addrEnv); a != "" {
 		g.addr = a
 	}
@@ -125,6 +132,9 @@ func describe(cmd, addr string, err error) string {
 		return fmt.Sprintf("%s: agent at %s did not answer in time", cmd, addr)
 	case codes.Unimplemented:
 		return fmt.Sprintf("%s: not supported by this agent", cmd)
+	case codes.Unauthenticated:
+		return fmt.Sprintf("%s: agent at %s refused the call: %s (set --token-file, %s or %s)",
+			cmd, addr, st.Message(), tokenFileEnv, tokenEnv)
 	default:
 		return fmt.Sprintf("%s: %s", cmd, st.Message())
 	}
@@ -173,6 +183,7 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 		limit                                 uint
 		ttl                                   time.Duration
 		nargs                                 int
+		detail                                bool
 	)
 	switch cmd {
 	case "inventory":
@@ -181,8 +192,14 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 	case "openapi":
 		g.output = ""
 		g.register(fs, "write the document to this file instead of stdout")
-	case "processes", "blocklist", "status":
+	case "processes", "blocklist", "status", "modes", "xds":
 		g.register(fs, "output format: table or json")
+	case "mode":
+		g.register(fs, "output format: table or json")
+		nargs = 2
+	case "rules":
+		g.register(fs, "output format: table or json")
+		fs.BoolVar(&detail, "detail", false, "list every detection rule, not only the families")
 	case "events":
 		g.register(fs, "output format: table or json")
 		fs.StringVar(&since, "since", "", "only events newer than a duration (1h) or an RFC 3339 time")
@@ -212,11 +229,9 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 		return fmt.Errorf("%w: -o must be table or json", errUsage)
 	}
 
-	conn, err := grpc.NewClient(g.addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)))
+	conn, err := g.dial()
 	if err != nil {
-		return fmt.Errorf("agent address %q: %w", g.addr, err)
+		return err
 	}
 	defer conn.Close()
 	c := apiwardenv1.NewApiwardenClient(conn)
@@ -298,6 +313,30 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 			return err
 		}
 		return output(stdout, g.output, resp, printStatus)
+	case "modes":
+		resp, err := c.ListModes(ctx, &apiwardenv1.ListModesRequest{})
+		if err != nil {
+			return err
+		}
+		return output(stdout, g.output, resp, printModes)
+	case "mode":
+		m, err := c.SetMode(ctx, &apiwardenv1.SetModeRequest{Service: pos[0], Mode: pos[1]})
+		if err != nil {
+			return err
+		}
+		return output(stdout, g.output, m, printServiceMode)
+	case "rules":
+		resp, err := c.ListRules(ctx, &apiwardenv1.ListRulesRequest{Detail: detail})
+		if err != nil {
+			return err
+		}
+		return output(stdout, g.output, resp, printRules)
+	case "xds":
+		resp, err := c.GetXDSStatus(ctx, &apiwardenv1.GetXDSStatusRequest{})
+		if err != nil {
+			return err
+		}
+		return output(stdout, g.output, resp, printXDS)
 	}
 	return nil
 }

@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
@@ -127,11 +125,9 @@ func policyCmd(ctx context.Context, g *globals, args []string, stdout io.Writer)
 		return err
 	}
 	if invFile == "" || blockFile == "" {
-		conn, err := grpc.NewClient(g.addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)))
+		conn, err := g.dial()
 		if err != nil {
-			return fmt.Errorf("agent address %q: %w", g.addr, err)
+			return err
 		}
 		defer conn.Close()
 		c := apiwardenv1.NewApiwardenClient(conn)

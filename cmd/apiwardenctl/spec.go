@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	apiwardenv1 "github.com/apiwarden/apiwarden/api/apiwarden/v1"
 	"github.com/apiwarden/apiwarden/apimodel/behavior"
@@ -70,10 +68,9 @@ func specCommand(ctx context.Context, g *globals, args []string, stdout io.Write
 	if g.output != "table" && g.output != "json" {
 		return fmt.Errorf("%w: -o must be table or json", errUsage)
 	}
-	conn, err := grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)))
+	conn, err := g.dial()
 	if err != nil {
-		return fmt.Errorf("agent address %q: %w", g.addr, err)
+		return err
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)

@@ -1432,6 +1432,870 @@ func (x *Status) GetStarted() *timestamppb.Timestamp {
 	return nil
 }
 
+type ListModesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModesRequest) Reset() {
+	*x = ListModesRequest{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModesRequest) ProtoMessage() {}
+
+func (x *ListModesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModesRequest.ProtoReflect.Descriptor instead.
+func (*ListModesRequest) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{21}
+}
+
+type ListModesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The global mode ("monitor" or "protect") of services without their own.
+	DefaultMode   string         `protobuf:"bytes,1,opt,name=default_mode,json=defaultMode,proto3" json:"default_mode,omitempty"`
+	Services      []*ServiceMode `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListModesResponse) Reset() {
+	*x = ListModesResponse{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListModesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListModesResponse) ProtoMessage() {}
+
+func (x *ListModesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListModesResponse.ProtoReflect.Descriptor instead.
+func (*ListModesResponse) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListModesResponse) GetDefaultMode() string {
+	if x != nil {
+		return x.DefaultMode
+	}
+	return ""
+}
+
+func (x *ListModesResponse) GetServices() []*ServiceMode {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// ServiceMode is the mode in force for one service.
+type ServiceMode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Service name: the serving executable's basename, as in the inventory.
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// Effective mode: "monitor" or "protect".
+	Mode string `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Where the mode comes from: "default" (the global mode), "config"
+	// (serviceModes) or "runtime" (SetMode).
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// The mode the configuration alone gives (what "default" reverts to).
+	ConfiguredMode string `protobuf:"bytes,4,opt,name=configured_mode,json=configuredMode,proto3" json:"configured_mode,omitempty"`
+	// When the runtime override was set; unset for other sources.
+	Updated *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated,proto3" json:"updated,omitempty"`
+	// Limits of the effective mode on this agent, for humans (for example
+	// kernel drops unavailable until a restart); empty when none.
+	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceMode) Reset() {
+	*x = ServiceMode{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceMode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceMode) ProtoMessage() {}
+
+func (x *ServiceMode) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceMode.ProtoReflect.Descriptor instead.
+func (*ServiceMode) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ServiceMode) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ServiceMode) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *ServiceMode) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ServiceMode) GetConfiguredMode() string {
+	if x != nil {
+		return x.ConfiguredMode
+	}
+	return ""
+}
+
+func (x *ServiceMode) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
+func (x *ServiceMode) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type SetModeRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// "monitor", "protect", or "default" to remove the runtime override.
+	Mode          string `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetModeRequest) Reset() {
+	*x = SetModeRequest{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetModeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetModeRequest) ProtoMessage() {}
+
+func (x *SetModeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetModeRequest.ProtoReflect.Descriptor instead.
+func (*SetModeRequest) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetModeRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SetModeRequest) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+type ListRulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also list every detection rule, not only the families.
+	Detail        bool `protobuf:"varint,1,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRulesRequest) Reset() {
+	*x = ListRulesRequest{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRulesRequest) ProtoMessage() {}
+
+func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRulesRequest.ProtoReflect.Descriptor instead.
+func (*ListRulesRequest) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListRulesRequest) GetDetail() bool {
+	if x != nil {
+		return x.Detail
+	}
+	return false
+}
+
+type ListRulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Method + path prefix denies (configuration denyRules).
+	DenyRules []*DenyRule `protobuf:"bytes,1,rep,name=deny_rules,json=denyRules,proto3" json:"deny_rules,omitempty"`
+	// Detection rules grouped by attack class, sorted by class.
+	Families []*RuleFamily `protobuf:"bytes,2,rep,name=families,proto3" json:"families,omitempty"`
+	// Every detection rule, sorted by id; only when detail was asked.
+	Rules []*DetectionRule `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	// Rule files loaded on top of the built-in rules.
+	RuleFiles []string `protobuf:"bytes,4,rep,name=rule_files,json=ruleFiles,proto3" json:"rule_files,omitempty"`
+	// Rules compiled into the kernel matcher (deny rules + literals).
+	KernelRules uint32 `protobuf:"varint,5,opt,name=kernel_rules,json=kernelRules,proto3" json:"kernel_rules,omitempty"`
+	// Automatic source blocking: threshold findings within window block the
+	// source for ttl (threshold 0: off).
+	AutoBlockThreshold uint32               `protobuf:"varint,6,opt,name=auto_block_threshold,json=autoBlockThreshold,proto3" json:"auto_block_threshold,omitempty"`
+	AutoBlockWindow    *durationpb.Duration `protobuf:"bytes,7,opt,name=auto_block_window,json=autoBlockWindow,proto3" json:"auto_block_window,omitempty"`
+	AutoBlockTtl       *durationpb.Duration `protobuf:"bytes,8,opt,name=auto_block_ttl,json=autoBlockTtl,proto3" json:"auto_block_ttl,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ListRulesResponse) Reset() {
+	*x = ListRulesResponse{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRulesResponse) ProtoMessage() {}
+
+func (x *ListRulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRulesResponse.ProtoReflect.Descriptor instead.
+func (*ListRulesResponse) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListRulesResponse) GetDenyRules() []*DenyRule {
+	if x != nil {
+		return x.DenyRules
+	}
+	return nil
+}
+
+func (x *ListRulesResponse) GetFamilies() []*RuleFamily {
+	if x != nil {
+		return x.Families
+	}
+	return nil
+}
+
+func (x *ListRulesResponse) GetRules() []*DetectionRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *ListRulesResponse) GetRuleFiles() []string {
+	if x != nil {
+		return x.RuleFiles
+	}
+	return nil
+}
+
+func (x *ListRulesResponse) GetKernelRules() uint32 {
+	if x != nil {
+		return x.KernelRules
+	}
+	return 0
+}
+
+func (x *ListRulesResponse) GetAutoBlockThreshold() uint32 {
+	if x != nil {
+		return x.AutoBlockThreshold
+	}
+	return 0
+}
+
+func (x *ListRulesResponse) GetAutoBlockWindow() *durationpb.Duration {
+	if x != nil {
+		return x.AutoBlockWindow
+	}
+	return nil
+}
+
+func (x *ListRulesResponse) GetAutoBlockTtl() *durationpb.Duration {
+	if x != nil {
+		return x.AutoBlockTtl
+	}
+	return nil
+}
+
+// DenyRule refuses requests by method (empty: any) and path prefix.
+type DenyRule struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Method     string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	PathPrefix string                 `protobuf:"bytes,2,opt,name=path_prefix,json=pathPrefix,proto3" json:"path_prefix,omitempty"`
+	// 0: every port.
+	Port uint32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	// "drop" (protect) or "count" (monitor: reported, not dropped).
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// True when the rule is loaded in the kernel matcher.
+	InKernel      bool `protobuf:"varint,5,opt,name=in_kernel,json=inKernel,proto3" json:"in_kernel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DenyRule) Reset() {
+	*x = DenyRule{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DenyRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DenyRule) ProtoMessage() {}
+
+func (x *DenyRule) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DenyRule.ProtoReflect.Descriptor instead.
+func (*DenyRule) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DenyRule) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *DenyRule) GetPathPrefix() string {
+	if x != nil {
+		return x.PathPrefix
+	}
+	return ""
+}
+
+func (x *DenyRule) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *DenyRule) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *DenyRule) GetInKernel() bool {
+	if x != nil {
+		return x.InKernel
+	}
+	return false
+}
+
+// RuleFamily is the detection rules of one attack class.
+type RuleFamily struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Class string                 `protobuf:"bytes,1,opt,name=class,proto3" json:"class,omitempty"`
+	// Rules of the class, and how many of them run (not disabled).
+	Rules   uint32 `protobuf:"varint,2,opt,name=rules,proto3" json:"rules,omitempty"`
+	Enabled uint32 `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Raw literals of the class matched in the kernel.
+	KernelLiterals uint32 `protobuf:"varint,4,opt,name=kernel_literals,json=kernelLiterals,proto3" json:"kernel_literals,omitempty"`
+	// Rules by severity ("high": 3).
+	Severities    map[string]uint32 `protobuf:"bytes,5,rep,name=severities,proto3" json:"severities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleFamily) Reset() {
+	*x = RuleFamily{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleFamily) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleFamily) ProtoMessage() {}
+
+func (x *RuleFamily) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleFamily.ProtoReflect.Descriptor instead.
+func (*RuleFamily) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RuleFamily) GetClass() string {
+	if x != nil {
+		return x.Class
+	}
+	return ""
+}
+
+func (x *RuleFamily) GetRules() uint32 {
+	if x != nil {
+		return x.Rules
+	}
+	return 0
+}
+
+func (x *RuleFamily) GetEnabled() uint32 {
+	if x != nil {
+		return x.Enabled
+	}
+	return 0
+}
+
+func (x *RuleFamily) GetKernelLiterals() uint32 {
+	if x != nil {
+		return x.KernelLiterals
+	}
+	return 0
+}
+
+func (x *RuleFamily) GetSeverities() map[string]uint32 {
+	if x != nil {
+		return x.Severities
+	}
+	return nil
+}
+
+// DetectionRule is one rule of the detector.
+type DetectionRule struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Class      string                 `protobuf:"bytes,2,opt,name=class,proto3" json:"class,omitempty"`
+	Severity   string                 `protobuf:"bytes,3,opt,name=severity,proto3" json:"severity,omitempty"`
+	Confidence uint32                 `protobuf:"varint,4,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// Paranoia level (1-4) from which the rule runs.
+	Paranoia       uint32 `protobuf:"varint,5,opt,name=paranoia,proto3" json:"paranoia,omitempty"`
+	Enabled        bool   `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	KernelLiterals uint32 `protobuf:"varint,7,opt,name=kernel_literals,json=kernelLiterals,proto3" json:"kernel_literals,omitempty"`
+	Description    string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DetectionRule) Reset() {
+	*x = DetectionRule{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetectionRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetectionRule) ProtoMessage() {}
+
+func (x *DetectionRule) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetectionRule.ProtoReflect.Descriptor instead.
+func (*DetectionRule) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DetectionRule) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DetectionRule) GetClass() string {
+	if x != nil {
+		return x.Class
+	}
+	return ""
+}
+
+func (x *DetectionRule) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *DetectionRule) GetConfidence() uint32 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *DetectionRule) GetParanoia() uint32 {
+	if x != nil {
+		return x.Paranoia
+	}
+	return 0
+}
+
+func (x *DetectionRule) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *DetectionRule) GetKernelLiterals() uint32 {
+	if x != nil {
+		return x.KernelLiterals
+	}
+	return 0
+}
+
+func (x *DetectionRule) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type GetXDSStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetXDSStatusRequest) Reset() {
+	*x = GetXDSStatusRequest{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetXDSStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetXDSStatusRequest) ProtoMessage() {}
+
+func (x *GetXDSStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetXDSStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetXDSStatusRequest) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{30}
+}
+
+// XDSStatus is the state of the agent's xDS server.
+type XDSStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the agent runs without xDS (no xdsAddr); the rest is empty.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Listening address.
+	Addr string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	// Current snapshot version.
+	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Nodes with an open stream, sorted by id.
+	Nodes []*XDSNode `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Snapshots set (one per node and change) and responses clients NACKed.
+	Pushes uint64 `protobuf:"varint,5,opt,name=pushes,proto3" json:"pushes,omitempty"`
+	Nacks  uint64 `protobuf:"varint,6,opt,name=nacks,proto3" json:"nacks,omitempty"`
+	// Last error: a NACK's message or a policy that failed to build.
+	LastError     string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	// When the policy last changed.
+	LastUpdate    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_update,json=lastUpdate,proto3" json:"last_update,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XDSStatus) Reset() {
+	*x = XDSStatus{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XDSStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XDSStatus) ProtoMessage() {}
+
+func (x *XDSStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XDSStatus.ProtoReflect.Descriptor instead.
+func (*XDSStatus) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *XDSStatus) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *XDSStatus) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *XDSStatus) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *XDSStatus) GetNodes() []*XDSNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *XDSStatus) GetPushes() uint64 {
+	if x != nil {
+		return x.Pushes
+	}
+	return 0
+}
+
+func (x *XDSStatus) GetNacks() uint64 {
+	if x != nil {
+		return x.Nacks
+	}
+	return 0
+}
+
+func (x *XDSStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *XDSStatus) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *XDSStatus) GetLastUpdate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUpdate
+	}
+	return nil
+}
+
+// XDSNode is one connected xDS client.
+type XDSNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Proxyless gRPC listener names the node subscribes to.
+	GrpcListeners []string `protobuf:"bytes,2,rep,name=grpc_listeners,json=grpcListeners,proto3" json:"grpc_listeners,omitempty"`
+	// Last ACKed version by resource type URL.
+	Acked         map[string]string `protobuf:"bytes,3,rep,name=acked,proto3" json:"acked,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XDSNode) Reset() {
+	*x = XDSNode{}
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XDSNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XDSNode) ProtoMessage() {}
+
+func (x *XDSNode) ProtoReflect() protoreflect.Message {
+	mi := &file_apiwarden_v1_apiwarden_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XDSNode.ProtoReflect.Descriptor instead.
+func (*XDSNode) Descriptor() ([]byte, []int) {
+	return file_apiwarden_v1_apiwarden_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *XDSNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *XDSNode) GetGrpcListeners() []string {
+	if x != nil {
+		return x.GrpcListeners
+	}
+	return nil
+}
+
+func (x *XDSNode) GetAcked() map[string]string {
+	if x != nil {
+		return x.Acked
+	}
+	return nil
+}
+
 var File_apiwarden_v1_apiwarden_proto protoreflect.FileDescriptor
 
 const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
@@ -1564,7 +2428,85 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\astarted\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\xfd\x04\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x12\n" +
+	"\x10ListModesRequest\"m\n" +
+	"\x11ListModesResponse\x12!\n" +
+	"\fdefault_mode\x18\x01 \x01(\tR\vdefaultMode\x125\n" +
+	"\bservices\x18\x02 \x03(\v2\x19.apiwarden.v1.ServiceModeR\bservices\"\xc6\x01\n" +
+	"\vServiceMode\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12'\n" +
+	"\x0fconfigured_mode\x18\x04 \x01(\tR\x0econfiguredMode\x124\n" +
+	"\aupdated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\">\n" +
+	"\x0eSetModeRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\"*\n" +
+	"\x10ListRulesRequest\x12\x16\n" +
+	"\x06detail\x18\x01 \x01(\bR\x06detail\"\xaf\x03\n" +
+	"\x11ListRulesResponse\x125\n" +
+	"\n" +
+	"deny_rules\x18\x01 \x03(\v2\x16.apiwarden.v1.DenyRuleR\tdenyRules\x124\n" +
+	"\bfamilies\x18\x02 \x03(\v2\x18.apiwarden.v1.RuleFamilyR\bfamilies\x121\n" +
+	"\x05rules\x18\x03 \x03(\v2\x1b.apiwarden.v1.DetectionRuleR\x05rules\x12\x1d\n" +
+	"\n" +
+	"rule_files\x18\x04 \x03(\tR\truleFiles\x12!\n" +
+	"\fkernel_rules\x18\x05 \x01(\rR\vkernelRules\x120\n" +
+	"\x14auto_block_threshold\x18\x06 \x01(\rR\x12autoBlockThreshold\x12E\n" +
+	"\x11auto_block_window\x18\a \x01(\v2\x19.google.protobuf.DurationR\x0fautoBlockWindow\x12?\n" +
+	"\x0eauto_block_ttl\x18\b \x01(\v2\x19.google.protobuf.DurationR\fautoBlockTtl\"\x8c\x01\n" +
+	"\bDenyRule\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x1f\n" +
+	"\vpath_prefix\x18\x02 \x01(\tR\n" +
+	"pathPrefix\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x1b\n" +
+	"\tin_kernel\x18\x05 \x01(\bR\binKernel\"\x84\x02\n" +
+	"\n" +
+	"RuleFamily\x12\x14\n" +
+	"\x05class\x18\x01 \x01(\tR\x05class\x12\x14\n" +
+	"\x05rules\x18\x02 \x01(\rR\x05rules\x12\x18\n" +
+	"\aenabled\x18\x03 \x01(\rR\aenabled\x12'\n" +
+	"\x0fkernel_literals\x18\x04 \x01(\rR\x0ekernelLiterals\x12H\n" +
+	"\n" +
+	"severities\x18\x05 \x03(\v2(.apiwarden.v1.RuleFamily.SeveritiesEntryR\n" +
+	"severities\x1a=\n" +
+	"\x0fSeveritiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xf2\x01\n" +
+	"\rDetectionRule\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05class\x18\x02 \x01(\tR\x05class\x12\x1a\n" +
+	"\bseverity\x18\x03 \x01(\tR\bseverity\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x04 \x01(\rR\n" +
+	"confidence\x12\x1a\n" +
+	"\bparanoia\x18\x05 \x01(\rR\bparanoia\x12\x18\n" +
+	"\aenabled\x18\x06 \x01(\bR\aenabled\x12'\n" +
+	"\x0fkernel_literals\x18\a \x01(\rR\x0ekernelLiterals\x12 \n" +
+	"\vdescription\x18\b \x01(\tR\vdescription\"\x15\n" +
+	"\x13GetXDSStatusRequest\"\xce\x02\n" +
+	"\tXDSStatus\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12+\n" +
+	"\x05nodes\x18\x04 \x03(\v2\x15.apiwarden.v1.XDSNodeR\x05nodes\x12\x16\n" +
+	"\x06pushes\x18\x05 \x01(\x04R\x06pushes\x12\x14\n" +
+	"\x05nacks\x18\x06 \x01(\x04R\x05nacks\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12B\n" +
+	"\x0flast_error_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12;\n" +
+	"\vlast_update\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUpdate\"\xb2\x01\n" +
+	"\aXDSNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0egrpc_listeners\x18\x02 \x03(\tR\rgrpcListeners\x126\n" +
+	"\x05acked\x18\x03 \x03(\v2 .apiwarden.v1.XDSNode.AckedEntryR\x05acked\x1a8\n" +
+	"\n" +
+	"AckedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xa9\a\n" +
 	"\tApiwarden\x12X\n" +
 	"\rListInventory\x12\".apiwarden.v1.ListInventoryRequest\x1a#.apiwarden.v1.ListInventoryResponse\x12C\n" +
 	"\n" +
@@ -1576,7 +2518,11 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"ListBlocks\x12\x1f.apiwarden.v1.ListBlocksRequest\x1a .apiwarden.v1.ListBlocksResponse\x12>\n" +
 	"\bAddBlock\x12\x1d.apiwarden.v1.AddBlockRequest\x1a\x13.apiwarden.v1.Block\x12R\n" +
 	"\vDeleteBlock\x12 .apiwarden.v1.DeleteBlockRequest\x1a!.apiwarden.v1.DeleteBlockResponse\x12A\n" +
-	"\tGetStatus\x12\x1e.apiwarden.v1.GetStatusRequest\x1a\x14.apiwarden.v1.StatusB=Z;github.com/apiwarden/apiwarden/api/apiwarden/v1;apiwardenv1b\x06proto3"
+	"\tGetStatus\x12\x1e.apiwarden.v1.GetStatusRequest\x1a\x14.apiwarden.v1.Status\x12L\n" +
+	"\tListModes\x12\x1e.apiwarden.v1.ListModesRequest\x1a\x1f.apiwarden.v1.ListModesResponse\x12B\n" +
+	"\aSetMode\x12\x1c.apiwarden.v1.SetModeRequest\x1a\x19.apiwarden.v1.ServiceMode\x12L\n" +
+	"\tListRules\x12\x1e.apiwarden.v1.ListRulesRequest\x1a\x1f.apiwarden.v1.ListRulesResponse\x12J\n" +
+	"\fGetXDSStatus\x12!.apiwarden.v1.GetXDSStatusRequest\x1a\x17.apiwarden.v1.XDSStatusB=Z;github.com/apiwarden/apiwarden/api/apiwarden/v1;apiwardenv1b\x06proto3"
 
 var (
 	file_apiwarden_v1_apiwarden_proto_rawDescOnce sync.Once
@@ -1590,7 +2536,7 @@ func file_apiwarden_v1_apiwarden_proto_rawDescGZIP() []byte {
 	return file_apiwarden_v1_apiwarden_proto_rawDescData
 }
 
-var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	(*ListInventoryRequest)(nil),  // 0: apiwarden.v1.ListInventoryRequest
 	(*ListInventoryResponse)(nil), // 1: apiwarden.v1.ListInventoryResponse
@@ -1613,67 +2559,101 @@ var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	(*DeleteBlockResponse)(nil),   // 18: apiwarden.v1.DeleteBlockResponse
 	(*GetStatusRequest)(nil),      // 19: apiwarden.v1.GetStatusRequest
 	(*Status)(nil),                // 20: apiwarden.v1.Status
-	nil,                           // 21: apiwarden.v1.Endpoint.StatusCodesEntry
-	nil,                           // 22: apiwarden.v1.Endpoint.RequestContentTypesEntry
-	nil,                           // 23: apiwarden.v1.Endpoint.ResponseContentTypesEntry
-	nil,                           // 24: apiwarden.v1.Endpoint.ResponseSchemasEntry
-	nil,                           // 25: apiwarden.v1.Endpoint.AuthSchemesEntry
-	nil,                           // 26: apiwarden.v1.Endpoint.TlsEntry
-	nil,                           // 27: apiwarden.v1.Endpoint.BaselineEntry
-	nil,                           // 28: apiwarden.v1.Status.CountersEntry
-	(*structpb.Struct)(nil),       // 29: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
-	(*httpbody.HttpBody)(nil),     // 32: google.api.HttpBody
+	(*ListModesRequest)(nil),      // 21: apiwarden.v1.ListModesRequest
+	(*ListModesResponse)(nil),     // 22: apiwarden.v1.ListModesResponse
+	(*ServiceMode)(nil),           // 23: apiwarden.v1.ServiceMode
+	(*SetModeRequest)(nil),        // 24: apiwarden.v1.SetModeRequest
+	(*ListRulesRequest)(nil),      // 25: apiwarden.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),     // 26: apiwarden.v1.ListRulesResponse
+	(*DenyRule)(nil),              // 27: apiwarden.v1.DenyRule
+	(*RuleFamily)(nil),            // 28: apiwarden.v1.RuleFamily
+	(*DetectionRule)(nil),         // 29: apiwarden.v1.DetectionRule
+	(*GetXDSStatusRequest)(nil),   // 30: apiwarden.v1.GetXDSStatusRequest
+	(*XDSStatus)(nil),             // 31: apiwarden.v1.XDSStatus
+	(*XDSNode)(nil),               // 32: apiwarden.v1.XDSNode
+	nil,                           // 33: apiwarden.v1.Endpoint.StatusCodesEntry
+	nil,                           // 34: apiwarden.v1.Endpoint.RequestContentTypesEntry
+	nil,                           // 35: apiwarden.v1.Endpoint.ResponseContentTypesEntry
+	nil,                           // 36: apiwarden.v1.Endpoint.ResponseSchemasEntry
+	nil,                           // 37: apiwarden.v1.Endpoint.AuthSchemesEntry
+	nil,                           // 38: apiwarden.v1.Endpoint.TlsEntry
+	nil,                           // 39: apiwarden.v1.Endpoint.BaselineEntry
+	nil,                           // 40: apiwarden.v1.Status.CountersEntry
+	nil,                           // 41: apiwarden.v1.RuleFamily.SeveritiesEntry
+	nil,                           // 42: apiwarden.v1.XDSNode.AckedEntry
+	(*structpb.Struct)(nil),       // 43: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
+	(*httpbody.HttpBody)(nil),     // 46: google.api.HttpBody
 }
 var file_apiwarden_v1_apiwarden_proto_depIdxs = []int32{
 	5,  // 0: apiwarden.v1.ListInventoryResponse.endpoints:type_name -> apiwarden.v1.Endpoint
 	2,  // 1: apiwarden.v1.Endpoint.service:type_name -> apiwarden.v1.Service
-	21, // 2: apiwarden.v1.Endpoint.status_codes:type_name -> apiwarden.v1.Endpoint.StatusCodesEntry
+	33, // 2: apiwarden.v1.Endpoint.status_codes:type_name -> apiwarden.v1.Endpoint.StatusCodesEntry
 	3,  // 3: apiwarden.v1.Endpoint.processes:type_name -> apiwarden.v1.Process
 	4,  // 4: apiwarden.v1.Endpoint.query_params:type_name -> apiwarden.v1.Param
 	4,  // 5: apiwarden.v1.Endpoint.path_params:type_name -> apiwarden.v1.Param
-	22, // 6: apiwarden.v1.Endpoint.request_content_types:type_name -> apiwarden.v1.Endpoint.RequestContentTypesEntry
-	23, // 7: apiwarden.v1.Endpoint.response_content_types:type_name -> apiwarden.v1.Endpoint.ResponseContentTypesEntry
-	29, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
-	24, // 9: apiwarden.v1.Endpoint.response_schemas:type_name -> apiwarden.v1.Endpoint.ResponseSchemasEntry
-	25, // 10: apiwarden.v1.Endpoint.auth_schemes:type_name -> apiwarden.v1.Endpoint.AuthSchemesEntry
-	26, // 11: apiwarden.v1.Endpoint.tls:type_name -> apiwarden.v1.Endpoint.TlsEntry
-	30, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
-	30, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
-	27, // 14: apiwarden.v1.Endpoint.baseline:type_name -> apiwarden.v1.Endpoint.BaselineEntry
+	34, // 6: apiwarden.v1.Endpoint.request_content_types:type_name -> apiwarden.v1.Endpoint.RequestContentTypesEntry
+	35, // 7: apiwarden.v1.Endpoint.response_content_types:type_name -> apiwarden.v1.Endpoint.ResponseContentTypesEntry
+	43, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
+	36, // 9: apiwarden.v1.Endpoint.response_schemas:type_name -> apiwarden.v1.Endpoint.ResponseSchemasEntry
+	37, // 10: apiwarden.v1.Endpoint.auth_schemes:type_name -> apiwarden.v1.Endpoint.AuthSchemesEntry
+	38, // 11: apiwarden.v1.Endpoint.tls:type_name -> apiwarden.v1.Endpoint.TlsEntry
+	44, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
+	44, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
+	39, // 14: apiwarden.v1.Endpoint.baseline:type_name -> apiwarden.v1.Endpoint.BaselineEntry
 	9,  // 15: apiwarden.v1.ListProcessesResponse.processes:type_name -> apiwarden.v1.ProcessStatus
-	30, // 16: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	44, // 16: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
 	12, // 17: apiwarden.v1.ListEventsResponse.events:type_name -> apiwarden.v1.Event
-	30, // 18: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
+	44, // 18: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
 	15, // 19: apiwarden.v1.ListBlocksResponse.blocks:type_name -> apiwarden.v1.Block
-	30, // 20: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
-	30, // 21: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
-	31, // 22: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
-	28, // 23: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
-	30, // 24: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
-	29, // 25: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
-	0,  // 26: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
-	6,  // 27: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
-	7,  // 28: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
-	10, // 29: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
-	13, // 30: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
-	16, // 31: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
-	17, // 32: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
-	19, // 33: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
-	1,  // 34: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
-	32, // 35: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
-	8,  // 36: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
-	11, // 37: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
-	14, // 38: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
-	15, // 39: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
-	18, // 40: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
-	20, // 41: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
-	34, // [34:42] is the sub-list for method output_type
-	26, // [26:34] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	44, // 20: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
+	44, // 21: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
+	45, // 22: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
+	40, // 23: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
+	44, // 24: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
+	23, // 25: apiwarden.v1.ListModesResponse.services:type_name -> apiwarden.v1.ServiceMode
+	44, // 26: apiwarden.v1.ServiceMode.updated:type_name -> google.protobuf.Timestamp
+	27, // 27: apiwarden.v1.ListRulesResponse.deny_rules:type_name -> apiwarden.v1.DenyRule
+	28, // 28: apiwarden.v1.ListRulesResponse.families:type_name -> apiwarden.v1.RuleFamily
+	29, // 29: apiwarden.v1.ListRulesResponse.rules:type_name -> apiwarden.v1.DetectionRule
+	45, // 30: apiwarden.v1.ListRulesResponse.auto_block_window:type_name -> google.protobuf.Duration
+	45, // 31: apiwarden.v1.ListRulesResponse.auto_block_ttl:type_name -> google.protobuf.Duration
+	41, // 32: apiwarden.v1.RuleFamily.severities:type_name -> apiwarden.v1.RuleFamily.SeveritiesEntry
+	32, // 33: apiwarden.v1.XDSStatus.nodes:type_name -> apiwarden.v1.XDSNode
+	44, // 34: apiwarden.v1.XDSStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	44, // 35: apiwarden.v1.XDSStatus.last_update:type_name -> google.protobuf.Timestamp
+	42, // 36: apiwarden.v1.XDSNode.acked:type_name -> apiwarden.v1.XDSNode.AckedEntry
+	43, // 37: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
+	0,  // 38: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
+	6,  // 39: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
+	7,  // 40: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
+	10, // 41: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
+	13, // 42: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
+	16, // 43: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
+	17, // 44: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
+	19, // 45: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
+	21, // 46: apiwarden.v1.Apiwarden.ListModes:input_type -> apiwarden.v1.ListModesRequest
+	24, // 47: apiwarden.v1.Apiwarden.SetMode:input_type -> apiwarden.v1.SetModeRequest
+	25, // 48: apiwarden.v1.Apiwarden.ListRules:input_type -> apiwarden.v1.ListRulesRequest
+	30, // 49: apiwarden.v1.Apiwarden.GetXDSStatus:input_type -> apiwarden.v1.GetXDSStatusRequest
+	1,  // 50: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
+	46, // 51: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
+	8,  // 52: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
+	11, // 53: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
+	14, // 54: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
+	15, // 55: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
+	18, // 56: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
+	20, // 57: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
+	22, // 58: apiwarden.v1.Apiwarden.ListModes:output_type -> apiwarden.v1.ListModesResponse
+	23, // 59: apiwarden.v1.Apiwarden.SetMode:output_type -> apiwarden.v1.ServiceMode
+	26, // 60: apiwarden.v1.Apiwarden.ListRules:output_type -> apiwarden.v1.ListRulesResponse
+	31, // 61: apiwarden.v1.Apiwarden.GetXDSStatus:output_type -> apiwarden.v1.XDSStatus
+	50, // [50:62] is the sub-list for method output_type
+	38, // [38:50] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_apiwarden_v1_apiwarden_proto_init() }
@@ -1687,7 +2667,7 @@ func file_apiwarden_v1_apiwarden_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_apiwarden_v1_apiwarden_proto_rawDesc), len(file_apiwarden_v1_apiwarden_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,10 @@ const (
 	Apiwarden_AddBlock_FullMethodName      = "/apiwarden.v1.Apiwarden/AddBlock"
 	Apiwarden_DeleteBlock_FullMethodName   = "/apiwarden.v1.Apiwarden/DeleteBlock"
 	Apiwarden_GetStatus_FullMethodName     = "/apiwarden.v1.Apiwarden/GetStatus"
+	Apiwarden_ListModes_FullMethodName     = "/apiwarden.v1.Apiwarden/ListModes"
+	Apiwarden_SetMode_FullMethodName       = "/apiwarden.v1.Apiwarden/SetMode"
+	Apiwarden_ListRules_FullMethodName     = "/apiwarden.v1.Apiwarden/ListRules"
+	Apiwarden_GetXDSStatus_FullMethodName  = "/apiwarden.v1.Apiwarden/GetXDSStatus"
 )
 
 // ApiwardenClient is the client API for Apiwarden service.
@@ -67,6 +71,19 @@ type ApiwardenClient interface {
 	DeleteBlock(ctx context.Context, in *DeleteBlockRequest, opts ...grpc.CallOption) (*DeleteBlockResponse, error)
 	// GetStatus returns the agent's version, mode and counters.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*Status, error)
+	// ListModes returns the global mode and the mode of every known service,
+	// with where each comes from (configuration or a runtime override).
+	ListModes(ctx context.Context, in *ListModesRequest, opts ...grpc.CallOption) (*ListModesResponse, error)
+	// SetMode overrides one service's mode at run time (monitor or protect;
+	// "default" removes the override). Unknown services are NotFound, other
+	// mode names InvalidArgument.
+	SetMode(ctx context.Context, in *SetModeRequest, opts ...grpc.CallOption) (*ServiceMode, error)
+	// ListRules returns the deny rules and the detection rule families as
+	// configured, with counts.
+	ListRules(ctx context.Context, in *ListRulesRequest, opts ...grpc.CallOption) (*ListRulesResponse, error)
+	// GetXDSStatus returns the xDS server's snapshot version, connected
+	// nodes, pushes, NACKs and last error.
+	GetXDSStatus(ctx context.Context, in *GetXDSStatusRequest, opts ...grpc.CallOption) (*XDSStatus, error)
 }
 
 type apiwardenClient struct {
@@ -157,6 +174,46 @@ func (c *apiwardenClient) GetStatus(ctx context.Context, in *GetStatusRequest, o
 	return out, nil
 }
 
+func (c *apiwardenClient) ListModes(ctx context.Context, in *ListModesRequest, opts ...grpc.CallOption) (*ListModesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListModesResponse)
+	err := c.cc.Invoke(ctx, Apiwarden_ListModes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *apiwardenClient) SetMode(ctx context.Context, in *SetModeRequest, opts ...grpc.CallOption) (*ServiceMode, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServiceMode)
+	err := c.cc.Invoke(ctx, Apiwarden_SetMode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *apiwardenClient) ListRules(ctx context.Context, in *ListRulesRequest, opts ...grpc.CallOption) (*ListRulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRulesResponse)
+	err := c.cc.Invoke(ctx, Apiwarden_ListRules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *apiwardenClient) GetXDSStatus(ctx context.Context, in *GetXDSStatusRequest, opts ...grpc.CallOption) (*XDSStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(XDSStatus)
+	err := c.cc.Invoke(ctx, Apiwarden_GetXDSStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ApiwardenServer is the server API for Apiwarden service.
 // All implementations must embed UnimplementedApiwardenServer
 // for forward compatibility.
@@ -181,6 +238,19 @@ type ApiwardenServer interface {
 	DeleteBlock(context.Context, *DeleteBlockRequest) (*DeleteBlockResponse, error)
 	// GetStatus returns the agent's version, mode and counters.
 	GetStatus(context.Context, *GetStatusRequest) (*Status, error)
+	// ListModes returns the global mode and the mode of every known service,
+	// with where each comes from (configuration or a runtime override).
+	ListModes(context.Context, *ListModesRequest) (*ListModesResponse, error)
+	// SetMode overrides one service's mode at run time (monitor or protect;
+	// "default" removes the override). Unknown services are NotFound, other
+	// mode names InvalidArgument.
+	SetMode(context.Context, *SetModeRequest) (*ServiceMode, error)
+	// ListRules returns the deny rules and the detection rule families as
+	// configured, with counts.
+	ListRules(context.Context, *ListRulesRequest) (*ListRulesResponse, error)
+	// GetXDSStatus returns the xDS server's snapshot version, connected
+	// nodes, pushes, NACKs and last error.
+	GetXDSStatus(context.Context, *GetXDSStatusRequest) (*XDSStatus, error)
 	mustEmbedUnimplementedApiwardenServer()
 }
 
@@ -214,6 +284,18 @@ func (UnimplementedApiwardenServer) DeleteBlock(context.Context, *DeleteBlockReq
 }
 func (UnimplementedApiwardenServer) GetStatus(context.Context, *GetStatusRequest) (*Status, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedApiwardenServer) ListModes(context.Context, *ListModesRequest) (*ListModesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListModes not implemented")
+}
+func (UnimplementedApiwardenServer) SetMode(context.Context, *SetModeRequest) (*ServiceMode, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetMode not implemented")
+}
+func (UnimplementedApiwardenServer) ListRules(context.Context, *ListRulesRequest) (*ListRulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRules not implemented")
+}
+func (UnimplementedApiwardenServer) GetXDSStatus(context.Context, *GetXDSStatusRequest) (*XDSStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetXDSStatus not implemented")
 }
 func (UnimplementedApiwardenServer) mustEmbedUnimplementedApiwardenServer() {}
 func (UnimplementedApiwardenServer) testEmbeddedByValue()                   {}
@@ -380,6 +462,78 @@ func _Apiwarden_GetStatus_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Apiwarden_ListModes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListModesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApiwardenServer).ListModes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Apiwarden_ListModes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApiwardenServer).ListModes(ctx, req.(*ListModesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Apiwarden_SetMode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetModeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApiwardenServer).SetMode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Apiwarden_SetMode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApiwardenServer).SetMode(ctx, req.(*SetModeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Apiwarden_ListRules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApiwardenServer).ListRules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Apiwarden_ListRules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApiwardenServer).ListRules(ctx, req.(*ListRulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Apiwarden_GetXDSStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetXDSStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApiwardenServer).GetXDSStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Apiwarden_GetXDSStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApiwardenServer).GetXDSStatus(ctx, req.(*GetXDSStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Apiwarden_ServiceDesc is the grpc.ServiceDesc for Apiwarden service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,6 +572,22 @@ var Apiwarden_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStatus",
 			Handler:    _Apiwarden_GetStatus_Handler,
+		},
+		{
+			MethodName: "ListModes",
+			Handler:    _Apiwarden_ListModes_Handler,
+		},
+		{
+			MethodName: "SetMode",
+			Handler:    _Apiwarden_SetMode_Handler,
+		},
+		{
+			MethodName: "ListRules",
+			Handler:    _Apiwarden_ListRules_Handler,
+		},
+		{
+			MethodName: "GetXDSStatus",
+			Handler:    _Apiwarden_GetXDSStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
