@@ -300,4 +300,3 @@ func streamCfg() stream.Config { return stream.Config{MaxBufferedBytes: 32, MaxS
 func httpCfg() http1.Config {
 	return http1.Config{MaxHeaderBytes: 128, MaxHeaders: 4, MaxBodyBytes: 8, MaxFailures: 2, MaxPipeline: 2}
 }
-
