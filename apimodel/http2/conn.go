@@ -1075,6 +1075,11 @@ func Detect(b []byte) (ok bool, client int) {
 		return true, 1
 	}
 	client = -1
+	if len(b) >= 9 && b[3] == frameSettings && b[4] == 0 && plausible(b) {
+		// A SETTINGS (not an ACK) first: the server opening its side (the
+		// client's would follow its preface).
+		client = 0
+	}
 	frames := 0
 	for len(b) >= 9 && frames < 16 {
 		if !plausible(b) || (frames == 0 && b[3] == frameContinuation) {
