@@ -62,6 +62,8 @@ func requestCheck(name string) requestCheckFunc {
 		return checkMultipartCharset
 	case "protocol-policy":
 		return checkProtocolPolicy
+	case "rfi-param":
+		return checkRFIParam
 	case "method-policy":
 		return checkMethodPolicy
 	case "body-content-type":
@@ -922,6 +924,38 @@ func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
 				}
 			}
 		}
+	}
+	return "", "", false
+}
+
+// rfiParams are parameters that well-known PHP applications pass to
+// include(): a URL there is a remote file include.
+var rfiParams = map[string]bool{"mosconfig_absolute_path": true, "_conf[path]": true, "_server[document_root]": true,
+	"path[docroot]": true, "config[root_dir]": true, "gallery_basedir": true, "appserv_root": true}
+
+func checkRFIParam(req *call.Request, _ *Config) (string, string, bool) {
+	scan := func(raw string) (string, string, bool) {
+		for raw != "" {
+			var pair string
+			pair, raw, _ = strings.Cut(raw, "&")
+			name, val, _ := strings.Cut(pair, "=")
+			if !rfiParams[strings.ToLower(decode(name, true, 2))] {
+				continue
+			}
+			v := strings.ToLower(decode(val, true, 2))
+			for _, p := range []string{"http://", "https://", "ftp://", "ftps://", "file://"} {
+				if strings.HasPrefix(v, p) {
+					return "query:" + name, v, true
+				}
+			}
+		}
+		return "", "", false
+	}
+	if p, v, ok := scan(req.RawQuery); ok {
+		return p, v, true
+	}
+	if len(req.Body) > 0 && strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "application/x-www-form-urlencoded") {
+		return scan(string(req.Body[:min(len(req.Body), 64<<10)]))
 	}
 	return "", "", false
 }

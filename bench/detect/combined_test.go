@@ -104,7 +104,22 @@ func TestCombinedReport(t *testing.T) {
 	} else {
 		t.Log(err)
 	}
-	for _, f := range []string{corpusPath, holdoutPath} {
+	if api, err := LoadCorpus(apiTrafficPath); err == nil {
+		var tune, held []Entry
+		for _, e := range api {
+			e.Class = e.Where
+			if HeldBack(e.ID) {
+				held = append(held, e)
+			} else {
+				tune = append(tune, e)
+			}
+		}
+		count(apiTrafficPath+" TUNING slice (70 %), FPR per API", tune)
+		count(apiTrafficPath+" HELD-BACK slice (30 %), FPR per API", held)
+	} else {
+		t.Log(err)
+	}
+	for _, f := range []string{corpusPath, holdoutPath, apiTrafficPath} {
 		all, err := LoadCorpus(f)
 		if err != nil {
 			t.Fatal(err)
