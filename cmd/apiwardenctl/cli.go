@@ -40,6 +40,8 @@ commands:
   openapi [-o FILE]                            OpenAPI 3 document of the inventory
   processes [-o table|json]                    serving processes and TLS visibility
   events [--since 1h|RFC3339] [--service S] [--class C] [--action A] [--limit N] [-o table|json]
+  anomalies [--since 1h|RFC3339] [--service S] [--detector D] [--action A] [--limit N] [--json]
+                                               behavioural findings (events of class abuse)
   blocklist [-o table|json]                    blocked source prefixes
   block PREFIX [--ttl 10m] [--reason TEXT]     block a source prefix (ttl 0: until unblocked)
   unblock PREFIX                               remove a prefix from the blocklist
@@ -175,6 +177,9 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 	}
 	if cmd == "spec" {
 		return specCommand(ctx, g, args, stdout)
+	}
+	if cmd == "anomalies" {
+		return anomaliesCommand(ctx, g, args, stdout)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
