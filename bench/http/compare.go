@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"strings"
 	"time"
@@ -99,6 +100,7 @@ func (b *bench) compare(ctx context.Context, srv *harness.Server, path string) e
 		return err
 	}
 	start := time.Now()
+	load0 := loadAvg()
 	var rates [numPhases]float64
 	var runs []*modeRun
 	for i, m := range modes {
@@ -114,6 +116,12 @@ func (b *bench) compare(ctx context.Context, srv *harness.Server, path string) e
 			"ka_p50_us", r.phase[phLatKA].P50Us, "ka_p99_us", r.phase[phLatKA].P99Us)
 	}
 	fmt.Print(b.compareReport(srv.Name, runs, rates, time.Since(start)))
+	sched := fmt.Sprintf("nice %d", b.cfg.nice)
+	if b.cfg.rt > 0 {
+		sched = fmt.Sprintf("SCHED_RR priority %d", b.cfg.rt)
+	}
+	fmt.Printf("\nMachine: %d CPUs, load average %s at the start, %s at the end (other work on the machine shows here); benchmark at %s.\n",
+		runtime.NumCPU(), load0, loadAvg(), sched)
 	return nil
 }
 
@@ -168,17 +176,27 @@ func (b *bench) runMode(ctx context.Context, mode string, srv *harness.Server, p
 		before := b.scrape()
 		srv0 := srv.CPUTime()
 		ex0, _ := cpuOf(extraPid)
-		var prof chan error
+		var prof, trace chan error
 		if mode == "protect" && ph == phLatKA && b.cfg.profile != "" {
 			prof = make(chan error, 1)
 			go func() { prof <- b.profileAgent(srv.Name+"-protect", b.cfg.window) }()
+		}
+		if mode == "protect" && ph == phLatKA && b.cfg.trace != "" {
+			trace = make(chan error, 1)
+			go func() {
+				time.Sleep(b.cfg.window / 4)
+				trace <- b.fetchProfile("trace", b.cfg.trace, srv.Name+"-protect", time.Second)
+			}()
 		}
 		l, err := b.load(ctx, addr, path, conns, rate, newConn, b.cfg.window)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", phaseNames[ph], err)
 		}
-		if prof != nil {
-			if err := <-prof; err != nil {
+		for _, ch := range []chan error{prof, trace} {
+			if ch == nil {
+				continue
+			}
+			if err := <-ch; err != nil {
 				b.log.Warn("agent profile", "err", err)
 			}
 		}
@@ -305,6 +323,19 @@ func (b *bench) startCoraza(srv *harness.Server) (*harness.Proc, string, error) 
 	}
 	b.log.Info("coraza proxy up", "addr", addr, "pl", b.cfg.pl, "blocks", "sqli,xss")
 	return p, addr, nil
+}
+
+// loadAvg is the 1-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // scrape reads the agent's /metrics (nil without an agent).

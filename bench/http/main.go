@@ -58,6 +58,9 @@ type config struct {
 	modes string
 	quick bool
 	pl    int
+	nice  int
+	rt    int
+	trace string
 }
 
 // load is awload's JSON result.
@@ -140,6 +143,9 @@ func main() {
 	flag.StringVar(&cfg.modes, "modes", "", "instead of the A/B windows, compare these modes on one server in one run: none, monitor, protect, coraza (a Coraza + CRS inline proxy in front of the server, no agent); e.g. -modes none,monitor,protect,coraza")
 	flag.BoolVar(&cfg.quick, "quick", false, "with -modes: short phases (1.5 s) and no second baseline run, about 30 s in all")
 	flag.IntVar(&cfg.pl, "pl", 1, "with -modes: CRS paranoia level of the Coraza proxy")
+	flag.IntVar(&cfg.nice, "nice", 0, "run the benchmark (generator, servers, agent, proxy: everything it starts) at this nice level, so other work on a shared machine disturbs it less")
+	flag.IntVar(&cfg.rt, "rt", 0, "run the benchmark and everything it starts under SCHED_RR at this priority (chrt -r; 0: off): on a machine busy with other work, woken tasks then run at once instead of queueing behind it (the kernel's RT throttling still leaves the rest 5 %); -modes defaults to 1 unless -nice is given")
+	flag.StringVar(&cfg.trace, "trace", "", "with -modes: write a Go execution trace (1 s) of the protect-mode agent during its fixed-rate keep-alive phase to this file (prefixed with the server name)")
 	proxy := flag.String("coraza-proxy", "", "internal: run the Coraza + CRS proxy on this listen address (with -upstream)")
 	upstream := flag.String("upstream", "", "internal: upstream host:port of -coraza-proxy")
 	flag.Parse()
@@ -153,6 +159,9 @@ func main() {
 		if !set["servers"] {
 			cfg.servers = "goapi"
 		}
+		if !set["rt"] && !set["nice"] {
+			cfg.rt = 1
+		}
 		if !set["window"] {
 			cfg.window = 4 * time.Second
 			if cfg.quick {
@@ -165,6 +174,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/http: needs root (network namespaces, BPF)")
 		os.Exit(2)
 	}
+	reniceSelf(cfg.nice, cfg.rt, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{cfg: cfg, log: log.With("component", "bench"), base: log}
@@ -262,6 +272,31 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
+// nicedEnv marks the re-executed benchmark.
+const nicedEnv = "AWBENCH_NICED"
+
+// reniceSelf re-executes the benchmark under nice(1) when asked to: nice
+// is per thread on Linux, and only a process started at the level has
+// every thread (and every child) there.
+func reniceSelf(n, rt int, log *slog.Logger) {
+	if (n == 0 && rt == 0) || os.Getenv(nicedEnv) != "" {
+		return
+	}
+	self, err := os.Executable()
+	tool, args := "nice", []string{"nice", "-n", fmt.Sprint(n)}
+	if rt > 0 {
+		tool, args = "chrt", []string{"chrt", "-r", fmt.Sprint(rt)}
+	}
+	path, lerr := exec.LookPath(tool)
+	if err != nil || lerr != nil {
+		log.Warn("cannot reschedule", "err", errors.Join(err, lerr))
+		return
+	}
+	argv := append(append(args, self), os.Args[1:]...)
+	err = syscall.Exec(path, argv, append(os.Environ(), nicedEnv+"=1"))
+	log.Warn("cannot reschedule", "err", err)
+}
+
 // runOut runs a command and returns its combined output.
 func runOut(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
@@ -321,7 +356,7 @@ func (b *bench) setAgent(on bool) error {
 	}
 	b.agentN++
 	var extra []string
-	if b.cfg.profile != "" {
+	if b.cfg.profile != "" || b.cfg.trace != "" {
 		extra = append(extra, "--pprof")
 	}
 	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Mode: b.cfg.mode, Ifaces: b.topo.Ifaces(),
@@ -474,8 +509,14 @@ func (b *bench) pinAway(pid int) {
 // profileAgent saves a CPU profile of the running agent over d (its
 // --pprof endpoint) to <server>-<profile>.
 func (b *bench) profileAgent(server string, d time.Duration) error {
+	return b.fetchProfile("profile", b.cfg.profile, server, d)
+}
+
+// fetchProfile saves /debug/pprof/<kind> of the running agent over d to
+// <server>-<file>.
+func (b *bench) fetchProfile(kind, file, server string, d time.Duration) error {
 	secs := max(1, int(d.Seconds()))
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b.agent.Base, secs))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", b.agent.Base, kind, secs))
 	if err != nil {
 		return err
 	}
@@ -483,7 +524,7 @@ func (b *bench) profileAgent(server string, d time.Duration) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("profile: %s", resp.Status)
 	}
-	out := filepath.Join(filepath.Dir(b.cfg.profile), server+"-"+filepath.Base(b.cfg.profile))
+	out := filepath.Join(filepath.Dir(file), server+"-"+filepath.Base(file))
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -492,7 +533,7 @@ func (b *bench) profileAgent(server string, d time.Duration) error {
 		f.Close()
 		return err
 	}
-	fmt.Printf("agent CPU profile: %s\n", out)
+	fmt.Printf("agent %s: %s\n", kind, out)
 	return f.Close()
 }
 
