@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"github.com/apiwarden/apiwarden/apiserver"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // eventsBackend serves a fixed event log, filtered like the agent's
 // (service, class, action, since, limit; newest first), and remembers the
@@ -88,8 +86,8 @@ func startEventsAgent(t *testing.T) (string, *eventsBackend) {
 	return ln.Addr().String(), be
 }
 
-// golden compares got with testdata/name (rewritten with -update).
-func golden(t *testing.T, name, got string) {
+// goldenFile compares got with testdata/name (rewritten with -update).
+func goldenFile(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
@@ -136,7 +134,7 @@ func TestAnomaliesGolden(t *testing.T) {
 			if f := be.filter(); f != tc.want {
 				t.Errorf("agent asked for %+v, want %+v", f, tc.want)
 			}
-			golden(t, tc.golden, out)
+			goldenFile(t, tc.golden, out)
 		})
 	}
 }
