@@ -13,7 +13,6 @@ import (
 	"github.com/apiwarden/apiwarden/apiserver"
 )
 
-
 // eventsBackend serves a fixed event log, filtered like the agent's
 // (service, class, action, since, limit; newest first), and remembers the
 // filter it was asked for.
