@@ -235,6 +235,7 @@ var gaugeNames = map[string]bool{
 	"attrib_addrs":           true,
 	"attrib_cgroups":         true,
 	"events_stored":          true,
+	"agent_learn_waiting":    true,
 	"tls_probed_files":       true,
 	"tls_attach_points":      true,
 	"tls_attach_points_slow": true,
