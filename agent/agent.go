@@ -661,7 +661,8 @@ func (a *Agent) counters() map[string]uint64 {
 }
 
 func (a *Agent) registerCollectors() {
-	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters), newVisibilityCollector(a), newBPFProgramCollector())
+	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters), newVisibilityCollector(a), newBPFProgramCollector(),
+		newSummaryCollector(a.summaryCounters))
 }
 
 // publishPolicy sends the current blocklist and deny rules to xDS clients

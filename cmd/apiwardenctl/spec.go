@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-
 	apiwardenv1 "github.com/apiwarden/apiwarden/api/apiwarden/v1"
 	"github.com/apiwarden/apiwarden/apimodel/behavior"
 	"github.com/apiwarden/apiwarden/apimodel/inventory"
