@@ -49,7 +49,7 @@ func TestSetModeOverridesAndPersists(t *testing.T) {
 		t.Fatalf("set %+v %v", sm, err)
 	}
 	// No kernel enforcement was loaded: the note says what protect lacks.
-	if !strings.Contains(sm.Note, "kernel rules not loaded") {
+	if !strings.Contains(sm.Note, "enforcement programs not loaded") {
 		t.Errorf("note %q", sm.Note)
 	}
 	if a.modeFor("billing") != ModeProtect || a.modeFor("shop") != ModeProtect || a.modeFor("other") != ModeMonitor {
@@ -64,7 +64,7 @@ func TestSetModeOverridesAndPersists(t *testing.T) {
 
 	// A new agent on the same store gets the overrides back.
 	a2 := &Agent{cfg: cfg, log: a.log, store: a.store}
-	if err := a2.restoreModes(); err != nil {
+	if err := a2.restoreModes(a.store); err != nil {
 		t.Fatal(err)
 	}
 	if a2.modeFor("billing") != ModeProtect || a2.modeFor("shop") != ModeMonitor {
@@ -75,7 +75,7 @@ func TestSetModeOverridesAndPersists(t *testing.T) {
 		t.Errorf("default %+v %v", sm, err)
 	}
 	a3 := &Agent{cfg: cfg, log: a.log, store: a.store}
-	if err := a3.restoreModes(); err != nil || a3.modeFor("billing") != ModeMonitor {
+	if err := a3.restoreModes(a.store); err != nil || a3.modeFor("billing") != ModeMonitor {
 		t.Errorf("after default: %v %v", a3.modes.snapshot(), err)
 	}
 }
