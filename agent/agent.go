@@ -139,6 +139,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("api listen %s: %w", a.cfg.APIAddr, err)
 	}
 	defer ln.Close()
+	// Runtime mode overrides decide, like serviceModes, whether the hold
+	// point and the enforcement programs load: read them from the store,
+	// closed again at once so openHold still opens the first descriptor.
+	if err := a.preloadModes(); err != nil {
+		a.log.Warn("persisted mode overrides not restored", "err", err)
+	}
 	a.openHold() // first: see openHold for why
 	defer a.stopHold()
 
@@ -146,9 +152,6 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer a.store.Close()
-	if err := a.restoreModes(); err != nil {
-		a.log.Warn("persisted mode overrides not restored", "err", err)
-	}
 	a.events = newEventLog(a.store, a.base)
 	if a.cfg.EventsFile != "" {
 		if err := a.events.exportTo(a.cfg.EventsFile); err != nil {
@@ -664,7 +667,8 @@ func (a *Agent) counters() map[string]uint64 {
 }
 
 func (a *Agent) registerCollectors() {
-	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters), newVisibilityCollector(a), newBPFProgramCollector())
+	a.reg.MustRegister(newCounterSource("pipeline", "", a.counters), newVisibilityCollector(a), newBPFProgramCollector(),
+		newSummaryCollector(a.summaryCounters))
 }
 
 // publishPolicy sends the current blocklist and deny rules to xDS clients

@@ -57,11 +57,12 @@ func (a *Agent) serviceMode(svc string, ov map[string]modeOverride) apiserver.Se
 func (a *Agent) protectNote() string {
 	switch {
 	case a.enforcer == nil:
-		return "kernel rules not loaded (the agent started with no protected service and no deny rules): " +
-			"findings are cut after the fact; restart the agent for kernel drops and the hold point"
+		return "enforcement programs not loaded (the agent started with no protected service and no deny rules): " +
+			"connections cannot be cut (events say cut-failed), source blocks still apply; " +
+			"restart the agent to load them (the override is kept)"
 	case a.hold == nil && a.cfg.Hold.Enabled:
 		return "no hold point (the agent started with no protected service, or it is unavailable): " +
-			"findings are cut after the request reached the server"
+			"requests are cut after they reached the server; restart the agent to load it (the override is kept)"
 	case a.resetter == nil:
 		return "connection reset unavailable: findings are dropped in the kernel where it can, not cut"
 	}

@@ -143,3 +143,55 @@ apiwarden_behavior_anomalies_total{action="monitor",detector="unknown_field"} 0
 		t.Fatal(err)
 	}
 }
+
+// TestSummaryMetrics checks apiwarden_blocks_total{enforcer} and
+// apiwarden_events_lost_total{stage}: every source counter is summed into
+// its label, every label is present, and each name is in the pipeline
+// counter list (a renamed counter would silently read 0).
+func TestSummaryMetrics(t *testing.T) {
+	vals := map[string]uint64{
+		"guard_dropped_blocklist": 3, "guard_dropped_ratelimit": 1,
+		"enforce_requests_dropped": 2, "enforce_flagged_packets_dropped_ingress": 5,
+		"reset_sockets_destroyed": 4, "hold_blocked": 6,
+		"capture_chunks_lost": 7, "enforce_events_lost": 1, "events_otlp_dropped": 2,
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newSummaryCollector(func() map[string]uint64 { return vals }))
+	want := `
+# HELP apiwarden_blocks_total Packets, requests and connections refused, by enforcer: xdp (source guard; its tcx variant on veth/lo included), tc (kernel rules and flagged flows), sock (sockets destroyed), hold (held segments dropped).
+# TYPE apiwarden_blocks_total counter
+apiwarden_blocks_total{enforcer="hold"} 6
+apiwarden_blocks_total{enforcer="sock"} 4
+apiwarden_blocks_total{enforcer="tc"} 7
+apiwarden_blocks_total{enforcer="xdp"} 4
+# HELP apiwarden_events_lost_total Records lost before the agent could handle them, by pipeline stage.
+# TYPE apiwarden_events_lost_total counter
+apiwarden_events_lost_total{stage="capture"} 7
+apiwarden_events_lost_total{stage="enforce"} 1
+apiwarden_events_lost_total{stage="events"} 0
+apiwarden_events_lost_total{stage="otlp"} 2
+apiwarden_events_lost_total{stage="procmon"} 0
+apiwarden_events_lost_total{stage="tls"} 0
+apiwarden_events_lost_total{stage="tls_attach"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Fatalf("lint %v %v", problems, err)
+	}
+	known := map[string]bool{}
+	for _, n := range pipelineCounterNames() {
+		known[n] = true
+	}
+	for _, srcs := range []map[string][]string{blockSources, lostSources} {
+		for label, keys := range srcs {
+			for _, k := range keys {
+				// hold_* come from holdPoint.counters, not the pipeline.
+				if !known[k] && k != "hold_blocked" {
+					t.Errorf("%s: counter %q is not a pipeline counter", label, k)
+				}
+			}
+		}
+	}
+}

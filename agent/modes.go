@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/apiwarden/apiwarden/store"
 )
 
 // Runtime mode overrides (SetMode over the API) sit on top of the
@@ -91,11 +93,22 @@ func (a *Agent) saveModes(m map[string]modeOverride) error {
 	return a.store.SaveState(modesState, data)
 }
 
-// restoreModes loads the persisted overrides; it runs before the sensors
-// load, so a service set to protect at run time gets the kernel's
-// enforcement programs after a restart.
-func (a *Agent) restoreModes() error {
-	data, err := a.store.LoadState(modesState)
+// preloadModes opens the store briefly to restore the overrides before
+// anything else is loaded.
+func (a *Agent) preloadModes() error {
+	st, err := store.Open(a.cfg.DataDir, a.base)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return a.restoreModes(st)
+}
+
+// restoreModes loads the persisted overrides; it runs before the hold
+// point and the sensors load, so a service set to protect at run time gets
+// the kernel's enforcement programs and the hold point after a restart.
+func (a *Agent) restoreModes(st *store.Store) error {
+	data, err := st.LoadState(modesState)
 	if err != nil || data == nil {
 		return err
 	}

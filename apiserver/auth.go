@@ -150,7 +150,9 @@ func (a *authenticator) http(next http.Handler, public func(*http.Request) bool)
 func writeJSONError(w http.ResponseWriter, httpCode int, code codes.Code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpCode)
-	_ = json.NewEncoder(w).Encode(struct {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
 		Details []any  `json:"details"`

@@ -47,6 +47,8 @@ func objects(t *testing.T, name string, manifest []byte) []any {
 			obj = &appsv1.DaemonSet{}
 		case "ServiceMonitor":
 			obj = &serviceMonitor{}
+		case "Secret":
+			obj = &corev1.Secret{}
 		default:
 			t.Fatalf("%s doc %d: unexpected kind %q", name, i, tm.Kind)
 		}
@@ -76,9 +78,13 @@ type serviceMonitor struct {
 	Spec              struct {
 		Selector  metav1.LabelSelector `json:"selector"`
 		Endpoints []struct {
-			Port     string `json:"port"`
-			Path     string `json:"path"`
-			Interval string `json:"interval"`
+			Port          string `json:"port"`
+			Path          string `json:"path"`
+			Interval      string `json:"interval"`
+			Authorization *struct {
+				Type        string                   `json:"type"`
+				Credentials corev1.SecretKeySelector `json:"credentials"`
+			} `json:"authorization,omitempty"`
 		} `json:"endpoints"`
 	} `json:"spec"`
 }

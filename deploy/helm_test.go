@@ -18,15 +18,7 @@ import (
 // coalesce the values and run the template engine.
 func render(t *testing.T, vals map[string]any) []any {
 	t.Helper()
-	chrt, err := loader.Load("helm/apiwarden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rv, err := util.ToRenderValues(chrt, vals, common.ReleaseOptions{Name: "aw", Namespace: "apiwarden", IsInstall: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := engine.Render(chrt, rv)
+	files, err := renderFiles(vals)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +67,13 @@ func TestChartRendersToggles(t *testing.T) {
 	objs := render(t, map[string]any{
 		"privileged":     true,
 		"serviceMonitor": map[string]any{"enabled": true},
+		"apiToken":       map[string]any{"value": "s3cret"},
 		"dashboards":     map[string]any{"enabled": true},
 		"xdsPort":        0,
 	})
 	checkAgentObjects(t, objs, true)
 	k := kinds(objs)
-	if k["deploy_test.serviceMonitor"] != 1 || k["v1.Service"] != 1 || k["ConfigMap/dashboards"] != 1 {
+	if k["deploy_test.serviceMonitor"] != 1 || k["v1.Service"] != 1 || k["ConfigMap/dashboards"] != 1 || k["v1.Secret"] != 1 {
 		t.Fatalf("kinds %v", k)
 	}
 	for _, o := range objs {
@@ -99,3 +92,16 @@ func TestChartRendersToggles(t *testing.T) {
 }
 
 func isDashboards(cm *corev1.ConfigMap) bool { return cm.Labels["grafana_dashboard"] == "1" }
+
+// renderFiles runs the template engine and returns the rendered files.
+func renderFiles(vals map[string]any) (map[string]string, error) {
+	chrt, err := loader.Load("helm/apiwarden")
+	if err != nil {
+		return nil, err
+	}
+	rv, err := util.ToRenderValues(chrt, vals, common.ReleaseOptions{Name: "aw", Namespace: "apiwarden", IsInstall: true}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return engine.Render(chrt, rv)
+}

@@ -24,6 +24,8 @@ func TestWrongUsageGetsOneClearLine(t *testing.T) {
 		{[]string{"agent", "--log-level", "loud"}, 2, "log-level"},
 		{[]string{"agent", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"agent", "--config", "/nonexistent/apiwarden.yaml"}, 2, "config"},
+		{[]string{"agent", "--api-addr", "0.0.0.0:9464"}, 2,
+			"api-addr 0.0.0.0:9464 is not a loopback address: refusing to serve the API without authentication; set apiTokenFile (flag --api-token-file)"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
