@@ -379,7 +379,19 @@ type Endpoint struct {
 	// calls, learned (0 or 1), rate_per_window, client_rate_per_window,
 	// client_distinct_ids_per_window, latency_ms, request_bytes,
 	// response_bytes, response_bytes_max.
-	Baseline      map[string]float64 `protobuf:"bytes,19,rep,name=baseline,proto3" json:"baseline,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Baseline map[string]float64 `protobuf:"bytes,19,rep,name=baseline,proto3" json:"baseline,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// Protocol most calls used: "http/1.1", "h2" or "grpc" (a gRPC endpoint
+	// is POST /package.Service/Method); calls per protocol.
+	Protocol  string            `protobuf:"bytes,20,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocols map[string]uint64 `protobuf:"bytes,21,rep,name=protocols,proto3" json:"protocols,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// gRPC calls by grpc-status ("0", "5"; "-1": ended without one).
+	GrpcStatusCodes map[string]uint64 `protobuf:"bytes,22,rep,name=grpc_status_codes,json=grpcStatusCodes,proto3" json:"grpc_status_codes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// gRPC calls by streaming kind: unary, client-streaming,
+	// server-streaming, bidi-streaming (from the message counts).
+	GrpcKinds map[string]uint64 `protobuf:"bytes,23,rep,name=grpc_kinds,json=grpcKinds,proto3" json:"grpc_kinds,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// HTTP/2 calls with header fields the agent could not decode (it joined
+	// the connection after its HPACK table was built).
+	PartialCalls  uint64 `protobuf:"varint,24,opt,name=partial_calls,json=partialCalls,proto3" json:"partial_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -545,6 +557,41 @@ func (x *Endpoint) GetBaseline() map[string]float64 {
 		return x.Baseline
 	}
 	return nil
+}
+
+func (x *Endpoint) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *Endpoint) GetProtocols() map[string]uint64 {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *Endpoint) GetGrpcStatusCodes() map[string]uint64 {
+	if x != nil {
+		return x.GrpcStatusCodes
+	}
+	return nil
+}
+
+func (x *Endpoint) GetGrpcKinds() map[string]uint64 {
+	if x != nil {
+		return x.GrpcKinds
+	}
+	return nil
+}
+
+func (x *Endpoint) GetPartialCalls() uint64 {
+	if x != nil {
+		return x.PartialCalls
+	}
+	return 0
 }
 
 type GetOpenAPIRequest struct {
@@ -1456,7 +1503,7 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x16\n" +
 	"\x06format\x18\x04 \x01(\tR\x06format\x12\x14\n" +
 	"\x05count\x18\x05 \x01(\x04R\x05count\x12\x1a\n" +
-	"\brequired\x18\x06 \x01(\bR\brequired\"\xc8\f\n" +
+	"\brequired\x18\x06 \x01(\bR\brequired\"\xad\x10\n" +
 	"\bEndpoint\x12/\n" +
 	"\aservice\x18\x01 \x01(\v2\x15.apiwarden.v1.ServiceR\aservice\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12#\n" +
@@ -1480,7 +1527,13 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\tlast_seen\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1f\n" +
 	"\vno_response\x18\x12 \x01(\x04R\n" +
 	"noResponse\x12@\n" +
-	"\bbaseline\x18\x13 \x03(\v2$.apiwarden.v1.Endpoint.BaselineEntryR\bbaseline\x1a>\n" +
+	"\bbaseline\x18\x13 \x03(\v2$.apiwarden.v1.Endpoint.BaselineEntryR\bbaseline\x12\x1a\n" +
+	"\bprotocol\x18\x14 \x01(\tR\bprotocol\x12C\n" +
+	"\tprotocols\x18\x15 \x03(\v2%.apiwarden.v1.Endpoint.ProtocolsEntryR\tprotocols\x12W\n" +
+	"\x11grpc_status_codes\x18\x16 \x03(\v2+.apiwarden.v1.Endpoint.GrpcStatusCodesEntryR\x0fgrpcStatusCodes\x12D\n" +
+	"\n" +
+	"grpc_kinds\x18\x17 \x03(\v2%.apiwarden.v1.Endpoint.GrpcKindsEntryR\tgrpcKinds\x12#\n" +
+	"\rpartial_calls\x18\x18 \x01(\x04R\fpartialCalls\x1a>\n" +
 	"\x10StatusCodesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aF\n" +
@@ -1501,7 +1554,16 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a;\n" +
 	"\rBaselineEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x13\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a<\n" +
+	"\x0eProtocolsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aB\n" +
+	"\x14GrpcStatusCodesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a<\n" +
+	"\x0eGrpcKindsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x13\n" +
 	"\x11GetOpenAPIRequest\"\x16\n" +
 	"\x14ListProcessesRequest\"R\n" +
 	"\x15ListProcessesResponse\x129\n" +
@@ -1590,7 +1652,7 @@ func file_apiwarden_v1_apiwarden_proto_rawDescGZIP() []byte {
 	return file_apiwarden_v1_apiwarden_proto_rawDescData
 }
 
-var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	(*ListInventoryRequest)(nil),  // 0: apiwarden.v1.ListInventoryRequest
 	(*ListInventoryResponse)(nil), // 1: apiwarden.v1.ListInventoryResponse
@@ -1620,11 +1682,14 @@ var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	nil,                           // 25: apiwarden.v1.Endpoint.AuthSchemesEntry
 	nil,                           // 26: apiwarden.v1.Endpoint.TlsEntry
 	nil,                           // 27: apiwarden.v1.Endpoint.BaselineEntry
-	nil,                           // 28: apiwarden.v1.Status.CountersEntry
-	(*structpb.Struct)(nil),       // 29: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
-	(*httpbody.HttpBody)(nil),     // 32: google.api.HttpBody
+	nil,                           // 28: apiwarden.v1.Endpoint.ProtocolsEntry
+	nil,                           // 29: apiwarden.v1.Endpoint.GrpcStatusCodesEntry
+	nil,                           // 30: apiwarden.v1.Endpoint.GrpcKindsEntry
+	nil,                           // 31: apiwarden.v1.Status.CountersEntry
+	(*structpb.Struct)(nil),       // 32: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(*httpbody.HttpBody)(nil),     // 35: google.api.HttpBody
 }
 var file_apiwarden_v1_apiwarden_proto_depIdxs = []int32{
 	5,  // 0: apiwarden.v1.ListInventoryResponse.endpoints:type_name -> apiwarden.v1.Endpoint
@@ -1635,45 +1700,48 @@ var file_apiwarden_v1_apiwarden_proto_depIdxs = []int32{
 	4,  // 5: apiwarden.v1.Endpoint.path_params:type_name -> apiwarden.v1.Param
 	22, // 6: apiwarden.v1.Endpoint.request_content_types:type_name -> apiwarden.v1.Endpoint.RequestContentTypesEntry
 	23, // 7: apiwarden.v1.Endpoint.response_content_types:type_name -> apiwarden.v1.Endpoint.ResponseContentTypesEntry
-	29, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
+	32, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
 	24, // 9: apiwarden.v1.Endpoint.response_schemas:type_name -> apiwarden.v1.Endpoint.ResponseSchemasEntry
 	25, // 10: apiwarden.v1.Endpoint.auth_schemes:type_name -> apiwarden.v1.Endpoint.AuthSchemesEntry
 	26, // 11: apiwarden.v1.Endpoint.tls:type_name -> apiwarden.v1.Endpoint.TlsEntry
-	30, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
-	30, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
+	33, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
+	33, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
 	27, // 14: apiwarden.v1.Endpoint.baseline:type_name -> apiwarden.v1.Endpoint.BaselineEntry
-	9,  // 15: apiwarden.v1.ListProcessesResponse.processes:type_name -> apiwarden.v1.ProcessStatus
-	30, // 16: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	12, // 17: apiwarden.v1.ListEventsResponse.events:type_name -> apiwarden.v1.Event
-	30, // 18: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
-	15, // 19: apiwarden.v1.ListBlocksResponse.blocks:type_name -> apiwarden.v1.Block
-	30, // 20: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
-	30, // 21: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
-	31, // 22: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
-	28, // 23: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
-	30, // 24: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
-	29, // 25: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
-	0,  // 26: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
-	6,  // 27: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
-	7,  // 28: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
-	10, // 29: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
-	13, // 30: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
-	16, // 31: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
-	17, // 32: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
-	19, // 33: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
-	1,  // 34: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
-	32, // 35: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
-	8,  // 36: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
-	11, // 37: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
-	14, // 38: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
-	15, // 39: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
-	18, // 40: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
-	20, // 41: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
-	34, // [34:42] is the sub-list for method output_type
-	26, // [26:34] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	28, // 15: apiwarden.v1.Endpoint.protocols:type_name -> apiwarden.v1.Endpoint.ProtocolsEntry
+	29, // 16: apiwarden.v1.Endpoint.grpc_status_codes:type_name -> apiwarden.v1.Endpoint.GrpcStatusCodesEntry
+	30, // 17: apiwarden.v1.Endpoint.grpc_kinds:type_name -> apiwarden.v1.Endpoint.GrpcKindsEntry
+	9,  // 18: apiwarden.v1.ListProcessesResponse.processes:type_name -> apiwarden.v1.ProcessStatus
+	33, // 19: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	12, // 20: apiwarden.v1.ListEventsResponse.events:type_name -> apiwarden.v1.Event
+	33, // 21: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
+	15, // 22: apiwarden.v1.ListBlocksResponse.blocks:type_name -> apiwarden.v1.Block
+	33, // 23: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
+	33, // 24: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
+	34, // 25: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
+	31, // 26: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
+	33, // 27: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
+	32, // 28: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
+	0,  // 29: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
+	6,  // 30: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
+	7,  // 31: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
+	10, // 32: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
+	13, // 33: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
+	16, // 34: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
+	17, // 35: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
+	19, // 36: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
+	1,  // 37: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
+	35, // 38: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
+	8,  // 39: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
+	11, // 40: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
+	14, // 41: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
+	15, // 42: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
+	18, // 43: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
+	20, // 44: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
+	37, // [37:45] is the sub-list for method output_type
+	29, // [29:37] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_apiwarden_v1_apiwarden_proto_init() }
@@ -1687,7 +1755,7 @@ func file_apiwarden_v1_apiwarden_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_apiwarden_v1_apiwarden_proto_rawDesc), len(file_apiwarden_v1_apiwarden_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
