@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiwarden/apiwarden/e2e/harness"
+)
+
+// Ports of e2e/testdata/h2srv in the server namespace.
+const (
+	h2GRPCPort = 50051
+	h2CPort    = 8090
+	h2TLSPort  = 8443
+)
+
+type h2World struct {
+	topo *harness.Topology
+	dir  string
+	bin  string // h2srv
+	srv  *harness.Proc
+}
+
+// newH2World builds the namespaces and starts h2srv (grpc-go health,
+// Go h2c, Go h2 over TLS) in the server namespace.
+func newH2World(t *testing.T) *h2World {
+	t.Helper()
+	requireRoot(t)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	harness.CleanupStale(log)
+	w := &h2World{dir: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin, err := harness.GoBuild(ctx, "./e2e/testdata/h2srv", buildDir, "h2srv")
+	if err != nil {
+		t.Fatalf("build h2srv: %v", err)
+	}
+	w.bin = bin
+	topo, err := harness.NewTopology(harness.TopologyConfig{}, log)
+	if err != nil {
+		t.Fatalf("topology: %v", err)
+	}
+	w.topo = topo
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Errorf("topology cleanup: %v", err)
+		}
+	})
+	w.srv, err = harness.StartInNS(topo.SrvNS, "h2srv", filepath.Join(w.dir, "h2srv.out"), nil, bin,
+		"-grpc", fmt.Sprintf(":%d", h2GRPCPort), "-h2c", fmt.Sprintf(":%d", h2CPort), "-tls", fmt.Sprintf(":%d", h2TLSPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.srv.Kill)
+	for _, p := range []int{h2GRPCPort, h2CPort, h2TLSPort} {
+		if err := w.srv.WaitTCP(fmt.Sprintf("%s:%d", topo.SrvIP, p), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+func (w *h2World) addr(port int) string { return fmt.Sprintf("%s:%d", w.topo.SrvIP, port) }
+
+// cli runs a program in the client namespace.
+func (w *h2World) cli(t *testing.T, argv ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", w.topo.CliNS}, argv...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v: %s", argv, err, out)
+	}
+	return string(out)
+}
+
+func findEndpoint(eps []harness.Endpoint, port int, method, path string) *harness.Endpoint {
+	for i := range eps {
+		e := &eps[i]
+		if int(e.Service.Port) == port && e.Method == method && normTemplate(e.PathTemplate) == normTemplate(path) {
+			return e
+		}
+	}
+	return nil
+}
+
+// waitEndpoint polls the inventory until the endpoint has at least n calls.
+func waitEndpoint(t *testing.T, a *harness.Agent, port int, method, path string, n uint64) *harness.Endpoint {
+	t.Helper()
+	deadline := time.Now().Add(*flagWait)
+	var e *harness.Endpoint
+	for time.Now().Before(deadline) {
+		eps, err := a.Inventory()
+		if err == nil {
+			if e = findEndpoint(eps, port, method, path); e != nil && uint64(e.RequestCount) >= n {
+				// Let late calls land: the count must be exact.
+				time.Sleep(time.Second)
+				eps, _ = a.Inventory()
+				return findEndpoint(eps, port, method, path)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if eps, err := a.Inventory(); err == nil {
+		for _, e := range eps {
+			t.Logf("  %d %s %s n=%d %s", e.Service.Port, e.Method, e.PathTemplate, e.RequestCount, e.Protocol)
+		}
+	}
+	t.Fatalf("endpoint %d %s %s with %d calls not in the inventory (last %+v)", port, method, path, n, e)
+	return nil
+}
+
+// TestHTTP2InventoryE2E: a grpc-go client calling a grpc-go server, curl
+// --http2-prior-knowledge against a Go h2c server and curl --http2 against
+// a Go net/http server with h2 over TLS (ALPN): each call is in the
+// inventory with its protocol, gRPC status codes included; an SQL
+// injection in an HTTP/2 query string is an attack event.
+func TestHTTP2InventoryE2E(t *testing.T) {
+	bin := needAgent(t)
+	w := newH2World(t)
+	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
+		DataDir: filepath.Join(w.dir, "data"), LogFile: filepath.Join(w.dir, "agent.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Kill()
+		if t.Failed() {
+			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
+		}
+	})
+	if err := a.WaitReady(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("grpc", func(t *testing.T) {
+		out := w.cli(t, w.bin, "-check", w.addr(h2GRPCPort), "-n", "5", "-unknown", "2")
+		if strings.TrimSpace(out) != `{"NotFound":2,"OK":5}` {
+			t.Fatalf("grpc client: %s", out)
+		}
+		e := waitEndpoint(t, a, h2GRPCPort, "POST", "/grpc.health.v1.Health/Check", 7)
+		if e.RequestCount != 7 || e.Protocol != "grpc" || e.GRPCStatusCodes["0"] != 5 || e.GRPCStatusCodes["5"] != 2 ||
+			e.StatusCodes["200"] != 7 || e.PartialCalls != 0 {
+			t.Fatalf("gRPC endpoint: %+v", *e)
+		}
+		if len(e.Processes) == 0 || filepath.Base(e.Processes[0].Exe) != "h2srv" {
+			t.Errorf("owning process %+v", e.Processes)
+		}
+	})
+	t.Run("h2c", func(t *testing.T) {
+		for i := 0; i < 4; i++ {
+			w.cli(t, "curl", "-sS", "--http2-prior-knowledge", fmt.Sprintf("http://%s/api/items?id=%d", w.addr(h2CPort), i))
+		}
+		e := waitEndpoint(t, a, h2CPort, "GET", "/api/items", 4)
+		if e.RequestCount != 4 || e.Protocol != "h2" || e.StatusCodes["200"] != 4 {
+			t.Fatalf("h2c endpoint: %+v", *e)
+		}
+	})
+	t.Run("h2-tls", func(t *testing.T) {
+		curl := func(path string) {
+			out := w.cli(t, "curl", "-sS", "-k", "--http2", "https://"+w.addr(h2TLSPort)+path)
+			if !strings.Contains(out, `"proto":"HTTP/2.0"`) {
+				t.Fatalf("curl did not speak h2: %s", out)
+			}
+		}
+		// The Go server's TLS probes attach at the agent's start-up scan;
+		// warm up until a call shows, then count exactly.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			curl("/api/warm")
+			eps, _ := a.Inventory()
+			if findEndpoint(eps, h2TLSPort, "GET", "/api/warm") != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no h2-over-TLS call reached the inventory")
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		for i := 0; i < 3; i++ {
+			curl(fmt.Sprintf("/api/secure/%d", i))
+		}
+		e := waitEndpoint(t, a, h2TLSPort, "GET", "/api/secure/{id}", 3)
+		if e == nil {
+			t.Fatal("no endpoint")
+		}
+		if e.RequestCount != 3 || e.Protocol != "h2" || len(e.TLS) == 0 {
+			t.Fatalf("h2 TLS endpoint: %+v", *e)
+		}
+	})
+	t.Run("sqli-in-h2-query", func(t *testing.T) {
+		w.cli(t, "curl", "-sS", "--http2-prior-knowledge",
+			"http://"+w.addr(h2CPort)+"/api/items?id=1%27%20UNION%20SELECT%20password%20FROM%20users--%20")
+		ev, evs, err := waitEvent(a, url.Values{}, 10*time.Second, func(e apiEvent) bool {
+			return e.Class == "sqli" && strings.Contains(e.Endpoint, "/api/items")
+		})
+		if err != nil {
+			t.Fatalf("%v; events:\n%s", err, fmtEvents(evs))
+		}
+		t.Logf("event: %+v", ev)
+	})
+	if code, err := a.Stop(15 * time.Second); code != 0 {
+		t.Errorf("agent exit %d: %v", code, err)
+	}
+}
