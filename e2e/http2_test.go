@@ -157,6 +157,20 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 		if len(e.Processes) == 0 || filepath.Base(e.Processes[0].Exe) != "h2srv" {
 			t.Errorf("owning process %+v", e.Processes)
 		}
+		// apiwardenctl grpc list shows the method with its status codes.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		ctl, err := harness.GoBuild(ctx, "./cmd/apiwardenctl", buildDir, "apiwardenctl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lout, err := exec.CommandContext(ctx, ctl, "--addr", a.Cfg.APIAddr, "grpc", "list").CombinedOutput()
+		out = string(lout)
+		row := "grpc.health.v1.Health Check 7 NOT_FOUND:2 OK:5 unary:7 h2srv:50051"
+		if err != nil || !strings.Contains(strings.Join(strings.Fields(out), " "), row) {
+			t.Errorf("apiwardenctl grpc list (%v):\n%s\nwant row %q", err, out, row)
+		}
+		t.Logf("apiwardenctl grpc list:\n%s", out)
 	})
 	t.Run("h2c", func(t *testing.T) {
 		for i := 0; i < 4; i++ {
