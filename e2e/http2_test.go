@@ -228,3 +228,108 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 		t.Errorf("agent exit %d: %v", code, err)
 	}
 }
+
+// TestHTTP2JoinedLateE2E: a grpc-go connection opened (and used) before the
+// agent starts is joined mid-connection: the agent resyncs on frames and
+// decodes what HPACK lets it. grpc-go indexes :path in the dynamic table
+// on first use, so calls of a method first called before the join carry
+// :path as an index the agent never saw: they are counted (no_path), not
+// invented; a method first called after the join is decoded with its path.
+func TestHTTP2JoinedLateE2E(t *testing.T) {
+	bin := needAgent(t)
+	w := newH2World(t)
+	gate := filepath.Join(w.dir, "go")
+	cl, err := harness.StartInNS(w.topo.CliNS, "grpc-client", filepath.Join(w.dir, "client.out"), nil, w.bin,
+		"-check", w.addr(h2GRPCPort), "-n", "3", "-wait", gate, "-again", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Kill)
+	// The first calls run before the agent exists.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(cl.Output(), "waiting for") {
+		if time.Now().After(deadline) || cl.Exited() {
+			t.Fatalf("client: %s", cl.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
+		DataDir: filepath.Join(w.dir, "data"), LogFile: filepath.Join(w.dir, "agent.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Kill()
+		if t.Failed() {
+			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
+		}
+	})
+	if err := a.WaitReady(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for !cl.Exited() {
+		if time.Now().After(deadline) {
+			t.Fatalf("client did not finish: %s", cl.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(cl.Output(), `"again-OK":4`) {
+		t.Fatalf("client: %s", cl.Output())
+	}
+	// The agent saw the 4 late calls: either decoded (path recovered) or
+	// counted as not decodable; never with a wrong path.
+	deadline = time.Now().Add(15 * time.Second)
+	var st map[string]any
+	var eps []harness.Endpoint
+	for {
+		st, _ = a.Status()
+		eps, _ = a.Inventory()
+		e := findEndpoint(eps, h2GRPCPort, "POST", "/grpc.health.v1.Health/Check")
+		var got uint64
+		if e != nil {
+			got = uint64(e.RequestCount)
+		}
+		noPath := counter(st, "assemble_http2_no_path")
+		if got+noPath >= 4 {
+			t.Logf("late join: %d calls decoded, %d counted without :path; mid_join=%d resyncs=%d partial=%d",
+				got, noPath, counter(st, "assemble_http2_mid_join"), counter(st, "assemble_http2_resyncs"), counter(st, "assemble_http2_partial"))
+			if got+noPath != 4 {
+				t.Errorf("decoded %d + no path %d != 4 calls", got, noPath)
+			}
+			if counter(st, "assemble_http2_mid_join") == 0 {
+				t.Errorf("the connection was not joined as mid-connection")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("late calls: decoded %d, no path %d; status %v", got, noPath, st["counters"])
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for _, e := range eps {
+		if int(e.Service.Port) == h2GRPCPort && e.PathTemplate != "/grpc.health.v1.Health/Check" {
+			t.Errorf("invented endpoint %s %s", e.Method, e.PathTemplate)
+		}
+	}
+}
+
+// counter reads one of /v1/status's counters.
+func counter(st map[string]any, name string) uint64 {
+	c, _ := st["counters"].(map[string]any)
+	switch v := c[name].(type) {
+	case string:
+		var n uint64
+		fmt.Sscan(v, &n)
+		return n
+	case float64:
+		return uint64(v)
+	}
+	return 0
+}

@@ -37,9 +37,11 @@ func main() {
 	check := flag.String("check", "", "client: call grpc.health.v1.Health/Check on this address")
 	n := flag.Int("n", 1, "client: Check calls for service svc.A (SERVING)")
 	unknown := flag.Int("unknown", 0, "client: Check calls for an unknown service (NOT_FOUND)")
+	wait := flag.String("wait", "", "client: after the calls, wait for this file, then call again (same connection)")
+	again := flag.Int("again", 0, "client: Check calls after -wait")
 	flag.Parse()
 	if *check != "" {
-		client(*check, *n, *unknown)
+		client(*check, *n, *unknown, *wait, *again)
 		return
 	}
 	if *grpcAddr != "" {
@@ -73,14 +75,14 @@ func main() {
 	select {}
 }
 
-func client(addr string, n, unknown int) {
+func client(addr string, n, unknown int, wait string, again int) {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer cc.Close()
 	hc := healthpb.NewHealthClient(cc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	codes := map[string]int{}
 	for i := 0; i < n+unknown; i++ {
@@ -90,6 +92,19 @@ func client(addr string, n, unknown int) {
 		}
 		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 		codes[status.Code(err).String()]++
+	}
+	if wait != "" {
+		fmt.Fprintln(os.Stderr, "waiting for", wait)
+		for {
+			if _, err := os.Stat(wait); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for i := 0; i < again; i++ {
+			_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "svc.A"})
+			codes["again-"+status.Code(err).String()]++
+		}
 	}
 	json.NewEncoder(os.Stdout).Encode(codes)
 }
