@@ -55,6 +55,7 @@ commands:
   spec import SERVICE FILE [--data-dir DIR]    check an OpenAPI spec and install it for the agent
                                                (read at agent start; positive mode: behavior.positive)
   spec diff SERVICE FILE [-o table|json]       observed endpoints vs the spec: shadow, unobserved, zombie
+  grpc list [--service PKG.SVC] [-o table|json] observed gRPC services and methods: calls, grpc-status, kinds
 
 The agent address defaults to $APIWARDEN_ADDR, then 127.0.0.1:9464. An agent
 whose API is exposed beyond loopback wants a bearer token: --token-file, then
@@ -180,6 +181,9 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 	}
 	if cmd == "anomalies" {
 		return anomaliesCommand(ctx, g, args, stdout)
+	}
+	if cmd == "grpc" {
+		return grpcCommand(ctx, g, args, stdout)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
