@@ -82,12 +82,22 @@ func requestCheck(name string) requestCheckFunc {
 // injection needs to break out of a literal or chain a clause; plain words
 // and numbers, most of the traffic, skip the tokenizer.
 func checkSQLi(decoded string, _ []byte) bool {
-	if len(decoded) < 2 || !sqlGate(decoded) {
+	if len(decoded) < 2 {
+		return false
+	}
+	if strings.ContainsAny(decoded, "‘’´ʼ") {
+		// MySQL with a latin1 or ucs collation folds typographic quotes to
+		// an apostrophe: judge the folded form (gated like any other).
+		decoded = typoQuotes.Replace(decoded)
+	}
+	if !sqlGate(decoded) {
 		return false
 	}
 	ok, _ := libinjection.IsSQLi(decoded)
 	return ok
 }
+
+var typoQuotes = strings.NewReplacer("‘", "'", "’", "'", "´", "'", "ʼ", "'")
 
 // sqlGate passes values that can leave a string literal (a quote or
 // backtick), end a statement or open a comment, or that start like a

@@ -101,3 +101,14 @@ func TestNodeSSRFRFITraversalBoundaries(t *testing.T) {
 		{"traversal-single", get("/g?a=..;.%5C.;%5C."), get("/g?a=wait...;ok")},
 	})
 }
+
+func TestSQLiEvasionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"sqli-select-probe", get("/g?var=select+pg_sleep"), get("/g?q=please+select+a+sleep+mode")},
+		{"sqli-glued-union", get("/g?t=Xunionselectfrom"), get("/g?t=reunion+selection")},
+		{"sqli-numeric-evasion", get("/g?foo=1.e(ascii)"), get("/g?foo=v1.example")},
+		{"sqli-numeric-evasion", get("/g?var=if(1234%3D"), get("/g?var=if+(you+can)")},
+		{"sqli-postgres-cast-json", get("/g?id=password::int"), get("/g?t=12:30::00")},
+		{"sqli-libinjection", get("/g?id=1%E2%80%99+OR+%E2%80%991%E2%80%99%3D%E2%80%99x%E2%80%99%23"), get("/g?q=it%E2%80%99s+John%E2%80%99s+car")},
+	})
+}
