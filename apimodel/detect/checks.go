@@ -34,6 +34,8 @@ func valueCheck(name string) checkFunc {
 		return checkFirstWordCommand
 	case "php-dynamic-call":
 		return checkPHPDynamicCall
+	case "xss-obfuscated-tag":
+		return checkObfuscatedTag
 	case "has-comment":
 		// The gate of a comment rule: canonical forms drop closed
 		// comments, so no keyword can stand for one.
@@ -968,4 +970,54 @@ func checkRFIParam(req *call.Request, _ *Config) (string, string, bool) {
 		return scan(string(req.Body[:min(len(req.Body), 64<<10)]))
 	}
 	return "", "", false
+}
+
+// activeTags are the HTML elements that run script, load content or
+// restyle the page.
+var activeTags = []string{"script", "iframe", "frame", "object", "embed", "applet", "form", "dialog", "style", "svg",
+	"math", "meta", "link", "base", "img", "image", "input", "button", "textarea", "video", "audio", "body", "html",
+	"details", "marquee", "isindex", "template", "import", "xml", "xss"}
+
+// checkObfuscatedTag flags a '<' opening an active element whose name is
+// broken up by blanks, slashes or NULs ("<f o r m", "<s/c/r/i/p/t"), which
+// lenient parsers and filters read differently, and VML namespaced
+// elements ("<v:vmlframe").
+func checkObfuscatedTag(decoded string, _ []byte) bool {
+	for i := 0; i < len(decoded); i++ {
+		if decoded[i] != '<' {
+			continue
+		}
+		j := i + 1
+		for j < len(decoded) && (decoded[j] == ' ' || decoded[j] == '/' || decoded[j] == 0 || decoded[j] == '\t') {
+			j++
+		}
+		if j+2 < len(decoded) && (decoded[j]|0x20) == 'v' && decoded[j+1] == ':' && isLetter(decoded[j+2]) {
+			return true
+		}
+		var name [12]byte
+		n, seps := 0, 0
+		for ; j < len(decoded) && n < len(name); j++ {
+			c := decoded[j]
+			switch {
+			case c|0x20 >= 'a' && c|0x20 <= 'z':
+				name[n] = c | 0x20
+				n++
+				continue
+			case (c == ' ' || c == '/' || c == 0 || c == '\t' || c == '\n') && n > 0:
+				seps++
+				continue
+			}
+			break
+		}
+		if seps == 0 || n < 3 {
+			continue
+		}
+		w := string(name[:n])
+		for _, t := range activeTags {
+			if w == t || len(t) >= 4 && strings.HasPrefix(w, t) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -112,3 +112,13 @@ func TestSQLiEvasionBoundaries(t *testing.T) {
 		{"sqli-libinjection", get("/g?id=1%E2%80%99+OR+%E2%80%991%E2%80%99%3D%E2%80%99x%E2%80%99%23"), get("/g?q=it%E2%80%99s+John%E2%80%99s+car")},
 	})
 }
+
+func TestXSSFamilyBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"xss-obfuscated-tag", get("/g?foo=bar%3Cf%20o%20r%20m"), get("/g?foo=a+%3C+b+or+m")},
+		{"xss-obfuscated-tag", get("/g", "Cookie", "%3Cv%3Avmlframe%20src%3D%22foo.com%2Fsup.fml%22%2F%3E=1"), get("/g?t=x%3Cv+1")},
+		{"xss-css-active", get("/g", "Cookie", "s=<STYLE>BODY{-moz-binding:url(\"http://x/x.xml#xss\")}"), get("/g?t=binding+agreement")},
+		{"xss-css-active", get("/g?test=%20data%3A%20%2C%20%3Cx%3E"), get("/g?test=metadata%3A+none")},
+		{"xxe-external-entity", get("/g", "User-Agent", "foo!ENTITY % bar SYSTEM"), get("/g", "User-Agent", "entity system bar")},
+	})
+}
