@@ -913,6 +913,12 @@ func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
 func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
 	for _, h := range req.Headers {
 		switch {
+		case headerNameIs(h.Name, "cookie"):
+			// RFC 2109 cookies ($Version, $Path) are obsolete; parsers
+			// split their quoted values differently (cookie smuggling).
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value)), "$version") {
+				return "header:Cookie", h.Value, true
+			}
 		case headerNameIs(h.Name, "accept-encoding"):
 			if len(h.Value) > 100 {
 				return "header:Accept-Encoding", h.Value, true
