@@ -154,3 +154,14 @@ func TestPHPLog4jProtoBoundaries(t *testing.T) {
 		{"protocol-header-shape", get("/g", "Cookie", `$Version=1; session="deadbeef; PHPSESSID=secret"`), get("/g", "Cookie", "version=1; session=deadbeef")},
 	})
 }
+
+func TestRCEBuiltinBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"rce-shell-builtin", get("/g?rce=alias+eennvv%3Denv%26eennvv+whoami"), get("/g?q=his+alias+is+Bob")},
+		{"rce-shell-builtin", get("/g?code=time+ifconfig"), get("/g?code=time+flies+like+an+arrow")},
+		{"rce-shell-builtin", get("/g?arg=%3Btrap+%27rm+-rf+file.txt%27+SIGEXIT"), get("/g?q=a+trap+for+mice")},
+		{"rce-shell-builtin", get("/g?code=ansible-playbook+site.yml"), get("/g?q=ansible+playbook+question")},
+		{"rce-windows-for-if", get("/g?foo=for+%25%25variable+in+(set)+do+command"), get("/g?foo=for+all+variables+in+(the+set)+do+this")},
+		{"rce-windows-for-if", get("/g?foo=if+not+(2+equ+2)+echo+hey"), get("/g?foo=if+not+(now)+then+later")},
+	})
+}
