@@ -70,6 +70,8 @@ func requestCheck(name string) requestCheckFunc {
 		return checkMethodPolicy
 	case "body-content-type":
 		return checkBodyContentType
+	case "body-without-content-type":
+		return checkBodyWithoutContentType
 	case "header-shape":
 		return checkHeaderShape
 	case "upload-jsp":
@@ -873,8 +875,22 @@ var apiContentTypes = map[string]bool{
 	"application/x-tar": true, "application/soap+xml": true, "application/csp-report": true,
 }
 
-// checkBodyContentType flags a body sent without a Content-Type (parsers
-// then guess, and disagree) and a media type no API consumes.
+// checkBodyWithoutContentType flags a body sent without a Content-Type:
+// parsers then guess its type, and disagree.
+func checkBodyWithoutContentType(req *call.Request, _ *Config) (string, string, bool) {
+	if len(req.Body) == 0 {
+		return "", "", false
+	}
+	for _, h := range req.Headers {
+		if headerNameIs(h.Name, "content-type") {
+			return "", "", false
+		}
+	}
+	return "body", "body without a Content-Type", true
+}
+
+// checkBodyContentType flags two Content-Types, two charsets and a media
+// type no API consumes.
 func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
 	ct := ""
 	n := 0
@@ -888,9 +904,6 @@ func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
 		return "header:Content-Type", "more than one Content-Type", true
 	}
 	if n == 0 {
-		if len(req.Body) > 0 {
-			return "body", "body without a Content-Type", true
-		}
 		return "", "", false
 	}
 	mt, _, _ := strings.Cut(ct, ";")

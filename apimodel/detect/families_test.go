@@ -52,9 +52,9 @@ func TestProtocolFamilyBoundaries(t *testing.T) {
 	runBoundaries(t, []boundary{
 		{"method-not-allowed", withMethod("PROPFIND", get("/files")), withMethod("OPTIONS", get("/files"))},
 		{"method-not-allowed", withMethod("|GET", get("/")), withMethod("PATCH", get("/items/1"))},
-		{"protocol-body-content-type", noCT("PUT", "/resource/1", `{"name":"x"}`), post("/resource/1", jsonCT, `{"name":"x"}`)},
-		{"protocol-body-content-type", post("/", "application/x-amf", "x"), post("/", "application/vnd.api+json", `{"data":{}}`)},
-		{"protocol-body-content-type", post("/", formCT+"; charset=utf-8; charset=utf-7", "a=b"), post("/", formCT+"; charset=utf-8", "a=b")},
+		{"protocol-body-without-content-type", noCT("PUT", "/resource/1", `{"name":"x"}`), post("/resource/1", jsonCT, `{"name":"x"}`)},
+		{"protocol-content-type-policy", post("/", "application/x-amf", "x"), post("/", "application/vnd.api+json", `{"data":{}}`)},
+		{"protocol-content-type-policy", post("/", formCT+"; charset=utf-8; charset=utf-7", "a=b"), post("/", formCT+"; charset=utf-8", "a=b")},
 		{"protocol-header-shape", get("/", "Accept", "text/html;q=0.9;charset=CP1026"), get("/", "Accept", "text/html;charset=utf-8, */*;q=0.8")},
 		{"protocol-policy", get("/up", "Request-Range", "bytes=0-512"), get("/up", "Range", "bytes=0-512")},
 	})
@@ -163,5 +163,12 @@ func TestRCEBuiltinBoundaries(t *testing.T) {
 		{"rce-shell-builtin", get("/g?code=ansible-playbook+site.yml"), get("/g?q=ansible+playbook+question")},
 		{"rce-windows-for-if", get("/g?foo=for+%25%25variable+in+(set)+do+command"), get("/g?foo=for+all+variables+in+(the+set)+do+this")},
 		{"rce-windows-for-if", get("/g?foo=if+not+(2+equ+2)+echo+hey"), get("/g?foo=if+not+(now)+then+later")},
+	})
+}
+
+func TestRubyPerlBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"rce-ruby-perl-exec", get("/g?x=Process.spawn(%22id%22)"), get("/g?x=the+process+spawns+workers")},
+		{"rce-ruby-perl-exec", get("/g?x=%40%7B%5B%20system%20qq%7Bwhoami%7D%20%5D%7D"), get("/g?x=%40%7Bname%7D")},
 	})
 }
