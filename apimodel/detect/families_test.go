@@ -172,3 +172,10 @@ func TestRubyPerlBoundaries(t *testing.T) {
 		{"rce-ruby-perl-exec", get("/g?x=%40%7B%5B%20system%20qq%7Bwhoami%7D%20%5D%7D"), get("/g?x=%40%7Bname%7D")},
 	})
 }
+
+func TestNodeBase64Boundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"nodejs-dos-loop", get("/g", "Cookie", "test_cookie=cmVxdWlyZSgiY2hpbGRfcHJvY2VzcyIpLmV4ZWMoJ3dob2FtaScpCg=="), get("/g", "Cookie", "test_cookie=eyJ1c2VyIjoiYm9iIn0=")},
+		{"nodejs-js-sink", get("/g?foo=function%28%29+%7B"), post("/c", jsonCT, `{"code":"the function() call returns { ok }"}`)},
+	})
+}
