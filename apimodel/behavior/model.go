@@ -11,9 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -617,40 +615,42 @@ func requestFields(r *call.Request) (out []field, account string) {
 	if len(b) == 0 || b[0] != '{' {
 		return out, ""
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(b, &obj) != nil {
+	if !json.Valid(b) {
 		return out, ""
 	}
-	// Keys in sorted order, not map order: which fields fit the bounds
-	// and the order of a call's findings must not vary between runs of
-	// the same calls (the replay test).
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		v := obj[k]
-		if len(out) >= 128 || len(k) > 64 {
-			break
+	// Members in document order (deterministic for the same calls, which
+	// the replay test checks); keys longer than 64 bytes are skipped, at
+	// most 128 fields are kept.
+	members(b, func(k string, v []byte) bool {
+		if len(k) > 64 {
+			return true
+		}
+		if len(out) >= 128 {
+			return false
 		}
 		t := jsonType(v)
 		out = append(out, field{"json:" + k, t})
 		if t == tString && account == "" && isAccountKey(k) {
-			_ = json.Unmarshal(v, &account)
+			account = jsonString(v)
 		}
 		if t == tObject {
-			var sub map[string]json.RawMessage
-			if json.Unmarshal(v, &sub) == nil {
-				for _, sk := range slices.Sorted(maps.Keys(sub)) {
-					sv := sub[sk]
-					if len(out) >= 128 || len(sk) > 64 {
-						break
-					}
-					out = append(out, field{"json:" + k + "." + sk, jsonType(sv)})
+			members(v, func(sk string, sv []byte) bool {
+				if len(sk) > 64 {
+					return true
 				}
-			}
+				if len(out) >= 128 {
+					return false
+				}
+				out = append(out, field{"json:" + k + "." + sk, jsonType(sv)})
+				return true
+			})
 		}
-	}
+		return true
+	})
 	return out, account
 }
 
-func jsonType(v json.RawMessage) uint8 {
+func jsonType(v []byte) uint8 {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
 		return tNull
