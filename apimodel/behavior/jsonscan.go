@@ -1,6 +1,9 @@
 package behavior
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // JSON member scanning for requestFields without decoding into maps:
 // decoding each body into map[string]json.RawMessage was half of the
@@ -84,7 +87,8 @@ func members(b []byte, fn func(key string, val []byte) bool) {
 		}
 		ke, esc := stringEnd(b, i)
 		var key string
-		if esc {
+		if esc || !utf8.Valid(b[i+1:ke-1]) {
+			// Unescaped, and invalid UTF-8 replaced, as encoding/json does.
 			if json.Unmarshal(b[i:ke], &key) != nil {
 				return
 			}
