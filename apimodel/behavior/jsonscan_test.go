@@ -13,12 +13,12 @@ func TestRequestFieldsScanner(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"a":1,"b":"x","c":{"d":true,"e":[1,{"f":2}]},"g":null,"h":1.5}`: "[json:a:integer json:b:string json:c:object json:c.d:boolean json:c.e:array json:g:null json:h:number]",
 		` { "k\"ey" : "v}\"{" , "n" : { } } `:                             "[json:k\"ey:string json:n:object]",
-		`{"u\u0041":[["}"]],"z":-2e3}`:                                     "[json:uA:array json:z:number]",
-		`{"a":1,}`:  "[]", // invalid: nothing
-		`{"a":1`:    "[]",
-		`[1,2]`:     "[]",
-		`{}`:        "[]",
-		`{"a":"b"}`: "[json:a:string]",
+		`{"u\u0041":[["}"]],"z":-2e3}`:                                    "[json:uA:array json:z:number]",
+		`{"a":1,}`:                                                        "[]", // invalid: nothing
+		`{"a":1`:                                                          "[]",
+		`[1,2]`:                                                           "[]",
+		`{}`:                                                              "[]",
+		`{"a":"b"}`:                                                       "[json:a:string]",
 	} {
 		fs, _ := requestFields(&call.Request{Body: []byte(body)})
 		var got []string
