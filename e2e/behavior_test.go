@@ -475,6 +475,14 @@ func TestBehaviorShadowEndpointE2E(t *testing.T) {
 	if e.Endpoint != "GET /api/v1/internal/debug" || e.Action != "monitor" {
 		t.Errorf("event %+v, want GET /api/v1/internal/debug, monitored (medium severity)", e)
 	}
+	// A zombie: GET /api/v1/users is deprecated in the spec, still called.
+	c.call("GET", "/api/v1/users", "")
+	for _, z := range abuseEvents(t, a, "abuse-zombie-endpoint") {
+		t.Logf("zombie: %s %s %q", z.Action, z.Endpoint, z.Excerpt)
+		if z.Endpoint != "GET /api/v1/users" || z.Action != "monitor" {
+			t.Errorf("event %+v, want GET /api/v1/users, monitored", z)
+		}
+	}
 }
 
 // ctlBinary builds apiwardenctl once per test binary run.
@@ -493,12 +501,15 @@ var buildCtl = sync.OnceValues(func() (string, error) {
 	return harness.GoBuild(ctx, "./cmd/apiwardenctl", buildDir, "apiwardenctl")
 })
 
-// goapiSpec documents part of goapi; /api/v1/internal/debug is not in it.
+// goapiSpec documents part of goapi; /api/v1/internal/debug is not in it
+// and GET /api/v1/users is deprecated.
 const goapiSpec = `openapi: 3.0.3
 info: {title: goapi, version: "1"}
 paths:
   /api/v1/ping:
     get: {responses: {"200": {description: pong}}}
+  /api/v1/users:
+    get: {deprecated: true, responses: {"200": {description: all users}}}
   /api/v1/users/{id}:
     parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
     get: {responses: {"200": {description: a user}}}

@@ -37,6 +37,7 @@ const (
 	RuleResponseSize       = "abuse-response-size"
 	RuleSensitiveExposure  = "abuse-sensitive-exposure"
 	RuleShadowEndpoint     = "abuse-shadow-endpoint"
+	RuleZombieEndpoint     = "abuse-zombie-endpoint"
 )
 
 // Config configures the model. Zero values take the defaults.
@@ -450,10 +451,16 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	ep.ReqSize = ewma(ep.ReqSize, float64(c.Request.BodySize), ep.Calls == 0)
 	ep.Calls++
 
-	// Shadow endpoints against an imported spec (positive mode).
-	if sp := m.specs[service]; sp != nil && m.cfg.Positive && !sp.Has(c.Request.Method, template) {
-		r.client(cl, RuleShadowEndpoint, detect.SeverityMedium, 80, "path",
-			fmt.Sprintf("%s %s is not in the imported spec of %s", c.Request.Method, template, service))
+	// Shadow and zombie endpoints against an imported spec (positive mode).
+	if sp := m.specs[service]; sp != nil && m.cfg.Positive {
+		switch found, deprecated := sp.Lookup(c.Request.Method, template); {
+		case !found:
+			r.client(cl, RuleShadowEndpoint, detect.SeverityMedium, 80, "path",
+				fmt.Sprintf("%s %s is not in the imported spec of %s", c.Request.Method, template, service))
+		case deprecated:
+			r.endpointWide(ep, now, RuleZombieEndpoint, detect.SeverityMedium, 80, "path",
+				fmt.Sprintf("%s %s is deprecated in the imported spec of %s and still called", c.Request.Method, template, service))
+		}
 	}
 	return r.out
 }
@@ -502,7 +509,8 @@ func (r *run) emit(rule string, sev detect.Severity, conf int, part, ev string, 
 // label their series by it, so the set is bounded).
 func Rules() []string {
 	return []string{RuleEnumeration, RuleBruteForce, RuleCredentialStuffing, RuleClientRate, RuleEndpointRate,
-		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint}
+		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint,
+		RuleZombieEndpoint}
 }
 
 // Detector is a rule id's short name, as metrics label it
@@ -528,6 +536,7 @@ var description = map[string]string{
 	RuleResponseSize:       "response size jump (OWASP API3 excessive data exposure)",
 	RuleSensitiveExposure:  "sensitive data newly returned (OWASP API3)",
 	RuleShadowEndpoint:     "endpoint not in the imported spec (OWASP API9)",
+	RuleZombieEndpoint:     "deprecated endpoint still called (OWASP API9)",
 }
 
 // objectIDs returns the path segments the template marks as parameters,
