@@ -138,6 +138,7 @@ apiwarden_behavior_anomalies_total{action="monitor",detector="sensitive_exposure
 apiwarden_behavior_anomalies_total{action="monitor",detector="shadow_endpoint"} 0
 apiwarden_behavior_anomalies_total{action="monitor",detector="type_drift"} 0
 apiwarden_behavior_anomalies_total{action="monitor",detector="unknown_field"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="zombie_endpoint"} 0
 `
 	if err := testutil.CollectAndCompare(m.anomalies, strings.NewReader(want), "apiwarden_behavior_anomalies_total"); err != nil {
 		t.Fatal(err)

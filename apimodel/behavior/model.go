@@ -11,9 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +37,7 @@ const (
 	RuleResponseSize       = "abuse-response-size"
 	RuleSensitiveExposure  = "abuse-sensitive-exposure"
 	RuleShadowEndpoint     = "abuse-shadow-endpoint"
+	RuleZombieEndpoint     = "abuse-zombie-endpoint"
 )
 
 // Config configures the model. Zero values take the defaults.
@@ -452,10 +451,16 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	ep.ReqSize = ewma(ep.ReqSize, float64(c.Request.BodySize), ep.Calls == 0)
 	ep.Calls++
 
-	// Shadow endpoints against an imported spec (positive mode).
-	if sp := m.specs[service]; sp != nil && m.cfg.Positive && !sp.Has(c.Request.Method, template) {
-		r.client(cl, RuleShadowEndpoint, detect.SeverityMedium, 80, "path",
-			fmt.Sprintf("%s %s is not in the imported spec of %s", c.Request.Method, template, service))
+	// Shadow and zombie endpoints against an imported spec (positive mode).
+	if sp := m.specs[service]; sp != nil && m.cfg.Positive {
+		switch found, deprecated := sp.Lookup(c.Request.Method, template); {
+		case !found:
+			r.client(cl, RuleShadowEndpoint, detect.SeverityMedium, 80, "path",
+				fmt.Sprintf("%s %s is not in the imported spec of %s", c.Request.Method, template, service))
+		case deprecated:
+			r.endpointWide(ep, now, RuleZombieEndpoint, detect.SeverityMedium, 80, "path",
+				fmt.Sprintf("%s %s is deprecated in the imported spec of %s and still called", c.Request.Method, template, service))
+		}
 	}
 	return r.out
 }
@@ -504,7 +509,8 @@ func (r *run) emit(rule string, sev detect.Severity, conf int, part, ev string, 
 // label their series by it, so the set is bounded).
 func Rules() []string {
 	return []string{RuleEnumeration, RuleBruteForce, RuleCredentialStuffing, RuleClientRate, RuleEndpointRate,
-		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint}
+		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint,
+		RuleZombieEndpoint}
 }
 
 // Detector is a rule id's short name, as metrics label it
@@ -530,6 +536,7 @@ var description = map[string]string{
 	RuleResponseSize:       "response size jump (OWASP API3 excessive data exposure)",
 	RuleSensitiveExposure:  "sensitive data newly returned (OWASP API3)",
 	RuleShadowEndpoint:     "endpoint not in the imported spec (OWASP API9)",
+	RuleZombieEndpoint:     "deprecated endpoint still called (OWASP API9)",
 }
 
 // objectIDs returns the path segments the template marks as parameters,
@@ -617,40 +624,42 @@ func requestFields(r *call.Request) (out []field, account string) {
 	if len(b) == 0 || b[0] != '{' {
 		return out, ""
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(b, &obj) != nil {
+	if !json.Valid(b) {
 		return out, ""
 	}
-	// Keys in sorted order, not map order: which fields fit the bounds
-	// and the order of a call's findings must not vary between runs of
-	// the same calls (the replay test).
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		v := obj[k]
-		if len(out) >= 128 || len(k) > 64 {
-			break
+	// Members in document order (deterministic for the same calls, which
+	// the replay test checks); keys longer than 64 bytes are skipped, at
+	// most 128 fields are kept.
+	members(b, func(k string, v []byte) bool {
+		if len(k) > 64 {
+			return true
+		}
+		if len(out) >= 128 {
+			return false
 		}
 		t := jsonType(v)
 		out = append(out, field{"json:" + k, t})
 		if t == tString && account == "" && isAccountKey(k) {
-			_ = json.Unmarshal(v, &account)
+			account = jsonString(v)
 		}
 		if t == tObject {
-			var sub map[string]json.RawMessage
-			if json.Unmarshal(v, &sub) == nil {
-				for _, sk := range slices.Sorted(maps.Keys(sub)) {
-					sv := sub[sk]
-					if len(out) >= 128 || len(sk) > 64 {
-						break
-					}
-					out = append(out, field{"json:" + k + "." + sk, jsonType(sv)})
+			members(v, func(sk string, sv []byte) bool {
+				if len(sk) > 64 {
+					return true
 				}
-			}
+				if len(out) >= 128 {
+					return false
+				}
+				out = append(out, field{"json:" + k + "." + sk, jsonType(sv)})
+				return true
+			})
 		}
-	}
+		return true
+	})
 	return out, account
 }
 
-func jsonType(v json.RawMessage) uint8 {
+func jsonType(v []byte) uint8 {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
 		return tNull
