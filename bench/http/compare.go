@@ -217,12 +217,13 @@ func (b *bench) runMode(ctx context.Context, mode string, srv *harness.Server, p
 			// matching fixed-rate phase of every mode.
 			rates[ph+2] = l.RPS * b.cfg.frac
 		}
-		// A mode that cannot carry (a)'s rate (its own saturation
-		// below it, or the generator left requests unsent) is measured
-		// again at 50 % of its own saturation.
+		// A mode that cannot carry (a)'s rate comfortably (it is
+		// above 80 % of the mode's own saturation, or the generator
+		// left requests unsent) is measured again at 50 % of its own
+		// saturation: at (a)'s rate its latency is queueing.
 		if rate > 0 {
 			sat := r.phase[ph-2].RPS
-			if sat > 0 && (sat*0.9 < rate || l.Missed > l.Requests/20) {
+			if sat > 0 && (sat*0.8 < rate || l.Missed > l.Requests/20) {
 				own := sat * b.cfg.frac
 				ol, err := b.load(ctx, addr, path, conns, own, newConn, b.cfg.window)
 				if err != nil {
