@@ -369,7 +369,7 @@ func TestBehaviorMassAssignmentE2E(t *testing.T) {
 	bin := needAgent(t)
 	w := newWorld(t)
 	a := w.behaviorAgent(t, bin, "{learningCalls: 30, blockTTL: 1m}")
-	addrs := w.addClientAddrs(t, 2)
+	addrs := w.addClientAddrs(t, 3)
 	usual, att := w.dialFrom(t, addrs[0]), w.dialFrom(t, addrs[1])
 	for i := 0; i < 30; i++ {
 		if st := usual.call("PUT", fmt.Sprintf("/api/v1/users/%d", 1+i%10), `{"name":"ada","email":"ada@example.com"}`); st != 200 {
@@ -390,6 +390,41 @@ func TestBehaviorMassAssignmentE2E(t *testing.T) {
 	w.wantBlocked(t, a, addrs[1])
 	if st := usual.call("PUT", "/api/v1/users/2", `{"name":"ada","email":"ada@example.com"}`); st != 200 {
 		t.Errorf("usual client: %d", st)
+	}
+	// Type drift (name as a number) is recorded, not blocked (medium).
+	drift := w.dialFrom(t, addrs[2])
+	if st := drift.call("PUT", "/api/v1/users/4", `{"name":12345,"email":"x@example.com"}`); st != 200 {
+		t.Errorf("drifting client: %d", st)
+	}
+	dev := abuseEvents(t, a, "abuse-type-drift", addrs[2])[addrs[2]]
+	t.Logf("type drift: %s %s %q", dev.Action, dev.Part, dev.Excerpt)
+	if dev.Action != "monitor" || dev.Part != "json:name" {
+		t.Errorf("event %+v, want json:name, monitored", dev)
+	}
+	w.wantWorking(t, addrs[2])
+}
+
+// TestBehaviorResponseSizeE2E: search answers learn a size of tens of
+// bytes; one answer of over 5 KB (the query is echoed) is a response
+// size jump (excessive data exposure), recorded, not blocked.
+func TestBehaviorResponseSizeE2E(t *testing.T) {
+	bin := needAgent(t)
+	w := newWorld(t)
+	a := w.behaviorAgent(t, bin, "{learningCalls: 30, blockTTL: 1m}")
+	c := w.dialFrom(t, "")
+	for i := 0; i < 31; i++ {
+		if st := c.call("GET", fmt.Sprintf("/api/v1/search?q=item%d&page=1", i), ""); st != 200 {
+			t.Fatalf("learning call %d: %d", i, st)
+		}
+	}
+	noAbuse(t, a, 31, "small search answers")
+	if st := c.call("GET", "/api/v1/search?q="+strings.Repeat("a", 5000)+"&page=1", ""); st != 200 {
+		t.Fatalf("big answer: %d", st)
+	}
+	e := abuseEvents(t, a, "abuse-response-size", w.topo.CliIP)[w.topo.CliIP]
+	t.Logf("response size: %s %s %q", e.Action, e.Endpoint, e.Excerpt)
+	if e.Action != "monitor" || e.Endpoint != "GET /api/v1/search" {
+		t.Errorf("event %+v, want GET /api/v1/search, monitored", e)
 	}
 	w.wantWorking(t, "")
 }
