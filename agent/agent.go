@@ -91,6 +91,7 @@ type Agent struct {
 	xdsPolicy string // last published policy, to publish only changes
 	closeOnce sync.Once
 	panics    atomic.Uint64 // parser panics recovered
+	learn     *learner      // inventory, model and metrics off the capture goroutine
 	// guardActive is set once the source guard is attached everywhere.
 	guardActive atomic.Bool
 }
@@ -180,6 +181,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := a.openBehavior(); err != nil {
 		return err
 	}
+	a.startLearner()
+	// Every return below (after the assembler exists) ends with the
+	// learner drained; the normal stop drains it before saving.
+	defer a.stopLearner()
 	a.procs = attrib.New(attrib.Config{ProcFS: procfs.New("")}, a.base)
 	a.asm = assemble.New(assemble.Config{
 		MaxFlows:    a.cfg.MaxFlows,
@@ -286,6 +291,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.closeSensors()
 	wg.Wait()
 	a.withAssembler(func(asm *assemble.Assembler) { asm.Flush() })
+	a.stopLearner()
 	if err := a.saveInventory(); err != nil {
 		return err
 	}
@@ -501,15 +507,7 @@ func (a *Agent) onCall(c *call.Call) {
 	if c.ServerProcess != nil && c.ServerProcess.PID == a.self {
 		return // the agent's own API is not part of the inventory
 	}
-	service := serviceName(c)
-	template := a.inv.Observe(c)
-	a.observeBehavior(c, service, template)
-	status, latency := 0, -1.0
-	if c.Response != nil {
-		status = c.Response.StatusCode
-		latency = c.Latency.Seconds()
-	}
-	a.metrics.observe(service, template, c.Request.Method, status, latency)
+	a.learnCall(c, serviceName(c))
 }
 
 // owners resolves the processes at both ends of a connection, cached.
@@ -642,10 +640,15 @@ func (a *Agent) counters() map[string]uint64 {
 		out["behavior_calls"], out["behavior_endpoints"], out["behavior_clients"] = st.Calls, st.Endpoints, st.Clients
 		out["behavior_evicted_clients"], out["behavior_evicted_endpoints"] = st.EvictedClients, st.EvictedEndpoints
 		for rule, n := range st.Findings { // a fixed set of rule ids: bounded
-			out["behavior_findings_"+rule] = n
+			// Metric-name safe ("behavior_findings_brute_force"); the
+			// labelled apiwarden_behavior_anomalies_total also has the action.
+			if d := behavior.Detector(rule); d != "" {
+				out["behavior_findings_"+d] = n
+			}
 		}
 	}
 	out["agent_recovered_panics"] = a.panics.Load()
+	a.learn.counters(out)
 	if a.tls != nil {
 		if st, err := a.tls.sensor.Stats(); err == nil {
 			for k, v := range st.Kernel {

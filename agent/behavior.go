@@ -36,7 +36,9 @@ func (a *Agent) openBehavior() error {
 	}
 	cfg := behavior.Config{Window: bc.Window, LearningCalls: bc.LearningCalls, EnumDistinct: bc.EnumDistinct,
 		AuthFailures: bc.AuthFailures, AccountFailures: bc.AccountFailures, ClientRateLimit: bc.ClientRateLimit,
-		MaxClients: bc.MaxClients, MaxEndpoints: bc.MaxEndpoints, Positive: bc.Positive}
+		MaxClients: bc.MaxClients, MaxEndpoints: bc.MaxEndpoints, Positive: bc.Positive,
+		AccountClients: bc.AccountClients, EnumFactor: bc.EnumFactor, RateFactor: bc.RateFactor, RateMin: bc.RateMin,
+		ResponseSizeFactor: bc.ResponseSizeFactor, MaxAccounts: bc.MaxAccounts}
 	for _, s := range bc.TrustedProxies {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -116,6 +118,7 @@ func (a *Agent) observeBehavior(c *call.Call, service, template string) {
 			action = a.blockAbuser(an)
 		}
 		a.metrics.attack(an.Class, action)
+		a.metrics.anomaly(an.RuleID, action)
 		client := an.Client.Source.String()
 		if an.Client.Addr != an.Client.Source {
 			client += " (forwarded for " + an.Client.Addr.String() + ")"

@@ -157,6 +157,14 @@ type BehaviorConfig struct {
 	ClientRateLimit int           `yaml:"clientRateLimit"`
 	MaxClients      int           `yaml:"maxClients"`
 	MaxEndpoints    int           `yaml:"maxEndpoints"`
+	// AccountClients, EnumFactor, RateFactor, RateMin, ResponseSizeFactor
+	// and MaxAccounts: see behavior.Config.
+	AccountClients     int     `yaml:"accountClients"`
+	EnumFactor         float64 `yaml:"enumFactor"`
+	RateFactor         float64 `yaml:"rateFactor"`
+	RateMin            int     `yaml:"rateMin"`
+	ResponseSizeFactor float64 `yaml:"responseSizeFactor"`
+	MaxAccounts        int     `yaml:"maxAccounts"`
 	// Positive: calls to endpoints missing from an imported spec are
 	// findings.
 	Positive bool `yaml:"positive"`

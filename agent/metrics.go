@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/apiwarden/apiwarden/apimodel/behavior"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -28,6 +29,8 @@ type requestMetrics struct {
 	// auto-blocking: cut-grade findings counted, and trips by action
 	abFindings prometheus.Counter
 	abTrips    *prometheus.CounterVec
+	// anomalies: behavioural findings by detector and action
+	anomalies *prometheus.CounterVec
 
 	mu sync.Mutex
 	// seen caches the counter of each label set: WithLabelValues hashes
@@ -92,6 +95,10 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 			Namespace: "apiwarden", Subsystem: "autoblock", Name: "sources_total",
 			Help: "Sources that reached the auto-block threshold, by action (blocked, monitor, block-failed).",
 		}, []string{"action"}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "apiwarden", Subsystem: "behavior", Name: "anomalies_total",
+			Help: "Findings of the behavioural model (class abuse), by detector and action taken (blocked, monitor, block-failed).",
+		}, []string{"detector", "action"}),
 		seen:  make(map[seriesKey]series),
 		limit: limit,
 	}
@@ -100,7 +107,12 @@ func newRequestMetrics(reg prometheus.Registerer, limit int) *requestMetrics {
 	for _, action := range []string{"blocked", "monitor", "block-failed"} {
 		m.abTrips.WithLabelValues(action)
 	}
-	reg.MustRegister(m.requests, m.latency, m.server, m.dropped, m.attacks, m.abFindings, m.abTrips,
+	// Every detector starts at 0 (monitor), so alerts on rate() see a
+	// series before the first finding.
+	for _, rule := range behavior.Rules() {
+		m.anomalies.WithLabelValues(behavior.Detector(rule), "monitor")
+	}
+	reg.MustRegister(m.requests, m.latency, m.server, m.dropped, m.attacks, m.abFindings, m.abTrips, m.anomalies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -223,6 +235,7 @@ var gaugeNames = map[string]bool{
 	"attrib_addrs":           true,
 	"attrib_cgroups":         true,
 	"events_stored":          true,
+	"agent_learn_waiting":    true,
 	"tls_probed_files":       true,
 	"tls_attach_points":      true,
 	"tls_attach_points_slow": true,
@@ -232,6 +245,16 @@ var gaugeNames = map[string]bool{
 // the agent, both bounded.
 func (m *requestMetrics) attack(class, action string) {
 	m.attacks.WithLabelValues(class, action).Inc()
+}
+
+// anomaly counts one behavioural finding; rule ids outside the model's
+// fixed set count as "other".
+func (m *requestMetrics) anomaly(rule, action string) {
+	d := behavior.Detector(rule)
+	if d == "" {
+		d = "other"
+	}
+	m.anomalies.WithLabelValues(d, action).Inc()
 }
 
 func (m *requestMetrics) autoBlockFinding()           { m.abFindings.Inc() }

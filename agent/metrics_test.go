@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apiwarden/apiwarden/apimodel/behavior"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -82,8 +83,9 @@ func TestMetricsLint(t *testing.T) {
 	m.attack("sqli", "blocked")
 	m.autoBlockFinding()
 	m.autoBlockTrip("blocked")
+	m.anomaly("abuse-credential-stuffing", "blocked")
 	reg.MustRegister(newCounterSource("pipeline", "", func() map[string]uint64 {
-		return map[string]uint64{"capture_chunks_lost": 1, "assemble_flows_active": 2}
+		return map[string]uint64{"capture_chunks_lost": 1, "assemble_flows_active": 2, "behavior_findings_brute_force": 3}
 	}))
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -158,5 +160,38 @@ apiwarden_events_lost_total{stage="tls_attach"} 0
 				}
 			}
 		}
+	}
+}
+
+// TestBehaviorAnomalyMetrics: one series per detector from the start,
+// counted by action; an unknown rule id cannot add a detector label.
+func TestBehaviorAnomalyMetrics(t *testing.T) {
+	m := newRequestMetrics(prometheus.NewRegistry(), 100)
+	if n := testutil.CollectAndCount(m.anomalies); n != len(behavior.Rules()) {
+		t.Fatalf("%d series before any finding, want one per detector (%d)", n, len(behavior.Rules()))
+	}
+	m.anomaly("abuse-enumeration", "blocked")
+	m.anomaly("abuse-enumeration", "blocked")
+	m.anomaly("abuse-sensitive-exposure", "monitor")
+	m.anomaly("abuse-made-up", "monitor")
+	want := `
+# HELP apiwarden_behavior_anomalies_total Findings of the behavioural model (class abuse), by detector and action taken (blocked, monitor, block-failed).
+# TYPE apiwarden_behavior_anomalies_total counter
+apiwarden_behavior_anomalies_total{action="blocked",detector="enumeration"} 2
+apiwarden_behavior_anomalies_total{action="monitor",detector="brute_force"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="client_rate"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="credential_stuffing"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="endpoint_rate"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="enumeration"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="mass_assignment"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="other"} 1
+apiwarden_behavior_anomalies_total{action="monitor",detector="response_size"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="sensitive_exposure"} 1
+apiwarden_behavior_anomalies_total{action="monitor",detector="shadow_endpoint"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="type_drift"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="unknown_field"} 0
+`
+	if err := testutil.CollectAndCompare(m.anomalies, strings.NewReader(want), "apiwarden_behavior_anomalies_total"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // TestHoldTLS replays the cut-grade attacks over TLS, each on a fresh
-// connection, against a Go crypto/tls server (goapi) and nginx (OpenSSL)
-// in protect mode. The request is decrypted only inside the server, so the
+// connection, against a Go crypto/tls server (goapi), nginx (OpenSSL) and
+// python's ssl module (the shared libssl, another process) in protect mode. The request is decrypted only inside the server, so the
 // server's TLS library has read it (and its handler may have run: that is
 // logged, not asserted); what the hold point guarantees is that no byte of
 // the response leaves: the client gets a reset or an empty stream, never a
@@ -27,6 +27,7 @@ func TestHoldTLS(t *testing.T) {
 	w := newTLSWorld(t)
 	goapi := w.start(t, tlsGo)
 	nginx := w.start(t, tlsNginx)
+	py := w.start(t, tlsPy)
 	cfgPath := filepath.Join(w.dir, "awhold-tls.yaml")
 	// failMode closed: a verdict later than the timeout (this machine runs
 	// many tests at once) drops the packet and TCP resends it, so what this
@@ -67,6 +68,7 @@ func TestHoldTLS(t *testing.T) {
 	}{
 		{goapi, ping(), "", 2},
 		{nginx, rawRequest("GET", "/ping", nil, ""), `{"pong":true}`, 5},
+		{py, rawRequest("GET", "/health", nil, ""), "", 7},
 	}
 	// Wait until the agent reads each server's plaintext and holds its port
 	// (a benign request per round): a slow attach is not a missed hold.
@@ -119,6 +121,7 @@ func TestHoldTLS(t *testing.T) {
 			raw, sum := benignUpload(i)
 			add(meta{srv: goapi, sum: sum}, raw, "POST")
 			add(meta{srv: nginx, body: targets[1].body}, targets[1].benign, "GET")
+			add(meta{srv: py}, targets[2].benign, "GET")
 		}
 	}
 	job.Parallel, job.TimeoutMs = 8, 3000

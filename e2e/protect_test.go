@@ -48,6 +48,9 @@ type probeCmd struct {
 	// CA, on dial, makes the connection TLS (HTTP/1.1), the server
 	// verified against this CA file.
 	CA string `json:"ca,omitempty"`
+	// From, on dial, is the local address to dial from (one of several
+	// addresses of the client namespace).
+	From string `json:"from,omitempty"`
 }
 
 type probeRes struct {
@@ -85,7 +88,11 @@ func TestAwprotProbe(t *testing.T) {
 			if cmd.CA != "" {
 				conn, err = tlsDial(cmd.Addr, cmd.CA, timeout)
 			} else {
-				conn, err = net.DialTimeout("tcp", cmd.Addr, timeout)
+				d := net.Dialer{Timeout: timeout}
+				if cmd.From != "" {
+					d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cmd.From)}
+				}
+				conn, err = d.Dial("tcp", cmd.Addr)
 			}
 			res.Kind, res.Err = errKind(err), errString(err)
 			if err == nil {

@@ -1,6 +1,7 @@
 // Package assemble turns captured chunks into HTTP calls: it keeps a bounded
 // table of connections, reassembles each direction, decides which side is
-// the client, and drives the HTTP/1.x parser that emits call.Call records.
+// the client and the protocol (HTTP/1.x, or HTTP/2 from its preface or its
+// frames), and drives the parser that emits call.Call records.
 package assemble
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
 	"github.com/apiwarden/apiwarden/apimodel/http1"
+	"github.com/apiwarden/apiwarden/apimodel/http2"
 	"github.com/apiwarden/apiwarden/apimodel/stream"
 )
 
@@ -57,6 +59,7 @@ type Config struct {
 	MaxBodyBytesTotal int64
 	Stream            stream.Config
 	HTTP              http1.Config
+	HTTP2             http2.Config
 	// OnRequest, when set, is called with each complete request before its
 	// response (see http1.Conn.OnRequest), under the assembler's lock.
 	OnRequest func(*http1.Conn, *call.Request)
@@ -88,6 +91,11 @@ func (c Config) withDefaults() Config {
 		c.MaxBodyBytesTotal = DefaultMaxBodyBytesTotal
 	}
 	c.HTTP = c.HTTP.WithDefaults()
+	if c.HTTP2.MaxBodyBytes <= 0 {
+		// The same body prefix as HTTP/1.
+		c.HTTP2.MaxBodyBytes = c.HTTP.MaxBodyBytes
+	}
+	c.HTTP2 = c.HTTP2.WithDefaults()
 	return c
 }
 
@@ -106,10 +114,11 @@ type Stats struct {
 	LateChunks        uint64 // chunks for a closed flow (duplicates, stray retransmits)
 	TLSCiphertextFlow uint64 // TC flows ignored because they carry TLS records
 	NotHTTPFlows      uint64 // flows ignored because no side looked like HTTP
-	HTTP2Flows        uint64 // flows ignored because they open with the HTTP/2 preface
+	HTTP2Flows        uint64 // flows decoded as HTTP/2 (preface, or frames when joined late)
 	UndecidedBytes    uint64 // bytes dropped before the client side was known
 	Stream            stream.Stats
 	HTTP              http1.Stats
+	HTTP2             http2.Stats
 }
 
 type flowKey struct {
@@ -137,6 +146,8 @@ type flow struct {
 	sinks [2]sink
 	addr  [2]netip.AddrPort // sender of each direction
 	http  *http1.Conn
+	h2    *http2.Conn
+	isH2  bool
 	// client is the index of the client's direction, -1 while unknown.
 	client     int
 	checked    [3]bool // first bytes of each direction inspected for TLS records; [2]: for HTTP/2
@@ -347,13 +358,13 @@ func (a *Assembler) onData(f *flow, d int, b []byte) {
 			return
 		}
 	}
-	if f.client < 0 || !f.checked[2] {
+	if !f.checked[2] && !f.isH2 {
 		f.checked[2] = true
 		if bytes.HasPrefix(b, h2Preface) {
-			// HTTP/2 (mostly inside TLS): not parsed by this package.
+			// HTTP/2 with prior knowledge (h2c) or after ALPN h2.
 			a.st.HTTP2Flows++
-			a.ignore(f)
-			return
+			f.isH2 = true
+			f.client = d
 		}
 	}
 	if f.client < 0 {
@@ -363,6 +374,20 @@ func (a *Assembler) onData(f *flow, d int, b []byte) {
 		case http1.KindResponse:
 			f.client = 1 - d
 		default:
+			if ok, side := http2.Detect(b); ok {
+				// HTTP/2 frames without the preface: the server's first
+				// SETTINGS, or a connection joined late. The side is
+				// known from a HEADERS block's first field.
+				if side >= 0 {
+					a.st.HTTP2Flows++
+					f.isH2 = true
+					f.client = d
+					if side == 0 {
+						f.client = 1 - d
+					}
+					break
+				}
+			}
 			a.st.UndecidedBytes += uint64(len(b))
 			f.undecided[d] = true
 			f.probes++
@@ -373,6 +398,14 @@ func (a *Assembler) onData(f *flow, d int, b []byte) {
 			return
 		}
 	}
+	if f.isH2 {
+		h := a.conn2(f)
+		if h.Stopped() {
+			return
+		}
+		h.Feed(a.h2dir(f, d), b, f.now)
+		return
+	}
 	h := a.conn(f)
 	if h.Stopped() {
 		return
@@ -380,10 +413,53 @@ func (a *Assembler) onData(f *flow, d int, b []byte) {
 	h.Feed(a.hdir(f, d), b, f.now)
 }
 
+func (a *Assembler) h2dir(f *flow, d int) http2.Dir {
+	if d == f.client {
+		return http2.FromClient
+	}
+	return http2.FromServer
+}
+
+// conn2 returns the flow's HTTP/2 decoder, creating it once roles are known.
+func (a *Assembler) conn2(f *flow) *http2.Conn {
+	if f.h2 != nil {
+		return f.h2
+	}
+	h := http2.NewConn(a.cfg.HTTP2, &a.st.HTTP2, a.emit)
+	h.Client, h.Server = f.addr[f.client], f.addr[1-f.client]
+	if f.key.tls {
+		h.TLS = TLSMarker
+		p := &call.Process{PID: f.key.pid}
+		if f.client == 1 {
+			h.ServerProcess = p
+		} else {
+			h.ClientProcess = p
+		}
+	}
+	if a.cfg.OnRequest != nil {
+		// The request hook takes an http1.Conn for the connection's
+		// identity (addresses, TLS marker, processes): hand it a view.
+		view := &http1.Conn{Client: h.Client, Server: h.Server, TLS: h.TLS,
+			ServerProcess: h.ServerProcess, ClientProcess: h.ClientProcess}
+		on := a.cfg.OnRequest
+		h.OnRequest = func(_ *http2.Conn, r *call.Request) { on(view, r) }
+	}
+	f.h2 = h
+	for d := range f.undecided {
+		if f.undecided[d] {
+			h.Gap(a.h2dir(f, d), 0, f.now)
+		}
+	}
+	return h
+}
+
 func (a *Assembler) ignore(f *flow) {
 	f.ignored = true
 	if f.http != nil {
 		f.http.Close(f.now)
+	}
+	if f.h2 != nil {
+		f.h2.Close(f.now)
 	}
 }
 
@@ -433,6 +509,10 @@ func (a *Assembler) onGap(f *flow, d int, n uint32) {
 		f.undecided[d] = true
 		return
 	}
+	if f.isH2 {
+		a.conn2(f).Gap(a.h2dir(f, d), n, f.now)
+		return
+	}
 	a.conn(f).Gap(a.hdir(f, d), n, f.now)
 }
 
@@ -446,6 +526,11 @@ func (a *Assembler) onSkip(f *flow, d int, n uint32) {
 		f.undecided[d] = true
 		return
 	}
+	if f.isH2 {
+		// HTTP/2 flows have no copy budget; a skip is a gap.
+		a.conn2(f).Gap(a.h2dir(f, d), n, f.now)
+		return
+	}
 	a.conn(f).Skip(a.hdir(f, d), n, f.now)
 }
 
@@ -453,6 +538,9 @@ func (a *Assembler) onEnd(f *flow, d int) {
 	f.ended[d] = true
 	if !f.ignored && f.http != nil {
 		f.http.End(a.hdir(f, d), f.now)
+	}
+	if !f.ignored && f.h2 != nil {
+		f.h2.End(a.h2dir(f, d), f.now)
 	}
 	if f.ended[0] && f.ended[1] && !f.closed && !f.finishing {
 		a.st.FlowsClosed++
@@ -474,8 +562,11 @@ func (a *Assembler) finish(f *flow, now time.Time) {
 	if f.http != nil && !f.ignored {
 		f.http.Close(now)
 	}
+	if f.h2 != nil && !f.ignored {
+		f.h2.Close(now)
+	}
 	f.closed = true
-	f.http = nil
+	f.http, f.h2 = nil, nil
 }
 
 // EndConn finishes the decrypted TLS stream of one process connection

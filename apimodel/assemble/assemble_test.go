@@ -300,14 +300,3 @@ func streamCfg() stream.Config { return stream.Config{MaxBufferedBytes: 32, MaxS
 func httpCfg() http1.Config {
 	return http1.Config{MaxHeaderBytes: 128, MaxHeaders: 4, MaxBodyBytes: 8, MaxFailures: 2, MaxPipeline: 2}
 }
-
-func TestHTTP2Ignored(t *testing.T) {
-	a, calls := newAsm(Config{})
-	k := capture.FlowKey{Src: cli, Dst: srv}
-	pre := "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04"
-	a.Add(capture.Chunk{Time: t0, Key: k, Data: []byte(pre), PayloadLen: uint32(len(pre)), Source: capture.SourceTLSRead, PID: 9, ConnID: 3})
-	a.Flush()
-	if st := a.Stats(); st.HTTP2Flows != 1 || len(*calls) != 0 {
-		t.Fatalf("stats %+v", st)
-	}
-}

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +80,10 @@ type Config struct {
 	// Positive: calls to endpoints missing from an imported spec are
 	// findings (else they are only reported by Diff).
 	Positive bool
+	// Now is the clock for calls without a start time (default
+	// time.Now). Every window is measured on call times, so a replay of
+	// recorded calls with a fixed clock gives the same findings.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -109,6 +115,9 @@ func (c *Config) setDefaults() {
 	def(&c.MaxClients, 10000)
 	def(&c.MaxAccounts, 10000)
 	def(&c.MaxFields, 128)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // Anomaly is one behavioural finding with who and where.
@@ -272,7 +281,7 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	epName := c.Request.Method + " " + template
 	now := c.Request.Start
 	if now.IsZero() {
-		now = time.Now()
+		now = m.cfg.Now()
 	}
 	ids := objectIDs(c.Request.Path, template)
 	fields, acct := requestFields(c.Request)
@@ -491,6 +500,24 @@ func (r *run) emit(rule string, sev detect.Severity, conf int, part, ev string, 
 	})
 }
 
+// Rules lists every rule id the model raises, in a fixed order (metrics
+// label their series by it, so the set is bounded).
+func Rules() []string {
+	return []string{RuleEnumeration, RuleBruteForce, RuleCredentialStuffing, RuleClientRate, RuleEndpointRate,
+		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint}
+}
+
+// Detector is a rule id's short name, as metrics label it
+// ("abuse-brute-force" -> "brute_force"); "" for an id not in Rules.
+func Detector(rule string) string {
+	for _, r := range Rules() {
+		if r == rule {
+			return strings.ReplaceAll(strings.TrimPrefix(rule, "abuse-"), "-", "_")
+		}
+	}
+	return ""
+}
+
 var description = map[string]string{
 	RuleEnumeration:        "object enumeration (OWASP API1 BOLA)",
 	RuleBruteForce:         "authentication brute force (OWASP API2)",
@@ -594,7 +621,11 @@ func requestFields(r *call.Request) (out []field, account string) {
 	if json.Unmarshal(b, &obj) != nil {
 		return out, ""
 	}
-	for k, v := range obj {
+	// Keys in sorted order, not map order: which fields fit the bounds
+	// and the order of a call's findings must not vary between runs of
+	// the same calls (the replay test).
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		v := obj[k]
 		if len(out) >= 128 || len(k) > 64 {
 			break
 		}
@@ -606,7 +637,8 @@ func requestFields(r *call.Request) (out []field, account string) {
 		if t == tObject {
 			var sub map[string]json.RawMessage
 			if json.Unmarshal(v, &sub) == nil {
-				for sk, sv := range sub {
+				for _, sk := range slices.Sorted(maps.Keys(sub)) {
+					sv := sub[sk]
 					if len(out) >= 128 || len(sk) > 64 {
 						break
 					}

@@ -68,8 +68,49 @@ type Response struct {
 	BodySize      int64
 	BodyTruncated bool
 	Chunked       bool
-	Start         time.Time
-	End           time.Time
+	// Trailers are the HTTP/2 trailing header fields (gRPC puts
+	// grpc-status and grpc-message there).
+	Trailers Headers
+	Start    time.Time
+	End      time.Time
+}
+
+// Protocols of a call (Call.Protocol).
+const (
+	ProtoHTTP1 = "http/1.1"
+	ProtoH2    = "h2"
+	ProtoGRPC  = "grpc"
+)
+
+// GRPC describes the gRPC side of an HTTP/2 call.
+type GRPC struct {
+	Service string // "pkg.Service", from :path
+	Method  string // "Method"
+	// Messages and bytes (payload, without the 5-byte prefixes) per
+	// direction, counted over the whole stream even past the body prefix.
+	ReqMessages, RespMessages int
+	ReqBytes, RespBytes       int64
+	// Compressed is set when a message had the compressed flag.
+	Compressed bool
+	// Status is grpc-status (trailers, or headers of a trailers-only
+	// response); -1 when absent.
+	Status  int
+	Message string // grpc-message, percent-decoded
+	Timeout string // grpc-timeout as sent, e.g. "1S", "100m"
+}
+
+// Kind guesses the streaming kind from the message counts: "unary",
+// "client-streaming", "server-streaming" or "bidi-streaming".
+func (g *GRPC) Kind() string {
+	switch {
+	case g.ReqMessages > 1 && g.RespMessages > 1:
+		return "bidi-streaming"
+	case g.ReqMessages > 1:
+		return "client-streaming"
+	case g.RespMessages > 1:
+		return "server-streaming"
+	}
+	return "unary"
 }
 
 // Process is the owner of one end of a connection.
@@ -101,4 +142,22 @@ type Call struct {
 	// Gap is set when the stream had missing bytes inside this call; the
 	// call is reported but its body is incomplete.
 	Gap bool
+	// Protocol is ProtoHTTP1, ProtoH2 or ProtoGRPC ("" means http/1.1).
+	Protocol string
+	// StreamID is the HTTP/2 stream id (0 for HTTP/1).
+	StreamID uint32
+	// Partial is set when some HTTP/2 header fields could not be decoded
+	// (the agent joined the connection after its HPACK dynamic table was
+	// built): the fields shown were decoded exactly, the others are missing.
+	Partial bool
+	// GRPC is set for gRPC calls.
+	GRPC *GRPC
+}
+
+// ProtocolName returns Protocol, http/1.1 when unset.
+func (c *Call) ProtocolName() string {
+	if c.Protocol == "" {
+		return ProtoHTTP1
+	}
+	return c.Protocol
 }

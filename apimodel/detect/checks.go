@@ -34,6 +34,10 @@ func valueCheck(name string) checkFunc {
 		return checkFirstWordCommand
 	case "php-dynamic-call":
 		return checkPHPDynamicCall
+	case "has-comment":
+		// The gate of a comment rule: canonical forms drop closed
+		// comments, so no keyword can stand for one.
+		return func(decoded string, _ []byte) bool { return strings.Contains(decoded, "/*") }
 	}
 	return nil
 }
@@ -58,6 +62,14 @@ func requestCheck(name string) requestCheckFunc {
 		return checkMultipartCharset
 	case "protocol-policy":
 		return checkProtocolPolicy
+	case "rfi-param":
+		return checkRFIParam
+	case "method-policy":
+		return checkMethodPolicy
+	case "body-content-type":
+		return checkBodyContentType
+	case "header-shape":
+		return checkHeaderShape
 	case "upload-jsp":
 		return uploadCheck(func(n string) bool { return scriptExt(n, jspExts) })
 	case "upload-php":
@@ -658,6 +670,9 @@ func checkFirstWordCommand(_ string, canon []byte) bool {
 // URL or form sent from another site (or from no page at all) they plant
 // a session id the attacker knows.
 var sessionParams = map[string]bool{
+	"_flask_session": true, "_rails_session": true, "meteor_login_token": true, "cakephp": true, "jwsession": true,
+	"jservsession": true, "phpsession": true, "zend_session_id": true, "play_session": true, "wlsession": true,
+	"session-token": true, "cfsid": true,
 	"phpsessid": true, "jsessionid": true, "aspsessionid": true, "asp.net_sessionid": true, "sid": true,
 	"connect.sid": true, "laravel_session": true, "next-auth.session-token": true, "__host-next-auth.session-token": true,
 	"__secure-next-auth.session-token": true, "koa:sess": true, "koa.sess": true, "sails.sid": true, "shiny-token": true,
@@ -768,7 +783,7 @@ var reBadPartName = regexp.MustCompile(`(?i)content-disposition:[^\r\n]*?\b(?:fi
 // restrictedHeaders are request headers an API client never sends: WebDAV
 // conditionals, httpoxy's Proxy, IIS Translate, back-end hints.
 var restrictedHeaders = map[string]bool{"if": true, "lock-token": true, "proxy": true, "translate": true,
-	"content-range": true, "back-end-server": true, "x-http-method-override-2": false}
+	"content-range": true, "back-end-server": true, "request-range": true, "x-http-method-override-2": false}
 
 // checkProtocolPolicy enforces the request shape every API client keeps:
 // a well-formed Content-Type with a known charset, no NUL in the query or
@@ -814,6 +829,133 @@ func checkProtocolPolicy(req *call.Request, _ *Config) (string, string, bool) {
 				return "multipart", string(m), true
 			}
 		}
+	}
+	return "", "", false
+}
+
+// restMethods is the method policy of a REST API: anything else (WebDAV,
+// TRACE, CONNECT, made-up verbs) has no handler and probes the server.
+var restMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true}
+
+// checkMethodPolicy flags methods outside the REST policy, and request
+// lines whose method is not an HTTP token at all.
+func checkMethodPolicy(req *call.Request, _ *Config) (string, string, bool) {
+	m := req.Method
+	if m == "" || restMethods[m] {
+		return "", "", false
+	}
+	return "method", m, true
+}
+
+// apiContentTypes are the body media types an API accepts; a suffix
+// type (+json, +xml) and the binary upload types pass too.
+var apiContentTypes = map[string]bool{
+	"application/json": true, "application/x-www-form-urlencoded": true, "multipart/form-data": true,
+	"multipart/related": true, "multipart/mixed": true, "text/xml": true, "application/xml": true,
+	"application/graphql": true, "text/plain": true, "text/csv": true, "application/octet-stream": true,
+	"application/x-ndjson": true, "application/jsonl": true, "application/grpc": true, "application/grpc-web": true,
+	"application/protobuf": true, "application/x-protobuf": true, "application/jwt": true, "application/pdf": true,
+	"application/zip": true, "application/gzip": true, "application/yaml": true, "application/x-yaml": true,
+	"text/yaml": true, "text/markdown": true, "text/html": true, "application/cbor": true, "application/msgpack": true,
+	"application/x-msgpack": true, "application/javascript": true, "application/sql": true, "text/calendar": true,
+	"application/x-tar": true, "application/soap+xml": true, "application/csp-report": true,
+}
+
+// checkBodyContentType flags a body sent without a Content-Type (parsers
+// then guess, and disagree) and a media type no API consumes.
+func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
+	ct := ""
+	n := 0
+	for _, h := range req.Headers {
+		if headerNameIs(h.Name, "content-type") {
+			ct = h.Value
+			n++
+		}
+	}
+	if n > 1 {
+		return "header:Content-Type", "more than one Content-Type", true
+	}
+	if n == 0 {
+		if len(req.Body) > 0 {
+			return "body", "body without a Content-Type", true
+		}
+		return "", "", false
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	lct := strings.ToLower(ct)
+	if i := strings.Index(lct, "charset"); i >= 0 && strings.Contains(lct[i+7:], "charset") {
+		return "header:Content-Type", ct, true
+	}
+	if apiContentTypes[mt] || strings.HasSuffix(mt, "+json") || strings.HasSuffix(mt, "+xml") ||
+		strings.HasPrefix(mt, "image/") || strings.HasPrefix(mt, "audio/") || strings.HasPrefix(mt, "video/") ||
+		strings.HasPrefix(mt, "application/vnd.") || strings.HasPrefix(mt, "font/") {
+		return "", "", false
+	}
+	return "header:Content-Type", ct, true
+}
+
+// checkHeaderShape flags negotiation headers no client sends: an Accept
+// naming a charset outside UTF-8/Latin-1, an Accept-Encoding list longer
+// than any browser's.
+func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
+	for _, h := range req.Headers {
+		switch {
+		case headerNameIs(h.Name, "accept-encoding"):
+			if len(h.Value) > 100 {
+				return "header:Accept-Encoding", h.Value, true
+			}
+		case headerNameIs(h.Name, "accept"):
+			lv := strings.ToLower(h.Value)
+			for {
+				i := strings.Index(lv, "charset")
+				if i < 0 {
+					break
+				}
+				lv = lv[i+7:]
+				cs := strings.TrimLeft(lv, " \t=\"")
+				if j := strings.IndexAny(cs, "\";, "); j >= 0 {
+					cs = cs[:j]
+				}
+				switch cs {
+				case "utf-8", "iso-8859-1", "iso-8859-15", "windows-1252":
+				default:
+					return "header:Accept", h.Value, true
+				}
+			}
+		}
+	}
+	return "", "", false
+}
+
+// rfiParams are parameters that well-known PHP applications pass to
+// include(): a URL there is a remote file include.
+var rfiParams = map[string]bool{"mosconfig_absolute_path": true, "_conf[path]": true, "_server[document_root]": true,
+	"path[docroot]": true, "config[root_dir]": true, "gallery_basedir": true, "appserv_root": true}
+
+func checkRFIParam(req *call.Request, _ *Config) (string, string, bool) {
+	scan := func(raw string) (string, string, bool) {
+		for raw != "" {
+			var pair string
+			pair, raw, _ = strings.Cut(raw, "&")
+			name, val, _ := strings.Cut(pair, "=")
+			if !rfiParams[strings.ToLower(decode(name, true, 2))] {
+				continue
+			}
+			v := strings.ToLower(decode(val, true, 2))
+			for _, p := range []string{"http://", "https://", "ftp://", "ftps://", "file://"} {
+				if strings.HasPrefix(v, p) {
+					return "query:" + name, v, true
+				}
+			}
+		}
+		return "", "", false
+	}
+	if p, v, ok := scan(req.RawQuery); ok {
+		return p, v, true
+	}
+	if len(req.Body) > 0 && strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "application/x-www-form-urlencoded") {
+		return scan(string(req.Body[:min(len(req.Body), 64<<10)]))
 	}
 	return "", "", false
 }

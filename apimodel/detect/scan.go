@@ -631,8 +631,28 @@ func (s *scan) body() {
 		if s.multipart(body, params["boundary"]) {
 			return
 		}
+	case mt == "" && looksForm(body):
+		// No Content-Type: PHP-style and WAF body parsers (Coraza's
+		// default) read such a body as a form, so a payload in a field
+		// name or value must be judged as one; the raw text follows.
+		s.query(string(body), KindForm, "form:", "form-name:")
 	}
 	s.value(&partRef{kind: mustBit(KindBody), prefix: "body"}, string(body), false)
+}
+
+// looksForm reports whether a body without a Content-Type reads as
+// URL-encoded fields: one line whose first '=' (or its end) ends a
+// name without blanks.
+func looksForm(b []byte) bool {
+	if bytes.IndexAny(b, "\r\n") >= 0 {
+		return false
+	}
+	i := bytes.IndexByte(b, '=')
+	if i < 0 {
+		// A lone field name, as in "pay%3Dor+1%3D1".
+		i = len(b)
+	}
+	return i > 0 && bytes.IndexAny(b[:i], " \t") < 0
 }
 
 func looksJSON(b []byte) bool {

@@ -187,8 +187,15 @@ type endpoint struct {
 	Auth        map[string]uint64     `json:"auth,omitempty"`
 	Sensitive   sensitiveSet          `json:"sensitive,omitempty"`
 	TLS         map[string]uint64     `json:"tls,omitempty"`
-	First       time.Time             `json:"first"`
-	Last        time.Time             `json:"last"`
+	// Protocols counts calls per protocol (http/1.1, h2, grpc); gRPC
+	// status codes and streaming kinds are counted for gRPC calls;
+	// Partial counts HTTP/2 calls with header fields not recovered.
+	Protocols  map[string]uint64 `json:"protocols,omitempty"`
+	GRPCStatus map[int]uint64    `json:"grpcStatus,omitempty"`
+	GRPCKinds  map[string]uint64 `json:"grpcKinds,omitempty"`
+	Partial    uint64            `json:"partial,omitempty"`
+	First      time.Time         `json:"first"`
+	Last       time.Time         `json:"last"`
 
 	// mergedInto is set when a learned template absorbed this endpoint, so
 	// an Observe that parsed a body outside the lock finds the survivor.
@@ -413,7 +420,15 @@ func (inv *Inventory) record(c *call.Call, p *prepared) (*endpoint, bool) {
 		inv.services[p.svc] = svc
 	}
 	var walkBuf [12]string
-	segs, relearn, ok := inv.walkInto(walkBuf[:0], svc, p.segs, true)
+	var segs []string
+	relearn, ok := false, true
+	if c.Protocol == call.ProtoGRPC {
+		// A gRPC path names a method, never a resource: no templating, so
+		// a service with many methods is not folded into a parameter.
+		segs = p.segs
+	} else {
+		segs, relearn, ok = inv.walkInto(walkBuf[:0], svc, p.segs, true)
+	}
 	// Learning can cascade below the learned position while existing
 	// endpoints are re-keyed, so this call is walked again until stable.
 	for ok && relearn {
@@ -630,6 +645,19 @@ func (inv *Inventory) merge(dst, src *endpoint) {
 	for k, v := range src.TLS {
 		dst.TLS = inv.addCount(dst.TLS, k, v, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
 	}
+	for k, v := range src.Protocols {
+		dst.Protocols = inv.addCount(dst.Protocols, k, v, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
+	}
+	for k, v := range src.GRPCKinds {
+		dst.GRPCKinds = inv.addCount(dst.GRPCKinds, k, v, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
+	}
+	for k, v := range src.GRPCStatus {
+		if dst.GRPCStatus == nil {
+			dst.GRPCStatus = map[int]uint64{}
+		}
+		dst.GRPCStatus[k] += v
+	}
+	dst.Partial += src.Partial
 	dst.ReqSchema = inv.mergeInto(dst.ReqSchema, src.ReqSchema)
 	for k, v := range src.RespSchemas {
 		if dst.RespSchemas == nil {
@@ -737,6 +765,27 @@ func (inv *Inventory) update(ep *endpoint, c *call.Call, p *prepared, segs []str
 	}
 	ep.TLS = inv.addCount(ep.TLS, c.TLS, 1, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
 	ep.Sensitive |= p.sensitive
+	inv.updateProtocol(ep, c)
+}
+
+// updateProtocol counts the call's protocol and, for gRPC, its status and
+// streaming kind (bounded like the content types).
+func (inv *Inventory) updateProtocol(ep *endpoint, c *call.Call) {
+	ep.Protocols = inv.addCount(ep.Protocols, c.ProtocolName(), 1, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
+	if c.Partial {
+		ep.Partial++
+	}
+	if g := c.GRPC; g != nil {
+		if c.Response != nil || g.Status >= 0 {
+			if ep.GRPCStatus == nil {
+				ep.GRPCStatus = map[int]uint64{}
+			}
+			if _, ok := ep.GRPCStatus[g.Status]; ok || len(ep.GRPCStatus) < 32 {
+				ep.GRPCStatus[g.Status]++
+			}
+		}
+		ep.GRPCKinds = inv.addCount(ep.GRPCKinds, g.Kind(), 1, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
+	}
 }
 
 // sampleBodies infers the JSON schemas of a sampled call outside the lock
@@ -859,6 +908,11 @@ func (ep *endpoint) snapshot(svc *service) Endpoint {
 		AuthSchemes:          copyCounts(ep.Auth),
 		Sensitive:            ep.Sensitive.names(),
 		TLS:                  copyCounts(ep.TLS),
+		Protocol:             mainProtocol(ep.Protocols),
+		Protocols:            copyCounts(ep.Protocols),
+		GRPCStatusCodes:      copyCounts(ep.GRPCStatus),
+		GRPCKinds:            copyCounts(ep.GRPCKinds),
+		PartialCalls:         ep.Partial,
 		FirstSeen:            ep.First,
 		LastSeen:             ep.Last,
 	}
@@ -885,4 +939,22 @@ func (ep *endpoint) snapshot(svc *service) Endpoint {
 			Count: ps.Count, Required: true})
 	}
 	return e
+}
+
+// mainProtocol is the protocol most calls of an endpoint used (ties:
+// grpc, then h2, then http/1.1); http/1.1 for endpoints restored from a
+// state written before protocols were counted.
+func mainProtocol(m map[string]uint64) string {
+	best, n := call.ProtoHTTP1, uint64(0)
+	for _, p := range []string{call.ProtoGRPC, call.ProtoH2, call.ProtoHTTP1} {
+		if m[p] > n {
+			best, n = p, m[p]
+		}
+	}
+	for p, v := range m {
+		if v > n {
+			best, n = p, v
+		}
+	}
+	return best
 }

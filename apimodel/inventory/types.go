@@ -67,6 +67,18 @@ type Endpoint struct {
 	Sensitive []string
 	// TLS counts the TLS library per call ("" key = plaintext).
 	TLS map[string]uint64
+	// Protocol is the endpoint's protocol: "http/1.1", "h2" or "grpc" (the
+	// one most of its calls used); Protocols counts calls per protocol.
+	Protocol  string
+	Protocols map[string]uint64
+	// GRPCStatusCodes counts grpc-status values of gRPC calls (-1: the
+	// call ended without one); GRPCKinds counts the streaming kinds seen
+	// (unary, client-streaming, server-streaming, bidi-streaming).
+	GRPCStatusCodes map[int]uint64
+	GRPCKinds       map[string]uint64
+	// PartialCalls counts HTTP/2 calls some header fields of which could
+	// not be decoded (agent joined the connection late).
+	PartialCalls uint64
 	// Baseline is the behavioural model's baseline of the endpoint, filled
 	// in by the agent (the inventory itself leaves it nil).
 	Baseline  map[string]float64

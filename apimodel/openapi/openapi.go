@@ -266,6 +266,17 @@ func operation(e *inventory.Endpoint, svc string, schemes openapi3.SecuritySchem
 		}
 		op.Extensions["x-apiwarden-tls"] = tls
 	}
+	if e.Protocol != "" {
+		// http/1.1, h2 or grpc; a gRPC operation is POST /pkg.Service/Method.
+		op.Extensions["x-protocol"] = e.Protocol
+	}
+	if len(e.GRPCStatusCodes) > 0 {
+		gs := map[string]uint64{}
+		for k, n := range e.GRPCStatusCodes {
+			gs[strconv.Itoa(k)] = n
+		}
+		op.Extensions["x-apiwarden-grpc-status-counts"] = gs
+	}
 	return op
 }
 

@@ -265,3 +265,28 @@ func TestGolden(t *testing.T) {
 		t.Errorf("export differs from %s; run go test -update and review the diff", golden)
 	}
 }
+
+func TestProtocolExtension(t *testing.T) {
+	inv := inventory.New(inventory.Config{}, nil)
+	inv.Observe(&call.Call{
+		Server:   netip.MustParseAddrPort("10.0.0.1:50051"),
+		Protocol: call.ProtoGRPC,
+		GRPC:     &call.GRPC{Service: "grpc.health.v1.Health", Method: "Check", Status: 5},
+		Request:  &call.Request{Method: "POST", Path: "/grpc.health.v1.Health/Check", Proto: "HTTP/2.0", Start: time.Unix(1, 0)},
+		Response: &call.Response{StatusCode: 200, Proto: "HTTP/2.0"},
+	})
+	doc, err := Build(inv.Snapshot(), Info{Title: "t", Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths.Find("/grpc.health.v1.Health/Check").Post
+	if op.Extensions["x-protocol"] != "grpc" {
+		t.Fatalf("extensions %v", op.Extensions)
+	}
+	if gs := op.Extensions["x-apiwarden-grpc-status-counts"].(map[string]uint64); gs["5"] != 1 {
+		t.Fatalf("grpc status %v", gs)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,14 @@ func TestCombinedReport(t *testing.T) {
 		t.Skip("AW_COMBINED not set")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ours, err := detect.New(detect.Config{}, log)
+	// AW_DISABLE=rule,rule turns rules off in both of our configurations,
+	// to show what a family's number owes to a rule (e.g. the
+	// body-without-Content-Type policy rule).
+	var disabled map[string][]string
+	if v := os.Getenv("AW_DISABLE"); v != "" {
+		disabled = map[string][]string{"*": strings.Split(v, ",")}
+	}
+	ours, err := detect.New(detect.Config{Disabled: disabled}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +45,7 @@ func TestCombinedReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	comb, err := detect.New(detect.Config{SecondStage: st1}, log)
+	comb, err := detect.New(detect.Config{SecondStage: st1, Disabled: disabled}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +104,22 @@ func TestCombinedReport(t *testing.T) {
 	} else {
 		t.Log(err)
 	}
-	for _, f := range []string{corpusPath, holdoutPath} {
+	if api, err := LoadCorpus(apiTrafficPath); err == nil {
+		var tune, held []Entry
+		for _, e := range api {
+			e.Class = e.Where
+			if HeldBack(e.ID) {
+				held = append(held, e)
+			} else {
+				tune = append(tune, e)
+			}
+		}
+		count(apiTrafficPath+" TUNING slice (70 %), FPR per API", tune)
+		count(apiTrafficPath+" HELD-BACK slice (30 %), FPR per API", held)
+	} else {
+		t.Log(err)
+	}
+	for _, f := range []string{corpusPath, holdoutPath, apiTrafficPath} {
 		all, err := LoadCorpus(f)
 		if err != nil {
 			t.Fatal(err)

@@ -56,7 +56,11 @@ func TestExploreCRSSet(t *testing.T) {
 			c.crs++
 		}
 		if !ok && (cache[e.ID] || os.Getenv("AW_ALL") != "") && e.Class == want {
-			t.Logf("miss %s rule=%d pl=%d %s %s?%s h=%v body=%q", e.ID, e.RuleID, e.PL, e.Method, trunc(e.Path, 200), trunc(e.Query, 300), e.Headers, trunc(e.Body, 300))
+			var crsRules []int
+			if os.Getenv("AW_RULES") != "" {
+				_, crsRules = eng.crs.Verdict(&e.Entry)
+			}
+			t.Logf("miss %s rule=%d pl=%d crs=%v %s %s?%s h=%v body=%q", e.ID, e.RuleID, e.PL, crsRules, e.Method, trunc(e.Path, 200), trunc(e.Query, 300), e.Headers, trunc(e.Body, 300))
 		}
 	}
 	keys := []string{}

@@ -38,7 +38,11 @@ var (
 func loadEngines(tb testing.TB) engines {
 	tb.Helper()
 	enginesOnce.Do(func() {
-		d, err := detect.New(detect.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		var cfg detect.Config
+		if v := os.Getenv("AW_DISABLE"); v != "" {
+			cfg.Disabled = map[string][]string{"*": strings.Split(v, ",")}
+		}
+		d, err := detect.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			enginesErr = err
 			return

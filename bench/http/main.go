@@ -9,6 +9,11 @@
 // in-kernel cost per program run from kernel.bpf_stats_enabled.
 //
 // Run as root from the module root: go run ./bench/http [-window 2s -rounds 2].
+//
+// With -modes it instead compares, in one run against one server (goapi by
+// default), no agent, the agent in monitor and in protect mode, and a
+// Coraza + CRS inline proxy: go run ./bench/http -modes none,monitor,protect,coraza
+// [-quick]. See compare.go.
 package main
 
 import (
@@ -49,6 +54,13 @@ type config struct {
 	noGSO    bool
 	profile  string
 	pin      bool
+	// comparison (-modes)
+	modes string
+	quick bool
+	pl    int
+	nice  int
+	rt    int
+	trace string
 }
 
 // load is awload's JSON result.
@@ -59,7 +71,10 @@ type load struct {
 	Missed   int64   `json:"missed"`
 	RPS      float64 `json:"rps"`
 	P50Us    int64   `json:"p50_us"`
+	P90Us    int64   `json:"p90_us"`
 	P99Us    int64   `json:"p99_us"`
+	P999Us   int64   `json:"p999_us"`
+	MaxUs    int64   `json:"max_us"`
 	SvcP50Us int64   `json:"svc_p50_us"`
 	SvcP99Us int64   `json:"svc_p99_us"`
 	LateP50  int64   `json:"late_p50_us"`
@@ -107,6 +122,7 @@ type bench struct {
 	agent   *harness.Agent
 	agentN  int
 	restore func()
+	path    string // request path of the compared server
 }
 
 func main() {
@@ -123,13 +139,42 @@ func main() {
 	flag.BoolVar(&cfg.verbose, "v", false, "print every window")
 	flag.BoolVar(&cfg.noGSO, "nogso", false, "cap GSO on the veths so every segment is wire-sized")
 	flag.BoolVar(&cfg.pin, "pin", false, "run the load generator alone on the last CPU and the server and agent on the others (taskset), to separate the agent's cost from contention with the generator")
-	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name)")
+	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name); with -modes: of the protect-mode agent during its fixed-rate keep-alive phase")
+	flag.StringVar(&cfg.modes, "modes", "", "instead of the A/B windows, compare these modes on one server in one run: none, monitor, protect, coraza (a Coraza + CRS inline proxy in front of the server, no agent); e.g. -modes none,monitor,protect,coraza")
+	flag.BoolVar(&cfg.quick, "quick", false, "with -modes: short phases (1.5 s) and no second baseline run, about 30 s in all")
+	flag.IntVar(&cfg.pl, "pl", 1, "with -modes: CRS paranoia level of the Coraza proxy")
+	flag.IntVar(&cfg.nice, "nice", 0, "run the benchmark (generator, servers, agent, proxy: everything it starts) at this nice level, so other work on a shared machine disturbs it less")
+	flag.IntVar(&cfg.rt, "rt", 0, "run the benchmark and everything it starts under SCHED_RR at this priority (chrt -r; 0: off): on a machine busy with other work, woken tasks then run at once instead of queueing behind it (the kernel's RT throttling still leaves the rest 5 %); -modes defaults to 1 unless -nice is given")
+	flag.StringVar(&cfg.trace, "trace", "", "with -modes: write a Go execution trace (1 s) of the protect-mode agent during its fixed-rate keep-alive phase to this file (prefixed with the server name)")
+	proxy := flag.String("coraza-proxy", "", "internal: run the Coraza + CRS proxy on this listen address (with -upstream)")
+	upstream := flag.String("upstream", "", "internal: upstream host:port of -coraza-proxy")
 	flag.Parse()
+	if *proxy != "" {
+		runCorazaProxy(*proxy, *upstream, cfg.pl)
+		return
+	}
+	if cfg.modes != "" {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["servers"] {
+			cfg.servers = "goapi"
+		}
+		if !set["rt"] && !set["nice"] {
+			cfg.rt = 1
+		}
+		if !set["window"] {
+			cfg.window = 4 * time.Second
+			if cfg.quick {
+				cfg.window = 1500 * time.Millisecond
+			}
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench/http: needs root (network namespaces, BPF)")
 		os.Exit(2)
 	}
+	reniceSelf(cfg.nice, cfg.rt, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{cfg: cfg, log: log.With("component", "bench"), base: log}
@@ -208,6 +253,15 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		targets = append(targets, target{name, path, s})
 	}
+	if b.cfg.modes != "" {
+		for _, t := range targets {
+			b.path = t.path
+			if err := b.compare(ctx, t.srv, t.path); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+		return nil
+	}
 	for _, t := range targets {
 		ws, maxRPS, err := b.server(ctx, t.srv, t.path)
 		if err != nil {
@@ -218,6 +272,37 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
+// nicedEnv marks the re-executed benchmark.
+const nicedEnv = "AWBENCH_NICED"
+
+// reniceSelf re-executes the benchmark under nice(1) when asked to: nice
+// is per thread on Linux, and only a process started at the level has
+// every thread (and every child) there.
+func reniceSelf(n, rt int, log *slog.Logger) {
+	if (n == 0 && rt == 0) || os.Getenv(nicedEnv) != "" {
+		return
+	}
+	self, err := os.Executable()
+	tool, args := "nice", []string{"nice", "-n", fmt.Sprint(n)}
+	if rt > 0 {
+		tool, args = "chrt", []string{"chrt", "-r", fmt.Sprint(rt)}
+	}
+	path, lerr := exec.LookPath(tool)
+	if err != nil || lerr != nil {
+		log.Warn("cannot reschedule", "err", errors.Join(err, lerr))
+		return
+	}
+	argv := append(append(args, self), os.Args[1:]...)
+	err = syscall.Exec(path, argv, append(os.Environ(), nicedEnv+"=1"))
+	log.Warn("cannot reschedule", "err", err)
+}
+
+// runOut runs a command and returns its combined output.
+func runOut(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
@@ -225,12 +310,24 @@ func firstLine(s string) string {
 
 // awloadRun runs the generator in the client namespace.
 func (b *bench) awloadRun(ctx context.Context, addr, path string, conns int, rate float64) (load, error) {
+	return b.load(ctx, addr, path, conns, rate, false, b.cfg.window)
+}
+
+// load runs awload in the client namespace for d: closed loop (rate 0) or
+// at a fixed rate, over keep-alive connections or a new one per request.
+func (b *bench) load(ctx context.Context, addr, path string, conns int, rate float64, newConn bool, d time.Duration) (load, error) {
 	args := []string{"netns", "exec", b.topo.CliNS}
 	if b.cfg.pin {
 		args = append(args, "taskset", "-c", fmt.Sprint(runtime.NumCPU()-1))
 	}
 	args = append(args, b.awload, "-addr", addr, "-path", path,
-		"-conns", fmt.Sprint(conns), "-duration", b.cfg.window.String(), "-rate", fmt.Sprintf("%.0f", rate))
+		"-conns", fmt.Sprint(conns), "-duration", d.String(), "-rate", fmt.Sprintf("%.0f", rate))
+	if b.cfg.modes != "" {
+		args = append(args, "-host", loadHost)
+	}
+	if newConn {
+		args = append(args, "-new-conn")
+	}
 	out, err := exec.CommandContext(ctx, "ip", args...).Output()
 	var l load
 	if jerr := json.Unmarshal(out, &l); jerr != nil {
@@ -259,7 +356,7 @@ func (b *bench) setAgent(on bool) error {
 	}
 	b.agentN++
 	var extra []string
-	if b.cfg.profile != "" {
+	if b.cfg.profile != "" || b.cfg.trace != "" {
 		extra = append(extra, "--pprof")
 	}
 	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Mode: b.cfg.mode, Ifaces: b.topo.Ifaces(),
@@ -412,8 +509,14 @@ func (b *bench) pinAway(pid int) {
 // profileAgent saves a CPU profile of the running agent over d (its
 // --pprof endpoint) to <server>-<profile>.
 func (b *bench) profileAgent(server string, d time.Duration) error {
+	return b.fetchProfile("profile", b.cfg.profile, server, d)
+}
+
+// fetchProfile saves /debug/pprof/<kind> of the running agent over d to
+// <server>-<file>.
+func (b *bench) fetchProfile(kind, file, server string, d time.Duration) error {
 	secs := max(1, int(d.Seconds()))
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b.agent.Base, secs))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", b.agent.Base, kind, secs))
 	if err != nil {
 		return err
 	}
@@ -421,7 +524,7 @@ func (b *bench) profileAgent(server string, d time.Duration) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("profile: %s", resp.Status)
 	}
-	out := filepath.Join(filepath.Dir(b.cfg.profile), server+"-"+filepath.Base(b.cfg.profile))
+	out := filepath.Join(filepath.Dir(file), server+"-"+filepath.Base(file))
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -430,7 +533,7 @@ func (b *bench) profileAgent(server string, d time.Duration) error {
 		f.Close()
 		return err
 	}
-	fmt.Printf("agent CPU profile: %s\n", out)
+	fmt.Printf("agent %s: %s\n", kind, out)
 	return f.Close()
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +42,8 @@ commands:
   openapi [-o FILE]                            OpenAPI 3 document of the inventory
   processes [-o table|json]                    serving processes and TLS visibility
   events [--since 1h|RFC3339] [--service S] [--class C] [--action A] [--limit N] [-o table|json]
+  anomalies [--since 1h|RFC3339] [--service S] [--detector D] [--action A] [--limit N] [--json]
+                                               behavioural findings (events of class abuse)
   blocklist [-o table|json]                    blocked source prefixes
   block PREFIX [--ttl 10m] [--reason TEXT]     block a source prefix (ttl 0: until unblocked)
   unblock PREFIX                               remove a prefix from the blocklist
@@ -175,6 +179,9 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 	}
 	if cmd == "spec" {
 		return specCommand(ctx, g, args, stdout)
+	}
+	if cmd == "anomalies" {
+		return anomaliesCommand(ctx, g, args, stdout)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -357,11 +364,19 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // printer.
 func output[M proto.Message](w io.Writer, format string, m M, table func(*tabwriter.Writer, M)) error {
 	if format == "json" {
-		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}.Marshal(m)
+		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
 		if err != nil {
 			return fmt.Errorf("encode json: %w", err)
 		}
-		_, err = w.Write(append(b, '\n'))
+		// protojson varies its whitespace on purpose from build to build;
+		// encoding/json re-indents it the same way every time, so scripts
+		// and golden files see one stable layout.
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, b, "", "  "); err != nil {
+			return fmt.Errorf("encode json: %w", err)
+		}
+		buf.WriteByte('\n')
+		_, err = w.Write(buf.Bytes())
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

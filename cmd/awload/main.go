@@ -63,6 +63,11 @@ type config struct {
 	duration time.Duration
 	rate     float64
 	timeout  time.Duration
+	// newConn opens a new connection for every request (Connection:
+	// close; the server closes first, so the client keeps no TIME_WAIT)
+	// instead of reusing keep-alive connections. Latency includes the
+	// TCP handshake.
+	newConn bool
 }
 
 type worker struct {
@@ -88,7 +93,11 @@ func (w *worker) dial(cfg *config) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: awload\r\n\r\n", cfg.path, cfg.host)
+	closeHdr := ""
+	if cfg.newConn {
+		closeHdr = "Connection: close\r\n"
+	}
+	req := fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: awload\r\n%s\r\n", cfg.path, cfg.host, closeHdr)
 	return &conn{c: c, br: bufio.NewReaderSize(c, 32<<10), req: req, cfg: cfg}, nil
 }
 
@@ -151,26 +160,58 @@ func (w *worker) fail(err error) {
 	}
 }
 
+// one sends one request on *c, dialing when there is none; with newConn
+// every request gets its own connection, closed after the server's FIN.
+// It returns when the response was complete (before that wait); dialErr
+// reports that the request failed before it was sent.
+func (w *worker) one(cfg *config, c **conn) (done time.Time, dialErr bool, err error) {
+	if *c == nil {
+		if *c, err = w.dial(cfg); err != nil {
+			*c = nil
+			return time.Time{}, true, err
+		}
+	}
+	err = (*c).roundTrip()
+	done = time.Now()
+	if err != nil || cfg.newConn {
+		if err == nil {
+			(*c).drain()
+		}
+		(*c).c.Close()
+		*c = nil
+	}
+	return done, false, err
+}
+
+// drain waits for the server to close (it was asked to), so the server
+// side is the active closer and holds the TIME_WAIT.
+func (c *conn) drain() {
+	_ = c.c.SetReadDeadline(time.Now().Add(c.cfg.timeout))
+	_, _ = c.br.Discard(1 << 20)
+}
+
 // closedLoop sends back-to-back until end.
 func (w *worker) closedLoop(cfg *config, end time.Time) {
-	c, err := w.dial(cfg)
-	if err != nil {
-		w.fail(err)
-		return
-	}
-	defer func() { c.c.Close() }()
+	var c *conn
+	defer func() {
+		if c != nil {
+			c.c.Close()
+		}
+	}()
 	for time.Now().Before(end) {
 		t0 := time.Now()
-		if err := c.roundTrip(); err != nil {
+		done, dialErr, err := w.one(cfg, &c)
+		if err != nil {
 			w.fail(err)
-			c.c.Close()
-			if c, err = w.dial(cfg); err != nil {
-				w.fail(err)
-				return
+			if dialErr {
+				if !cfg.newConn {
+					return
+				}
+				time.Sleep(time.Millisecond)
 			}
 			continue
 		}
-		us := max(time.Since(t0).Microseconds(), histMinUs)
+		us := max(done.Sub(t0).Microseconds(), histMinUs)
 		_ = w.hist.RecordValue(us)
 		_ = w.svc.RecordValue(us)
 		w.requests++
@@ -180,12 +221,19 @@ func (w *worker) closedLoop(cfg *config, end time.Time) {
 // openLoop sends request i of this worker at start + (idx + i*conns)/rate and
 // records completion minus that scheduled time.
 func (w *worker) openLoop(cfg *config, idx int, start, end time.Time) {
-	c, err := w.dial(cfg)
-	if err != nil {
-		w.fail(err)
-		return
+	var c *conn
+	defer func() {
+		if c != nil {
+			c.c.Close()
+		}
+	}()
+	if !cfg.newConn {
+		var err error
+		if c, err = w.dial(cfg); err != nil {
+			w.fail(err)
+			return
+		}
 	}
-	defer func() { c.c.Close() }()
 	interval := time.Duration(float64(time.Second) * float64(cfg.conns) / cfg.rate)
 	sched := start.Add(time.Duration(float64(time.Second) * float64(idx) / cfg.rate))
 	for ; sched.Before(end); sched = sched.Add(interval) {
@@ -198,17 +246,16 @@ func (w *worker) openLoop(cfg *config, idx int, start, end time.Time) {
 		}
 		sent := time.Now()
 		_ = w.late.RecordValue(min(max(sent.Sub(sched).Microseconds(), histMinUs), histMaxUs))
-		if err := c.roundTrip(); err != nil {
+		now, dialErr, err := w.one(cfg, &c)
+		if err != nil {
 			w.fail(err)
-			c.c.Close()
-			if c, err = w.dial(cfg); err != nil {
-				w.fail(err)
+			if dialErr && !cfg.newConn {
 				return
 			}
 			continue
 		}
-		_ = w.hist.RecordValue(min(max(time.Since(sched).Microseconds(), histMinUs), histMaxUs))
-		_ = w.svc.RecordValue(min(max(time.Since(sent).Microseconds(), histMinUs), histMaxUs))
+		_ = w.hist.RecordValue(min(max(now.Sub(sched).Microseconds(), histMinUs), histMaxUs))
+		_ = w.svc.RecordValue(min(max(now.Sub(sent).Microseconds(), histMinUs), histMaxUs))
 		w.requests++
 	}
 }
@@ -275,6 +322,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement time")
 	flag.Float64Var(&cfg.rate, "rate", 0, "requests per second over all connections; 0 = closed loop (saturation)")
 	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "per-request timeout")
+	flag.BoolVar(&cfg.newConn, "new-conn", false, "a new TCP connection for every request (Connection: close) instead of keep-alive")
 	flag.Parse()
 	if cfg.host == "" {
 		cfg.host = cfg.addr

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,5 +44,35 @@ func TestErrorsAreCounted(t *testing.T) {
 	res := run(config{addr: addr, host: addr, path: "/", conns: 1, duration: 100 * time.Millisecond, timeout: time.Second})
 	if res.Errors == 0 || !strings.Contains(res.FirstErr, "500") {
 		t.Fatalf("%+v", res)
+	}
+}
+
+// TestNewConnPerRequest: with -new-conn every request arrives on its own
+// connection and the client asks the server to close it.
+func TestNewConnPerRequest(t *testing.T) {
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	closes := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr] = true
+		if r.Close {
+			closes++
+		}
+		mu.Unlock()
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	res := run(config{addr: addr, host: addr, path: "/", conns: 2, duration: 200 * time.Millisecond, timeout: time.Second, newConn: true})
+	mu.Lock()
+	conns, closed := len(remotes), closes
+	mu.Unlock()
+	if res.Requests == 0 || res.Errors != 0 || int64(conns) < res.Requests || int64(closed) < res.Requests {
+		t.Fatalf("%+v: %d connections, %d close requests", res, conns, closed)
+	}
+	res = run(config{addr: addr, host: addr, path: "/", conns: 2, duration: 200 * time.Millisecond, rate: 100, timeout: time.Second, newConn: true})
+	if res.Requests == 0 || res.Errors != 0 {
+		t.Fatalf("open loop: %+v", res)
 	}
 }

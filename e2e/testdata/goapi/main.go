@@ -174,6 +174,36 @@ func main() {
 		}
 		writeJSON(w, 200, map[string]string{"version": "v1"})
 	})
+	// Behavioural scenarios (issue #12): a login that fails unless the
+	// password is "correct", payments whose records from id 1000 on carry
+	// a card number (a leaking endpoint), and an undocumented debug
+	// endpoint.
+	mux.HandleFunc("POST /api/v1/login", func(w http.ResponseWriter, r *http.Request) {
+		var c struct{ Username, Password string }
+		if err := json.NewDecoder(r.Body).Decode(&c); err != nil || c.Username == "" {
+			writeJSON(w, 400, map[string]string{"error": "bad credentials body"})
+			return
+		}
+		if c.Password != "correct" {
+			writeJSON(w, 401, map[string]string{"error": "invalid credentials"})
+			return
+		}
+		writeJSON(w, 200, map[string]string{"token": "t-" + c.Username})
+	})
+	mux.HandleFunc("GET /api/v1/payments/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := user(w, r)
+		if !ok {
+			return
+		}
+		p := map[string]any{"id": id, "amount": 1250, "currency": "EUR"}
+		if id >= 1000 {
+			p["card"] = "4111 1111 1111 1111"
+		}
+		writeJSON(w, 200, p)
+	})
+	mux.HandleFunc("GET /api/v1/internal/debug", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"goroutines": 12, "build": "dev"})
+	})
 	mux.HandleFunc("GET /api/v1/admin/stats", func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		parts := strings.Split(tok, ".")
