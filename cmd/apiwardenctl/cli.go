@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -366,11 +368,19 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // printer.
 func output[M proto.Message](w io.Writer, format string, m M, table func(*tabwriter.Writer, M)) error {
 	if format == "json" {
-		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}.Marshal(m)
+		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
 		if err != nil {
 			return fmt.Errorf("encode json: %w", err)
 		}
-		_, err = w.Write(append(b, '\n'))
+		// protojson varies its whitespace on purpose from build to build;
+		// encoding/json re-indents it the same way every time, so scripts
+		// and golden files see one stable layout.
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, b, "", "  "); err != nil {
+			return fmt.Errorf("encode json: %w", err)
+		}
+		buf.WriteByte('\n')
+		_, err = w.Write(buf.Bytes())
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
