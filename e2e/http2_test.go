@@ -20,6 +20,7 @@ const (
 	h2GRPCPort = 50051
 	h2CPort    = 8090
 	h2TLSPort  = 8443
+	h2GRPCTLS  = 50052
 )
 
 type h2World struct {
@@ -55,12 +56,13 @@ func newH2World(t *testing.T) *h2World {
 		}
 	})
 	w.srv, err = harness.StartInNS(topo.SrvNS, "h2srv", filepath.Join(w.dir, "h2srv.out"), nil, bin,
-		"-grpc", fmt.Sprintf(":%d", h2GRPCPort), "-h2c", fmt.Sprintf(":%d", h2CPort), "-tls", fmt.Sprintf(":%d", h2TLSPort))
+		"-grpc", fmt.Sprintf(":%d", h2GRPCPort), "-h2c", fmt.Sprintf(":%d", h2CPort), "-tls", fmt.Sprintf(":%d", h2TLSPort),
+		"-grpc-tls", fmt.Sprintf(":%d", h2GRPCTLS))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.srv.Kill)
-	for _, p := range []int{h2GRPCPort, h2CPort, h2TLSPort} {
+	for _, p := range []int{h2GRPCPort, h2CPort, h2TLSPort, h2GRPCTLS} {
 		if err := w.srv.WaitTCP(fmt.Sprintf("%s:%d", topo.SrvIP, p), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -171,6 +173,18 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 			t.Errorf("apiwardenctl grpc list (%v):\n%s\nwant row %q", err, out, row)
 		}
 		t.Logf("apiwardenctl grpc list:\n%s", out)
+	})
+	t.Run("grpc-tls", func(t *testing.T) {
+		// grpc-go over TLS: the server's Go crypto/tls probes read it.
+		out := w.cli(t, w.bin, "-check", w.addr(h2GRPCTLS), "-tls-client", "-n", "3", "-unknown", "1")
+		if strings.TrimSpace(out) != `{"NotFound":1,"OK":3}` {
+			t.Fatalf("grpc client: %s", out)
+		}
+		e := waitEndpoint(t, a, h2GRPCTLS, "POST", "/grpc.health.v1.Health/Check", 4)
+		if e.RequestCount != 4 || e.Protocol != "grpc" || e.GRPCStatusCodes["0"] != 3 || e.GRPCStatusCodes["5"] != 1 || len(e.TLS) == 0 {
+			t.Fatalf("gRPC TLS endpoint: %+v", *e)
+		}
+		t.Logf("gRPC over TLS: %d calls, TLS %v", e.RequestCount, e.TLS)
 	})
 	t.Run("h2c", func(t *testing.T) {
 		for i := 0; i < 4; i++ {
