@@ -238,6 +238,22 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 		}
 		t.Logf("event: %+v", ev)
 	})
+	t.Run("sqli-in-grpc-string-field", func(t *testing.T) {
+		// The attack is a protobuf string field (HealthCheckRequest.service);
+		// without a schema the detector reads the DATA payload as text.
+		out := w.cli(t, w.bin, "-check", w.addr(h2GRPCPort), "-n", "0", "-unknown", "1",
+			"-unknown-name", "x' UNION SELECT password FROM users-- ")
+		if !strings.Contains(out, "NotFound") {
+			t.Fatalf("grpc client: %s", out)
+		}
+		ev, evs, err := waitEvent(a, url.Values{}, 10*time.Second, func(e apiEvent) bool {
+			return e.Class == "sqli" && strings.Contains(e.Endpoint, "/grpc.health.v1.Health/Check")
+		})
+		if err != nil {
+			t.Fatalf("%v; events:\n%s", err, fmtEvents(evs))
+		}
+		t.Logf("event: %+v", ev)
+	})
 	if code, err := a.Stop(15 * time.Second); code != 0 {
 		t.Errorf("agent exit %d: %v", code, err)
 	}

@@ -42,9 +42,10 @@ func main() {
 	unknown := flag.Int("unknown", 0, "client: Check calls for an unknown service (NOT_FOUND)")
 	wait := flag.String("wait", "", "client: after the calls, wait for this file, then call again (same connection)")
 	again := flag.Int("again", 0, "client: Check calls after -wait")
+	unknownName := flag.String("unknown-name", "svc.unknown", "client: the service name of the -unknown calls")
 	flag.Parse()
 	if *check != "" {
-		client(*check, *useTLS, *n, *unknown, *wait, *again)
+		client(*check, *useTLS, *n, *unknown, *unknownName, *wait, *again)
 		return
 	}
 	cert := selfSigned()
@@ -89,7 +90,7 @@ func main() {
 	select {}
 }
 
-func client(addr string, useTLS bool, n, unknown int, wait string, again int) {
+func client(addr string, useTLS bool, n, unknown int, unknownName, wait string, again int) {
 	creds := insecure.NewCredentials()
 	if useTLS {
 		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
@@ -106,7 +107,7 @@ func client(addr string, useTLS bool, n, unknown int, wait string, again int) {
 	for i := 0; i < n+unknown; i++ {
 		svc := "svc.A"
 		if i >= n {
-			svc = "svc.unknown"
+			svc = unknownName
 		}
 		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 		codes[status.Code(err).String()]++
