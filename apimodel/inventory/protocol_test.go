@@ -99,3 +99,15 @@ func TestGRPCWireSchema(t *testing.T) {
 		}
 	}
 }
+
+func FuzzInferGRPC(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 5, 0x0a, 0x03, 'a', 'b', 'c'})
+	f.Add([]byte{0, 0, 0, 0, 4, 0x1a, 2, 0x08, 0x07})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		lim := inferLimits{maxDepth: 4, maxProps: 8, maxNodes: 32}
+		r, ok := inferGRPC(b, lim)
+		if ok && schemaSize(r.schema) > 2*lim.maxNodes {
+			t.Fatalf("schema of %d nodes", schemaSize(r.schema))
+		}
+	})
+}
