@@ -20,6 +20,7 @@ const (
 	h2GRPCPort = 50051
 	h2CPort    = 8090
 	h2TLSPort  = 8443
+	h2GRPCTLS  = 50052
 )
 
 type h2World struct {
@@ -55,12 +56,13 @@ func newH2World(t *testing.T) *h2World {
 		}
 	})
 	w.srv, err = harness.StartInNS(topo.SrvNS, "h2srv", filepath.Join(w.dir, "h2srv.out"), nil, bin,
-		"-grpc", fmt.Sprintf(":%d", h2GRPCPort), "-h2c", fmt.Sprintf(":%d", h2CPort), "-tls", fmt.Sprintf(":%d", h2TLSPort))
+		"-grpc", fmt.Sprintf(":%d", h2GRPCPort), "-h2c", fmt.Sprintf(":%d", h2CPort), "-tls", fmt.Sprintf(":%d", h2TLSPort),
+		"-grpc-tls", fmt.Sprintf(":%d", h2GRPCTLS))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.srv.Kill)
-	for _, p := range []int{h2GRPCPort, h2CPort, h2TLSPort} {
+	for _, p := range []int{h2GRPCPort, h2CPort, h2TLSPort, h2GRPCTLS} {
 		if err := w.srv.WaitTCP(fmt.Sprintf("%s:%d", topo.SrvIP, p), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -172,6 +174,18 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 		}
 		t.Logf("apiwardenctl grpc list:\n%s", out)
 	})
+	t.Run("grpc-tls", func(t *testing.T) {
+		// grpc-go over TLS: the server's Go crypto/tls probes read it.
+		out := w.cli(t, w.bin, "-check", w.addr(h2GRPCTLS), "-tls-client", "-n", "3", "-unknown", "1")
+		if strings.TrimSpace(out) != `{"NotFound":1,"OK":3}` {
+			t.Fatalf("grpc client: %s", out)
+		}
+		e := waitEndpoint(t, a, h2GRPCTLS, "POST", "/grpc.health.v1.Health/Check", 4)
+		if e.RequestCount != 4 || e.Protocol != "grpc" || e.GRPCStatusCodes["0"] != 3 || e.GRPCStatusCodes["5"] != 1 || len(e.TLS) == 0 {
+			t.Fatalf("gRPC TLS endpoint: %+v", *e)
+		}
+		t.Logf("gRPC over TLS: %d calls, TLS %v", e.RequestCount, e.TLS)
+	})
 	t.Run("h2c", func(t *testing.T) {
 		for i := 0; i < 4; i++ {
 			w.cli(t, "curl", "-sS", "--http2-prior-knowledge", fmt.Sprintf("http://%s/api/items?id=%d", w.addr(h2CPort), i))
@@ -218,6 +232,22 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 			"http://"+w.addr(h2CPort)+"/api/items?id=1%27%20UNION%20SELECT%20password%20FROM%20users--%20")
 		ev, evs, err := waitEvent(a, url.Values{}, 10*time.Second, func(e apiEvent) bool {
 			return e.Class == "sqli" && strings.Contains(e.Endpoint, "/api/items")
+		})
+		if err != nil {
+			t.Fatalf("%v; events:\n%s", err, fmtEvents(evs))
+		}
+		t.Logf("event: %+v", ev)
+	})
+	t.Run("sqli-in-grpc-string-field", func(t *testing.T) {
+		// The attack is a protobuf string field (HealthCheckRequest.service);
+		// without a schema the detector reads the DATA payload as text.
+		out := w.cli(t, w.bin, "-check", w.addr(h2GRPCPort), "-n", "0", "-unknown", "1",
+			"-unknown-name", "x' UNION SELECT password FROM users-- ")
+		if !strings.Contains(out, "NotFound") {
+			t.Fatalf("grpc client: %s", out)
+		}
+		ev, evs, err := waitEvent(a, url.Values{}, 10*time.Second, func(e apiEvent) bool {
+			return e.Class == "sqli" && strings.Contains(e.Endpoint, "/grpc.health.v1.Health/Check")
 		})
 		if err != nil {
 			t.Fatalf("%v; events:\n%s", err, fmtEvents(evs))
@@ -332,4 +362,124 @@ func counter(st map[string]any, name string) uint64 {
 		return uint64(v)
 	}
 	return 0
+}
+
+const nginxH2Conf = `user root;
+worker_processes 1;
+daemon off;
+master_process on;
+pid {{DIR}}/nginx.pid;
+error_log {{DIR}}/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path {{DIR}}/client_body;
+    proxy_temp_path {{DIR}}/proxy;
+    fastcgi_temp_path {{DIR}}/fastcgi;
+    uwsgi_temp_path {{DIR}}/uwsgi;
+    scgi_temp_path {{DIR}}/scgi;
+    default_type application/json;
+    server {
+        listen {{H2C}} http2;
+        location /api/ { return 200 '{"via":"h2c"}'; }
+    }
+    server {
+        listen {{TLS}} ssl http2;
+        ssl_certificate {{CERT}};
+        ssl_certificate_key {{KEY}};
+        location /api/ { return 200 '{"via":"h2"}'; }
+        location = /api/gone { return 404 '{"gone":true}'; }
+    }
+}
+`
+
+// TestHTTP2NginxE2E: nginx with HTTP/2 ("listen ... http2", the form
+// nginx 1.22 knows; "http2 on" from 1.25.1) serving h2c (prior knowledge)
+// and h2 over TLS (ALPN, shared libssl: the OpenSSL probes read it), called
+// by curl: exact counts, statuses and protocol h2, owned by nginx.
+func TestHTTP2NginxE2E(t *testing.T) {
+	bin := needAgent(t)
+	w := newH2World(t)
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Skip("needs nginx")
+	}
+	certs, err := harness.GenCerts(w.dir, w.topo.SrvIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h2cPort, tlsPort = 8091, 8444
+	ndir := filepath.Join(w.dir, "nginx-h2")
+	if err := os.MkdirAll(ndir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer("{{DIR}}", ndir, "{{H2C}}", fmt.Sprint(h2cPort), "{{TLS}}", fmt.Sprint(tlsPort),
+		"{{CERT}}", certs.Cert, "{{KEY}}", certs.Key).Replace(nginxH2Conf)
+	confPath := filepath.Join(ndir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ng, err := harness.StartInNS(w.topo.SrvNS, "nginx-h2", filepath.Join(w.dir, "nginx-h2.out"), nil,
+		nginx, "-c", confPath, "-p", ndir, "-e", filepath.Join(ndir, "error.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ng.Kill)
+	for _, p := range []int{h2cPort, tlsPort} {
+		if err := ng.WaitTCP(w.addr(p), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
+		DataDir: filepath.Join(w.dir, "data"), LogFile: filepath.Join(w.dir, "agent.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Kill()
+		if t.Failed() {
+			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
+		}
+	})
+	if err := a.WaitReady(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		out := w.cli(t, "curl", "-sS", "--http2-prior-knowledge", fmt.Sprintf("http://%s/api/plain?i=%d", w.addr(h2cPort), i))
+		if !strings.Contains(out, "h2c") {
+			t.Fatalf("curl h2c: %s", out)
+		}
+	}
+	e := waitEndpoint(t, a, h2cPort, "GET", "/api/plain", 3)
+	if e.RequestCount != 3 || e.Protocol != "h2" || e.StatusCodes["200"] != 3 || e.Service.Name != "nginx" {
+		t.Fatalf("nginx h2c endpoint: %+v", *e)
+	}
+	// TLS: warm up until the worker's OpenSSL probes show a call, then
+	// count exactly; one curl per call, each a new connection.
+	tlsCurl := func(path string) {
+		w.cli(t, "curl", "-sS", "--http2", "--cacert", certs.CA, "https://"+w.addr(tlsPort)+path)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tlsCurl("/api/warm")
+		eps, _ := a.Inventory()
+		if findEndpoint(eps, tlsPort, "GET", "/api/warm") != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no nginx h2-over-TLS call reached the inventory")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for i := 0; i < 2; i++ {
+		tlsCurl("/api/gone")
+	}
+	e = waitEndpoint(t, a, tlsPort, "GET", "/api/gone", 2)
+	if e.RequestCount != 2 || e.Protocol != "h2" || e.StatusCodes["404"] != 2 || len(e.TLS) == 0 {
+		t.Fatalf("nginx h2 TLS endpoint: %+v", *e)
+	}
+	t.Logf("nginx h2 over TLS: %d calls, TLS %v", e.RequestCount, e.TLS)
 }

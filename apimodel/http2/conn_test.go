@@ -2,6 +2,7 @@ package http2
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	xhttp2 "golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
@@ -390,4 +392,38 @@ func TestGapInData(t *testing.T) {
 	if len(res.calls) != 2 || !res.calls[0].Gap || res.calls[0].Request.BodySize != 5000 || res.calls[1].Request.Path != "/next" || res.calls[1].Gap {
 		t.Fatalf("calls: %v %v", summary(res.calls[0]), res.calls)
 	}
+}
+
+// TestMidJoinGRPC drops the first k frames of a real grpc-go connection:
+// grpc-go indexes :path, content-type and te on first use, so calls after
+// the join lack them (dropped and counted as NoPath) unless their block
+// still carries literals; no call shows a wrong method or status.
+func TestMidJoinGRPC(t *testing.T) {
+	ev := captureGRPC(t, func(hc healthpb.HealthClient) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := 0; i < 10; i++ {
+			hc.Check(ctx, &healthpb.HealthCheckRequest{Service: fmt.Sprintf("svc.%d", i%3)})
+		}
+	})
+	dirs := join(ev)
+	full := decodeDirs(Config{}, dirs)
+	byID := map[uint32]*call.Call{}
+	for _, c := range full.calls {
+		byID[c.StreamID] = c
+	}
+	cs, ss := frameStarts(dirs[0], true), frameStarts(dirs[1], false)
+	var decoded, noPath uint64
+	for k := 1; k < len(cs); k++ {
+		got := decodeDirs(Config{}, [2][]byte{dirs[0][cs[k]:], dirs[1][ss[min(k, len(ss)-1)]:]})
+		for _, c := range got.calls {
+			want := byID[c.StreamID]
+			if want == nil || c.Request.Path != want.Request.Path || (c.GRPC != nil && want.GRPC.Status != c.GRPC.Status && c.GRPC.Status != -1) {
+				t.Fatalf("k=%d: %s vs %v", k, summary(c), want)
+			}
+		}
+		decoded += uint64(len(got.calls))
+		noPath += got.stats.NoPath
+	}
+	t.Logf("grpc-go mid-join over %d join points: %d calls decoded, %d requests without :path", len(cs)-1, decoded, noPath)
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -32,6 +33,8 @@ import (
 
 func main() {
 	grpcAddr := flag.String("grpc", "", "grpc-go health server address")
+	grpcTLSAddr := flag.String("grpc-tls", "", "grpc-go health server address, TLS")
+	useTLS := flag.Bool("tls-client", false, "client: speak TLS (certificate not verified)")
 	h2cAddr := flag.String("h2c", "", "h2c server address")
 	tlsAddr := flag.String("tls", "", "h2 over TLS server address")
 	check := flag.String("check", "", "client: call grpc.health.v1.Health/Check on this address")
@@ -39,17 +42,29 @@ func main() {
 	unknown := flag.Int("unknown", 0, "client: Check calls for an unknown service (NOT_FOUND)")
 	wait := flag.String("wait", "", "client: after the calls, wait for this file, then call again (same connection)")
 	again := flag.Int("again", 0, "client: Check calls after -wait")
+	unknownName := flag.String("unknown-name", "svc.unknown", "client: the service name of the -unknown calls")
 	flag.Parse()
 	if *check != "" {
-		client(*check, *n, *unknown, *wait, *again)
+		client(*check, *useTLS, *n, *unknown, *unknownName, *wait, *again)
 		return
 	}
-	if *grpcAddr != "" {
-		l, err := net.Listen("tcp", *grpcAddr)
+	cert := selfSigned()
+	for _, g := range []struct {
+		addr string
+		tls  bool
+	}{{*grpcAddr, false}, {*grpcTLSAddr, true}} {
+		if g.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", g.addr)
 		if err != nil {
 			log.Fatal(err)
 		}
-		s := grpc.NewServer()
+		var opts []grpc.ServerOption
+		if g.tls {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+		}
+		s := grpc.NewServer(opts...)
 		hs := health.NewServer()
 		hs.SetServingStatus("svc.A", healthpb.HealthCheckResponse_SERVING)
 		healthpb.RegisterHealthServer(s, hs)
@@ -69,14 +84,18 @@ func main() {
 		go func() { log.Fatal(srv.ListenAndServe()) }()
 	}
 	if *tlsAddr != "" {
-		srv := &http.Server{Addr: *tlsAddr, Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{selfSigned()}}}
+		srv := &http.Server{Addr: *tlsAddr, Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
 		go func() { log.Fatal(srv.ListenAndServeTLS("", "")) }()
 	}
 	select {}
 }
 
-func client(addr string, n, unknown int, wait string, again int) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func client(addr string, useTLS bool, n, unknown int, unknownName, wait string, again int) {
+	creds := insecure.NewCredentials()
+	if useTLS {
+		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -88,7 +107,7 @@ func client(addr string, n, unknown int, wait string, again int) {
 	for i := 0; i < n+unknown; i++ {
 		svc := "svc.A"
 		if i >= n {
-			svc = "svc.unknown"
+			svc = unknownName
 		}
 		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
 		codes[status.Code(err).String()]++
