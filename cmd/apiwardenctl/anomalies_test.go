@@ -104,9 +104,9 @@ func goldenFile(t *testing.T, name, got string) {
 }
 
 func TestAnomaliesGolden(t *testing.T) {
-	old := time.Local
-	time.Local = time.UTC // the table prints local times
-	t.Cleanup(func() { time.Local = old })
+	old := displayZone
+	displayZone = time.UTC // the table prints local times
+	t.Cleanup(func() { displayZone = old })
 	addr, be := startEventsAgent(t)
 	for _, tc := range []struct {
 		golden string

@@ -467,11 +467,14 @@ func counts(m map[string]uint64) string {
 	return dash(strings.Join(parts, " "))
 }
 
+// displayZone is where times are shown: the machine's zone (tests pin it).
+var displayZone = time.Local
+
 func timeString(t *timestamppb.Timestamp) string {
 	if t == nil {
 		return "-"
 	}
-	return t.AsTime().Local().Format(time.DateTime)
+	return t.AsTime().In(displayZone).Format(time.DateTime)
 }
 
 // excerpt quotes an attack excerpt (it may hold control characters) and

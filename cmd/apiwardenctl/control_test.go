@@ -72,9 +72,9 @@ func (f *fakeBackend) XDSStatus() (apiserver.XDSStatus, error) {
 // utcTimes renders the CLI's local times in UTC so goldens do not depend
 // on the machine's zone.
 func utcTimes(t *testing.T) {
-	old := time.Local
-	time.Local = time.UTC
-	t.Cleanup(func() { time.Local = old })
+	old := displayZone
+	displayZone = time.UTC
+	t.Cleanup(func() { displayZone = old })
 }
 
 func golden(t *testing.T, name, got string) {

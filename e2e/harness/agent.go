@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,9 @@ type AgentConfig struct {
 	// Config is a YAML file passed as --config (empty: none).
 	Config string
 	Extra  []string
+	// TokenFile, when set, is passed as --api-token-file and its content
+	// sent as the bearer token on every API call of the harness.
+	TokenFile string
 }
 
 // Agent is a running apiwarden agent.
@@ -75,12 +79,30 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.Config != "" {
 		args = append(args, "--config", cfg.Config)
 	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	if cfg.TokenFile != "" {
+		args = append(args, "--api-token-file", cfg.TokenFile)
+		tok, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		hc.Transport = bearerTransport{token: strings.TrimSpace(string(tok))}
+	}
 	args = append(args, cfg.Extra...)
 	p, err := StartInNS("", "apiwarden", cfg.LogFile, nil, args...)
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{Proc: p, Cfg: cfg, Base: "http://" + cfg.APIAddr, hc: &http.Client{Timeout: 5 * time.Second}}, nil
+	return &Agent{Proc: p, Cfg: cfg, Base: "http://" + cfg.APIAddr, hc: hc}, nil
+}
+
+// bearerTransport adds the API token to every request.
+type bearerTransport struct{ token string }
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // WaitReady waits for /healthz 200 and a JSON /v1/status.
