@@ -182,6 +182,7 @@ func New(cfg Config, log *slog.Logger, emit func(*call.Call)) *Assembler {
 	cfg = cfg.withDefaults()
 	cfg.Stream.Budget = &stream.Budget{Max: cfg.MaxBufferedBytes}
 	cfg.HTTP.BodyBudget = &http1.BodyBudget{Max: cfg.MaxBodyBytesTotal}
+	cfg.HTTP2.BodyBudget = cfg.HTTP.BodyBudget
 	return &Assembler{
 		cfg:   cfg,
 		log:   log.With("component", "assemble"),

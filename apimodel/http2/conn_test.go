@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apimodel/http1"
 )
 
 // join returns the bytes of each direction of a capture.
@@ -426,4 +427,36 @@ func TestMidJoinGRPC(t *testing.T) {
 		noPath += got.stats.NoPath
 	}
 	t.Logf("grpc-go mid-join over %d join points: %d calls decoded, %d requests without :path", len(cs)-1, decoded, noPath)
+}
+
+// TestBodyBudgetShared: bodies held for calls not yet emitted count against
+// the budget shared with HTTP/1; past it bodies are cut short, and every
+// byte is returned when the calls leave.
+func TestBodyBudgetShared(t *testing.T) {
+	b := newBuilder()
+	for i := 0; i < 3; i++ {
+		sid := uint32(1 + 2*i)
+		b.headers(FromClient, sid, false, append(req("/b"), ":method", "POST")...)
+		b.data(FromClient, sid, true, bytes.Repeat([]byte{'a'}, 400))
+	}
+	for i := 0; i < 3; i++ {
+		b.headers(FromServer, uint32(1+2*i), true, ":status", "200")
+	}
+	budget := &http1.BodyBudget{Max: 1000}
+	var res result
+	c := NewConn(Config{BodyBudget: budget}, &res.stats, func(x *call.Call) { res.calls = append(res.calls, x) })
+	now := time.Unix(1, 0)
+	c.Feed(FromClient, b.buf[0].Bytes(), now)
+	if budget.Used() != 1000 || res.stats.BodyBudget != 1 {
+		t.Fatalf("held %d, limit hits %d", budget.Used(), res.stats.BodyBudget)
+	}
+	c.Feed(FromServer, b.buf[1].Bytes(), now)
+	c.Close(now)
+	if budget.Used() != 0 || len(res.calls) != 3 {
+		t.Fatalf("budget %d after %d calls", budget.Used(), len(res.calls))
+	}
+	kept := []int{len(res.calls[0].Request.Body), len(res.calls[1].Request.Body), len(res.calls[2].Request.Body)}
+	if fmt.Sprint(kept) != "[400 400 200]" || !res.calls[2].Request.BodyTruncated || res.calls[2].Request.BodySize != 400 {
+		t.Fatalf("kept %v", kept)
+	}
 }
