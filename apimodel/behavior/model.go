@@ -246,8 +246,18 @@ type clientState struct {
 	winStart time.Time
 	count    int
 	ids      hll
+	idsAdded int // ids added in this window: an upper bound of ids.count()
 	authFail int
 	fired    map[string]bool // rules fired in this window
+}
+
+// distinct estimates the distinct ids of the window, or returns 0 while
+// fewer ids than limit were added (the count cannot have reached it).
+func (cl *clientState) distinct(limit int) uint64 {
+	if cl.idsAdded < limit {
+		return 0
+	}
+	return cl.ids.count()
 }
 
 // accountState counts failed logins for one account across clients.
@@ -323,7 +333,7 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 			ep.ClientRate = ewma(ep.ClientRate, float64(cl.count), ep.ClientRate == 0)
 			ep.ClientIDs = ewma(ep.ClientIDs, float64(cl.ids.count()), ep.ClientIDs == 0)
 		}
-		cl.winStart, cl.count, cl.authFail = now, 0, 0
+		cl.winStart, cl.count, cl.authFail, cl.idsAdded = now, 0, 0, 0
 		cl.ids.reset()
 		clear(cl.fired)
 	}
@@ -332,25 +342,30 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	for _, v := range ids {
 		cl.ids.add(hashID(v))
 	}
+	cl.idsAdded += len(ids)
 
 	// Enumeration: many distinct object ids from one client.
-	if len(ids) > 0 {
+	// A rule already fired in this window is not evaluated again (its
+	// evidence string and the HyperLogLog estimate cost more than the rest
+	// of the call), and the estimate is not taken while fewer ids than
+	// the limit were added.
+	if len(ids) > 0 && !cl.fired[RuleEnumeration] {
 		limit := m.cfg.EnumDistinct
 		if n := int(m.cfg.EnumFactor * ep.ClientIDs); learned && n > limit {
 			limit = n
 		}
-		if n := cl.ids.count(); n >= uint64(limit) {
+		if n := cl.distinct(limit); n >= uint64(limit) {
 			r.client(cl, RuleEnumeration, detect.SeverityHigh, 90, "path",
 				fmt.Sprintf("%d distinct object ids on %s within %s (limit %d)", n, template, m.cfg.Window, limit))
 		}
 	}
 
 	// Rates.
-	if m.cfg.ClientRateLimit > 0 && cl.count > m.cfg.ClientRateLimit {
+	if m.cfg.ClientRateLimit > 0 && cl.count > m.cfg.ClientRateLimit && !cl.fired[RuleClientRate] {
 		r.client(cl, RuleClientRate, detect.SeverityHigh, 90, "rate",
 			fmt.Sprintf("%d calls within %s (configured limit %d)", cl.count, m.cfg.Window, m.cfg.ClientRateLimit))
 	}
-	if learned && ep.ClientRate > 0 {
+	if learned && ep.ClientRate > 0 && !cl.fired[RuleClientRate] {
 		if lim := max(m.cfg.RateFactor*ep.ClientRate, float64(m.cfg.RateMin)); float64(cl.count) > lim {
 			r.client(cl, RuleClientRate, detect.SeverityHigh, 85, "rate",
 				fmt.Sprintf("%d calls within %s, learned norm %.1f per client", cl.count, m.cfg.Window, ep.ClientRate))
@@ -370,7 +385,7 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	}
 	if (status == 401 || status == 403) && isAuthEndpoint(c.Request.Path, fields) {
 		cl.authFail++
-		if cl.authFail >= m.cfg.AuthFailures {
+		if cl.authFail >= m.cfg.AuthFailures && !cl.fired[RuleBruteForce] {
 			r.client(cl, RuleBruteForce, detect.SeverityHigh, 90, "status",
 				fmt.Sprintf("%d failed authentications (%d) within %s", cl.authFail, status, m.cfg.Window))
 		}
