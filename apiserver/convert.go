@@ -199,6 +199,8 @@ func processToProto(p *ProcessStatus) *apiwardenv1.ProcessStatus {
 		ContainerId: p.ContainerID,
 		Visibility:  p.Visibility,
 		Reason:      p.Reason,
+		Protocols:   p.Protocols,
+		Calls:       p.Calls,
 	}
 	for _, port := range p.Ports {
 		out.Ports = append(out.Ports, uint32(port))

@@ -397,14 +397,14 @@ func printInventory(w *tabwriter.Writer, r *apiwardenv1.ListInventoryResponse) {
 }
 
 func printProcesses(w *tabwriter.Writer, r *apiwardenv1.ListProcessesResponse) {
-	fmt.Fprintln(w, "PID\tCOMM\tPORTS\tCONTAINER\tVISIBILITY\tREASON")
+	fmt.Fprintln(w, "PID\tCOMM\tPORTS\tCONTAINER\tPROTOCOLS\tCALLS\tVISIBILITY\tREASON")
 	for _, p := range r.GetProcesses() {
 		ports := make([]string, 0, len(p.GetPorts()))
 		for _, port := range p.GetPorts() {
 			ports = append(ports, strconv.FormatUint(uint64(port), 10))
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", p.GetPid(), p.GetComm(), dash(strings.Join(ports, ",")),
-			dash(shortID(p.GetContainerId())), p.GetVisibility(), p.GetReason())
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.GetPid(), p.GetComm(), dash(strings.Join(ports, ",")),
+			dash(shortID(p.GetContainerId())), dash(strings.Join(p.GetProtocols(), ",")), p.GetCalls(), p.GetVisibility(), p.GetReason())
 	}
 }
 

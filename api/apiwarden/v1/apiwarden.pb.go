@@ -722,7 +722,12 @@ type ProcessStatus struct {
 	// "plaintext", "openssl 3.0", "go-tls", "not visible: rustls", ...
 	Visibility string `protobuf:"bytes,6,opt,name=visibility,proto3" json:"visibility,omitempty"`
 	// Why the traffic is (not) visible, for humans.
-	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Protocols of the calls this process served (from the inventory):
+	// "http/1.1", "h2", "grpc". Empty: no call decoded yet.
+	Protocols []string `protobuf:"bytes,8,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	// Calls this process served that the inventory holds.
+	Calls         uint64 `protobuf:"varint,9,opt,name=calls,proto3" json:"calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -804,6 +809,20 @@ func (x *ProcessStatus) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ProcessStatus) GetProtocols() []string {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *ProcessStatus) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
 }
 
 type ListEventsRequest struct {
@@ -2431,7 +2450,7 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\x11GetOpenAPIRequest\"\x16\n" +
 	"\x14ListProcessesRequest\"R\n" +
 	"\x15ListProcessesResponse\x129\n" +
-	"\tprocesses\x18\x01 \x03(\v2\x1b.apiwarden.v1.ProcessStatusR\tprocesses\"\xb8\x01\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x1b.apiwarden.v1.ProcessStatusR\tprocesses\"\xec\x01\n" +
 	"\rProcessStatus\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x12\n" +
 	"\x04comm\x18\x02 \x01(\tR\x04comm\x12\x10\n" +
@@ -2441,7 +2460,9 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\n" +
 	"visibility\x18\x06 \x01(\tR\n" +
 	"visibility\x12\x16\n" +
-	"\x06reason\x18\a \x01(\tR\x06reason\"\xa3\x01\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1c\n" +
+	"\tprotocols\x18\b \x03(\tR\tprotocols\x12\x14\n" +
+	"\x05calls\x18\t \x01(\x04R\x05calls\"\xa3\x01\n" +
 	"\x11ListEventsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x14\n" +
