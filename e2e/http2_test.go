@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,31 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 			t.Errorf("apiwardenctl grpc list (%v):\n%s\nwant row %q", err, out, row)
 		}
 		t.Logf("apiwardenctl grpc list:\n%s", out)
+		// /v1/processes says the gRPC server's calls are decoded: not a
+		// blind spot.
+		var procs struct {
+			Processes []struct {
+				Comm      string   `json:"comm"`
+				Exe       string   `json:"exe"`
+				Protocols []string `json:"protocols"`
+				Calls     string   `json:"calls"`
+			} `json:"processes"`
+		}
+		if err := a.GetJSON("/v1/processes", &procs); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range procs.Processes {
+			if filepath.Base(p.Exe) == "h2srv" {
+				found = true
+				if !slices.Contains(p.Protocols, "grpc") || p.Calls == "" || p.Calls == "0" {
+					t.Errorf("/v1/processes for h2srv: protocols %v calls %q, want grpc and a count", p.Protocols, p.Calls)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("h2srv not in /v1/processes: %+v", procs.Processes)
+		}
 	})
 	t.Run("grpc-tls", func(t *testing.T) {
 		// grpc-go over TLS: the server's Go crypto/tls probes read it.
