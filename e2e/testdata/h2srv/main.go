@@ -37,6 +37,7 @@ func main() {
 	useTLS := flag.Bool("tls-client", false, "client: speak TLS (certificate not verified)")
 	h2cAddr := flag.String("h2c", "", "h2c server address")
 	tlsAddr := flag.String("tls", "", "h2 over TLS server address")
+	reqLog := flag.String("reqlog", "", "append \"PROTO PATH\" of every HTTP request the handler runs for to this file")
 	check := flag.String("check", "", "client: call grpc.health.v1.Health/Check on this address")
 	n := flag.Int("n", 1, "client: Check calls for service svc.A (SERVING)")
 	unknown := flag.Int("unknown", 0, "client: Check calls for an unknown service (NOT_FOUND)")
@@ -71,7 +72,20 @@ func main() {
 		go func() { log.Fatal(s.Serve(l)) }()
 	}
 	mux := http.NewServeMux()
+	var logf *os.File
+	if *reqLog != "" {
+		f, err := os.OpenFile(*reqLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			log.Fatal(err)
+		}
+		logf = f
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if logf != nil {
+			// Written before anything else: the protect test asserts no
+			// line for a request it cut.
+			fmt.Fprintf(logf, "%s %s\n", r.Proto, r.URL.Path)
+		}
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"proto":%q,"path":%q,"n":%d}`, r.Proto, r.URL.Path, len(b))
