@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,15 +50,18 @@ func (b backend) OpenAPI() ([]byte, error) {
 // Processes lists the processes that have TCP sockets: what a user asks
 // "which services does the agent see, and can it read them?".
 func (b backend) Processes() ([]apiserver.ProcessStatus, error) {
+	served := servedByPID(b.a.inv.Snapshot())
 	var out []apiserver.ProcessStatus
 	for _, p := range b.a.procs.Processes() {
 		if p.Exited || (len(p.ListenPorts) == 0 && p.Connections == 0) {
 			continue
 		}
 		vis, reason := b.a.visibility(p.PID)
+		s := served[p.PID]
 		out = append(out, apiserver.ProcessStatus{
 			PID: p.PID, Comm: p.Comm, Exe: p.Exe, ContainerID: p.ContainerID,
 			Ports: p.ListenPorts, Visibility: vis, Reason: reason,
+			Protocols: s.protocols(), Calls: s.calls,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
@@ -264,4 +269,46 @@ func (a *Agent) restoreBlocklist() error {
 	a.log.Info("blocklist restored", "entries", len(saved))
 	a.saveBlocklist()
 	return nil
+}
+
+// served is what the inventory holds of one process's calls.
+type served struct {
+	calls uint64
+	proto map[string]bool
+}
+
+func (s served) protocols() []string {
+	if len(s.proto) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(s.proto))
+}
+
+// servedByPID credits each endpoint's calls and protocols to the processes
+// that served it, so /v1/processes says which protocols of a process are
+// decoded (an HTTP/2 or gRPC server is not a blind spot). An endpoint
+// served by several processes credits its whole count to each: the
+// inventory does not split counts per process.
+func servedByPID(eps []inventory.Endpoint) map[uint32]served {
+	out := map[uint32]served{}
+	for i := range eps {
+		e := &eps[i]
+		for _, p := range e.Processes {
+			s := out[p.PID]
+			if s.proto == nil {
+				s.proto = map[string]bool{}
+			}
+			s.calls += e.RequestCount
+			for proto, n := range e.Protocols {
+				if n > 0 {
+					s.proto[proto] = true
+				}
+			}
+			if len(e.Protocols) == 0 && e.Protocol != "" {
+				s.proto[e.Protocol] = true
+			}
+			out[p.PID] = s
+		}
+	}
+	return out
 }

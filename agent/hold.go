@@ -102,12 +102,14 @@ func (a *Agent) startHold(run func(string, func() error)) {
 				hp.h.Unparsed(p.ID)
 				return
 			}
-			hp.h.Hold(pk)
-			// The segment's verdict waits on its chunk, which the
-			// capture program wrote before the packet got here but
-			// did not wake the reader for (capture.c: wakeup_bytes):
-			// hand it to the pipeline now.
-			_ = a.capture.Flush()
+			// A request segment's chunk woke the capture reader from
+			// the kernel (capture.c: wake_ports), so it is usually
+			// judged by now or about to be. When the segment still
+			// waits, flush anyway: a TLS response waits on read
+			// chunks that do not wake, and a wake may be missed.
+			if hp.h.Hold(pk) {
+				_ = a.capture.Flush()
+			}
 		})
 	})
 	hc := a.cfg.Hold
@@ -126,6 +128,9 @@ func (a *Agent) stopHold() {
 	hp.stop.Do(func() {
 		if a.enforcer != nil {
 			_ = a.enforcer.SetHold(0, nil)
+		}
+		if a.capture != nil {
+			_ = a.capture.SetWakePorts(nil)
 		}
 		hp.q.Close()
 		if err := nfqueue.RemoveRule(holdTable, 0); err != nil {
@@ -164,6 +169,13 @@ func (a *Agent) updateHoldPorts() {
 	// The holder learns the ports first: a segment marked under the new set
 	// finds its flow tracked.
 	hp.h.SetPorts(ports)
+	// Their request chunks wake the capture reader at once: the verdict
+	// waits on them.
+	if a.capture != nil {
+		if err := a.capture.SetWakePorts(ports); err != nil {
+			a.log.Warn("capture wake ports", "err", err)
+		}
+	}
 	if err := a.enforcer.SetHold(a.cfg.Hold.Mark, ports); err != nil {
 		a.log.Warn("held ports", "err", err)
 		return

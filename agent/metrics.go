@@ -239,6 +239,8 @@ var gaugeNames = map[string]bool{
 	"tls_probed_files":       true,
 	"tls_attach_points":      true,
 	"tls_attach_points_slow": true,
+	"behavior_endpoints":     true,
+	"behavior_clients":       true,
 }
 
 // attack counts one finding. Classes and actions come from the rule set and

@@ -111,6 +111,40 @@ func BenchmarkRequestMetricsObserve(b *testing.B) {
 	}
 }
 
+// TestBehaviorAnomalyMetrics: one series per detector from the start,
+// counted by action; an unknown rule id cannot add a detector label.
+func TestBehaviorAnomalyMetrics(t *testing.T) {
+	m := newRequestMetrics(prometheus.NewRegistry(), 100)
+	if n := testutil.CollectAndCount(m.anomalies); n != len(behavior.Rules()) {
+		t.Fatalf("%d series before any finding, want one per detector (%d)", n, len(behavior.Rules()))
+	}
+	m.anomaly("abuse-enumeration", "blocked")
+	m.anomaly("abuse-enumeration", "blocked")
+	m.anomaly("abuse-sensitive-exposure", "monitor")
+	m.anomaly("abuse-made-up", "monitor")
+	want := `
+# HELP apiwarden_behavior_anomalies_total Findings of the behavioural model (class abuse), by detector and action taken (blocked, monitor, block-failed).
+# TYPE apiwarden_behavior_anomalies_total counter
+apiwarden_behavior_anomalies_total{action="blocked",detector="enumeration"} 2
+apiwarden_behavior_anomalies_total{action="monitor",detector="brute_force"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="client_rate"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="credential_stuffing"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="endpoint_rate"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="enumeration"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="mass_assignment"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="other"} 1
+apiwarden_behavior_anomalies_total{action="monitor",detector="response_size"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="sensitive_exposure"} 1
+apiwarden_behavior_anomalies_total{action="monitor",detector="shadow_endpoint"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="type_drift"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="unknown_field"} 0
+apiwarden_behavior_anomalies_total{action="monitor",detector="zombie_endpoint"} 0
+`
+	if err := testutil.CollectAndCompare(m.anomalies, strings.NewReader(want), "apiwarden_behavior_anomalies_total"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSummaryMetrics checks apiwarden_blocks_total{enforcer} and
 // apiwarden_events_lost_total{stage}: every source counter is summed into
 // its label, every label is present, and each name is in the pipeline
@@ -160,38 +194,5 @@ apiwarden_events_lost_total{stage="tls_attach"} 0
 				}
 			}
 		}
-	}
-}
-
-// TestBehaviorAnomalyMetrics: one series per detector from the start,
-// counted by action; an unknown rule id cannot add a detector label.
-func TestBehaviorAnomalyMetrics(t *testing.T) {
-	m := newRequestMetrics(prometheus.NewRegistry(), 100)
-	if n := testutil.CollectAndCount(m.anomalies); n != len(behavior.Rules()) {
-		t.Fatalf("%d series before any finding, want one per detector (%d)", n, len(behavior.Rules()))
-	}
-	m.anomaly("abuse-enumeration", "blocked")
-	m.anomaly("abuse-enumeration", "blocked")
-	m.anomaly("abuse-sensitive-exposure", "monitor")
-	m.anomaly("abuse-made-up", "monitor")
-	want := `
-# HELP apiwarden_behavior_anomalies_total Findings of the behavioural model (class abuse), by detector and action taken (blocked, monitor, block-failed).
-# TYPE apiwarden_behavior_anomalies_total counter
-apiwarden_behavior_anomalies_total{action="blocked",detector="enumeration"} 2
-apiwarden_behavior_anomalies_total{action="monitor",detector="brute_force"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="client_rate"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="credential_stuffing"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="endpoint_rate"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="enumeration"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="mass_assignment"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="other"} 1
-apiwarden_behavior_anomalies_total{action="monitor",detector="response_size"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="sensitive_exposure"} 1
-apiwarden_behavior_anomalies_total{action="monitor",detector="shadow_endpoint"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="type_drift"} 0
-apiwarden_behavior_anomalies_total{action="monitor",detector="unknown_field"} 0
-`
-	if err := testutil.CollectAndCompare(m.anomalies, strings.NewReader(want), "apiwarden_behavior_anomalies_total"); err != nil {
-		t.Fatal(err)
 	}
 }

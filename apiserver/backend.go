@@ -162,6 +162,10 @@ type ProcessStatus struct {
 	Visibility string
 	// Reason explains Visibility to a human.
 	Reason string
+	// Protocols of the calls the process served ("http/1.1", "h2",
+	// "grpc"), sorted; Calls counts them.
+	Protocols []string
+	Calls     uint64
 }
 
 // EventFilter selects events. Zero fields match everything.

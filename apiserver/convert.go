@@ -60,6 +60,11 @@ func endpointToProto(e *inventory.Endpoint, truncated func()) *apiwardenv1.Endpo
 		Sensitive:            slices.Clone(e.Sensitive),
 		FirstSeen:            timeToProto(e.FirstSeen),
 		LastSeen:             timeToProto(e.LastSeen),
+		Protocol:             e.Protocol,
+		Protocols:            cloneCounts(e.Protocols),
+		GrpcStatusCodes:      intKeyed(e.GRPCStatusCodes),
+		GrpcKinds:            cloneCounts(e.GRPCKinds),
+		PartialCalls:         e.PartialCalls,
 	}
 	for _, p := range e.Processes {
 		out.Processes = append(out.Processes, &apiwardenv1.Process{
@@ -194,6 +199,8 @@ func processToProto(p *ProcessStatus) *apiwardenv1.ProcessStatus {
 		ContainerId: p.ContainerID,
 		Visibility:  p.Visibility,
 		Reason:      p.Reason,
+		Protocols:   p.Protocols,
+		Calls:       p.Calls,
 	}
 	for _, port := range p.Ports {
 		out.Ports = append(out.Ports, uint32(port))

@@ -47,11 +47,9 @@ volatile const __u32 n_ports = 0; /* 0: every port */
 /* Wake the reader only once this many bytes wait in the ring buffer; it
  * polls on a short timer for the rest. One wakeup per record costs the agent
  * an epoll round trip per segment; batching trades a few milliseconds of
- * observation latency for it. A segment held for its verdict (protect mode's
- * hold point) does not wake the reader from here either: its arrival in the
- * agent's queue does, from userspace (a wakeup from this program is an
- * irq_work, which in a VM costs ~5 us of the packet's softirq). 0: wake on
- * every record. */
+ * observation latency for it. A request segment held for its verdict
+ * (protect mode's hold point) wakes the reader at once (wake_ports). 0: wake
+ * on every record. */
 volatile const __u32 wakeup_bytes = 0;
 
 /* Copy budgets (issue #8: copy only what the model needs). Each HTTP/1
@@ -100,6 +98,23 @@ struct {
 	__type(key, __u16);
 	__type(value, struct port_budget);
 } port_budgets SEC(".maps");
+
+/* Server ports whose requests protect mode holds for a verdict (set from
+ * userspace beside the hold point's ports): a request segment to one of
+ * them wakes the reader at once, at ingress, instead of waiting for the
+ * batched wakeup or for the agent's queue reader to flush. The segment's
+ * verdict waits on this chunk; with the wakeup here the chunk is on its way
+ * to the pipeline while the kernel still hands the segment to the queue,
+ * rather than after the queue reader woke up (two wakeups in series). The
+ * wakeup (an irq_work) costs a few microseconds of the packet's softirq,
+ * paid only by held requests. */
+#define MAX_WAKE_PORTS 256
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_WAKE_PORTS);
+	__type(key, __u16);
+	__type(value, __u8);
+} wake_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -354,6 +369,9 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 		if (wakeup_bytes)
 			wake = bpf_ringbuf_query(&chunks, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
 				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		if (wake == BPF_RB_NO_WAKEUP && last && n > 0 && ev->source == CHUNK_SRC_TC_INGRESS &&
+		    bpf_map_lookup_elem(&wake_ports, &ev->key.dport))
+			wake = BPF_RB_FORCE_WAKEUP;
 		if (bpf_ringbuf_output(&chunks, ev,
 				       offsetof(struct chunk_event, data) + n, wake) < 0) {
 			count(CNT_CHUNKS_LOST, 1);

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,6 +286,15 @@ func TestBehaviorCredentialStuffingE2E(t *testing.T) {
 		}
 	}
 	t.Logf("%d stuffing calls sent before all five addresses were cut off", sent)
+	_, metrics, err := a.Do("GET", "/metrics", nil)
+	if want := `apiwarden_behavior_anomalies_total{action="blocked",detector="credential_stuffing"} 5`; err != nil || !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s (%v)", want, err)
+	}
+	out, err := exec.Command(ctlBinary(t), "--addr", a.Cfg.APIAddr, "anomalies", "--detector", "credential-stuffing").CombinedOutput()
+	if rows := strings.Count(string(out), "credential-stuffing"); err != nil || rows != 5 {
+		t.Errorf("apiwardenctl anomalies: %d rows, %v:\n%s", rows, err, out)
+	}
+	t.Logf("apiwardenctl anomalies --detector credential-stuffing:\n%s", out)
 	w.wantBlocked(t, a, attackers...)
 	by := w.dialFrom(t, bystander)
 	if st := by.call("POST", "/api/v1/login", login("carol", "correct")); st != 200 {
@@ -359,7 +369,7 @@ func TestBehaviorMassAssignmentE2E(t *testing.T) {
 	bin := needAgent(t)
 	w := newWorld(t)
 	a := w.behaviorAgent(t, bin, "{learningCalls: 30, blockTTL: 1m}")
-	addrs := w.addClientAddrs(t, 2)
+	addrs := w.addClientAddrs(t, 3)
 	usual, att := w.dialFrom(t, addrs[0]), w.dialFrom(t, addrs[1])
 	for i := 0; i < 30; i++ {
 		if st := usual.call("PUT", fmt.Sprintf("/api/v1/users/%d", 1+i%10), `{"name":"ada","email":"ada@example.com"}`); st != 200 {
@@ -380,6 +390,41 @@ func TestBehaviorMassAssignmentE2E(t *testing.T) {
 	w.wantBlocked(t, a, addrs[1])
 	if st := usual.call("PUT", "/api/v1/users/2", `{"name":"ada","email":"ada@example.com"}`); st != 200 {
 		t.Errorf("usual client: %d", st)
+	}
+	// Type drift (name as a number) is recorded, not blocked (medium).
+	drift := w.dialFrom(t, addrs[2])
+	if st := drift.call("PUT", "/api/v1/users/4", `{"name":12345,"email":"x@example.com"}`); st != 200 {
+		t.Errorf("drifting client: %d", st)
+	}
+	dev := abuseEvents(t, a, "abuse-type-drift", addrs[2])[addrs[2]]
+	t.Logf("type drift: %s %s %q", dev.Action, dev.Part, dev.Excerpt)
+	if dev.Action != "monitor" || dev.Part != "json:name" {
+		t.Errorf("event %+v, want json:name, monitored", dev)
+	}
+	w.wantWorking(t, addrs[2])
+}
+
+// TestBehaviorResponseSizeE2E: search answers learn a size of tens of
+// bytes; one answer of over 5 KB (the query is echoed) is a response
+// size jump (excessive data exposure), recorded, not blocked.
+func TestBehaviorResponseSizeE2E(t *testing.T) {
+	bin := needAgent(t)
+	w := newWorld(t)
+	a := w.behaviorAgent(t, bin, "{learningCalls: 30, blockTTL: 1m}")
+	c := w.dialFrom(t, "")
+	for i := 0; i < 31; i++ {
+		if st := c.call("GET", fmt.Sprintf("/api/v1/search?q=item%d&page=1", i), ""); st != 200 {
+			t.Fatalf("learning call %d: %d", i, st)
+		}
+	}
+	noAbuse(t, a, 31, "small search answers")
+	if st := c.call("GET", "/api/v1/search?q="+strings.Repeat("a", 5000)+"&page=1", ""); st != 200 {
+		t.Fatalf("big answer: %d", st)
+	}
+	e := abuseEvents(t, a, "abuse-response-size", w.topo.CliIP)[w.topo.CliIP]
+	t.Logf("response size: %s %s %q", e.Action, e.Endpoint, e.Excerpt)
+	if e.Action != "monitor" || e.Endpoint != "GET /api/v1/search" {
+		t.Errorf("event %+v, want GET /api/v1/search, monitored", e)
 	}
 	w.wantWorking(t, "")
 }
@@ -442,10 +487,7 @@ func TestBehaviorCardLeakE2E(t *testing.T) {
 func TestBehaviorShadowEndpointE2E(t *testing.T) {
 	bin := needAgent(t)
 	w := newWorld(t)
-	ctl, err := harness.GoBuild(context.Background(), "./cmd/apiwardenctl", buildDir, "apiwardenctl")
-	if err != nil {
-		t.Fatalf("build apiwardenctl: %v", err)
-	}
+	ctl := ctlBinary(t)
 	spec := filepath.Join(w.dir, "goapi-openapi.yaml")
 	if err := os.WriteFile(spec, []byte(goapiSpec), 0o644); err != nil {
 		t.Fatal(err)
@@ -468,14 +510,41 @@ func TestBehaviorShadowEndpointE2E(t *testing.T) {
 	if e.Endpoint != "GET /api/v1/internal/debug" || e.Action != "monitor" {
 		t.Errorf("event %+v, want GET /api/v1/internal/debug, monitored (medium severity)", e)
 	}
+	// A zombie: GET /api/v1/users is deprecated in the spec, still called.
+	c.call("GET", "/api/v1/users", "")
+	for _, z := range abuseEvents(t, a, "abuse-zombie-endpoint") {
+		t.Logf("zombie: %s %s %q", z.Action, z.Endpoint, z.Excerpt)
+		if z.Endpoint != "GET /api/v1/users" || z.Action != "monitor" {
+			t.Errorf("event %+v, want GET /api/v1/users, monitored", z)
+		}
+	}
 }
 
-// goapiSpec documents part of goapi; /api/v1/internal/debug is not in it.
+// ctlBinary builds apiwardenctl once per test binary run.
+func ctlBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := buildCtl()
+	if err != nil {
+		t.Fatalf("build apiwardenctl: %v", err)
+	}
+	return bin
+}
+
+var buildCtl = sync.OnceValues(func() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return harness.GoBuild(ctx, "./cmd/apiwardenctl", buildDir, "apiwardenctl")
+})
+
+// goapiSpec documents part of goapi; /api/v1/internal/debug is not in it
+// and GET /api/v1/users is deprecated.
 const goapiSpec = `openapi: 3.0.3
 info: {title: goapi, version: "1"}
 paths:
   /api/v1/ping:
     get: {responses: {"200": {description: pong}}}
+  /api/v1/users:
+    get: {deprecated: true, responses: {"200": {description: all users}}}
   /api/v1/users/{id}:
     parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
     get: {responses: {"200": {description: a user}}}

@@ -150,7 +150,7 @@ type flow struct {
 	isH2  bool
 	// client is the index of the client's direction, -1 while unknown.
 	client     int
-	checked    [3]bool // first bytes of each direction inspected for TLS records; [2]: for HTTP/2
+	checked    [2]bool // first bytes of each direction inspected (TLS records, HTTP/2)
 	undecided  [2]bool // bytes were dropped before the roles were known
 	ended      [2]bool
 	ignored    bool
@@ -182,6 +182,7 @@ func New(cfg Config, log *slog.Logger, emit func(*call.Call)) *Assembler {
 	cfg = cfg.withDefaults()
 	cfg.Stream.Budget = &stream.Budget{Max: cfg.MaxBufferedBytes}
 	cfg.HTTP.BodyBudget = &http1.BodyBudget{Max: cfg.MaxBodyBytesTotal}
+	cfg.HTTP2.BodyBudget = cfg.HTTP.BodyBudget
 	return &Assembler{
 		cfg:   cfg,
 		log:   log.With("component", "assemble"),
@@ -357,14 +358,21 @@ func (a *Assembler) onData(f *flow, d int, b []byte) {
 			a.ignore(f)
 			return
 		}
-	}
-	if !f.checked[2] && !f.isH2 {
-		f.checked[2] = true
-		if bytes.HasPrefix(b, h2Preface) {
-			// HTTP/2 with prior knowledge (h2c) or after ALPN h2.
-			a.st.HTTP2Flows++
-			f.isH2 = true
-			f.client = d
+		if !f.isH2 && f.http == nil {
+			switch {
+			case bytes.HasPrefix(b, h2Preface):
+				// HTTP/2 with prior knowledge (h2c) or after ALPN h2.
+				a.st.HTTP2Flows++
+				f.isH2 = true
+				f.client = d
+			case f.client >= 0 && d != f.client:
+				// The server may speak first: HTTP/2 servers (grpc-go,
+				// Go after ALPN) send SETTINGS before reading the preface.
+				if ok, side := http2.Detect(b); ok && side == 0 {
+					a.st.HTTP2Flows++
+					f.isH2 = true
+				}
+			}
 		}
 	}
 	if f.client < 0 {

@@ -128,3 +128,19 @@ func TestHTTP2JoinedLate(t *testing.T) {
 		t.Fatalf("stats %+v", st.HTTP2)
 	}
 }
+
+// TestHTTP2ServerSpeaksFirst: grpc-go's server writes SETTINGS as soon as
+// it accepts, before the client's preface arrives.
+func TestHTTP2ServerSpeaksFirst(t *testing.T) {
+	a, calls := newAsm(Config{})
+	cb, sb := h2bytes(true)
+	v := newConv(cli, srv).handshake()
+	v.add(false, string(sb[:9]), 0).add(true, string(cb), 0).add(false, string(sb[9:]), 0).close()
+	for _, c := range v.chunks {
+		a.Add(c)
+	}
+	checkH2Calls(t, *calls, false)
+	if st := a.Stats(); st.HTTP2.MidJoin != 0 || st.HTTP.ParseErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

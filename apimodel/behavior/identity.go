@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"strings"
+	"unsafe"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
@@ -170,7 +171,10 @@ func jwtSubject(tok string) string {
 }
 
 func isAPIKeyHeader(name string) bool {
-	ln := strings.ToLower(name)
+	// Every request runs this for each of its headers: lower-case on the
+	// stack instead of strings.ToLower's allocation.
+	var buf [64]byte
+	ln := lowerInto(buf[:0], name) // a longer name grows into the heap
 	if strings.HasPrefix(ln, "sec-") || strings.Contains(ln, "idempotency") || strings.Contains(ln, "cache") {
 		return false
 	}
@@ -178,8 +182,22 @@ func isAPIKeyHeader(name string) bool {
 		ln == "x-access-token" || ln == "x-api-token"
 }
 
+// lowerInto appends the ASCII lower case of s to b and returns it as a
+// string that aliases b (valid while b is).
+func lowerInto(b []byte, s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 func isSessionCookie(name string) bool {
-	ln := strings.ToLower(name)
+	var buf [64]byte
+	ln := lowerInto(buf[:0], name) // a longer name grows into the heap
 	for _, w := range [...]string{"sess", "sid", "auth", "token", "jwt"} {
 		if strings.Contains(ln, w) {
 			return true

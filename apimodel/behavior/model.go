@@ -11,9 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +37,7 @@ const (
 	RuleResponseSize       = "abuse-response-size"
 	RuleSensitiveExposure  = "abuse-sensitive-exposure"
 	RuleShadowEndpoint     = "abuse-shadow-endpoint"
+	RuleZombieEndpoint     = "abuse-zombie-endpoint"
 )
 
 // Config configures the model. Zero values take the defaults.
@@ -247,8 +246,18 @@ type clientState struct {
 	winStart time.Time
 	count    int
 	ids      hll
+	idsAdded int // ids added in this window: an upper bound of ids.count()
 	authFail int
 	fired    map[string]bool // rules fired in this window
+}
+
+// distinct estimates the distinct ids of the window, or returns 0 while
+// fewer ids than limit were added (the count cannot have reached it).
+func (cl *clientState) distinct(limit int) uint64 {
+	if cl.idsAdded < limit {
+		return 0
+	}
+	return cl.ids.count()
 }
 
 // accountState counts failed logins for one account across clients.
@@ -324,7 +333,7 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 			ep.ClientRate = ewma(ep.ClientRate, float64(cl.count), ep.ClientRate == 0)
 			ep.ClientIDs = ewma(ep.ClientIDs, float64(cl.ids.count()), ep.ClientIDs == 0)
 		}
-		cl.winStart, cl.count, cl.authFail = now, 0, 0
+		cl.winStart, cl.count, cl.authFail, cl.idsAdded = now, 0, 0, 0
 		cl.ids.reset()
 		clear(cl.fired)
 	}
@@ -333,25 +342,30 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	for _, v := range ids {
 		cl.ids.add(hashID(v))
 	}
+	cl.idsAdded += len(ids)
 
 	// Enumeration: many distinct object ids from one client.
-	if len(ids) > 0 {
+	// A rule already fired in this window is not evaluated again (its
+	// evidence string and the HyperLogLog estimate cost more than the rest
+	// of the call), and the estimate is not taken while fewer ids than
+	// the limit were added.
+	if len(ids) > 0 && !cl.fired[RuleEnumeration] {
 		limit := m.cfg.EnumDistinct
 		if n := int(m.cfg.EnumFactor * ep.ClientIDs); learned && n > limit {
 			limit = n
 		}
-		if n := cl.ids.count(); n >= uint64(limit) {
+		if n := cl.distinct(limit); n >= uint64(limit) {
 			r.client(cl, RuleEnumeration, detect.SeverityHigh, 90, "path",
 				fmt.Sprintf("%d distinct object ids on %s within %s (limit %d)", n, template, m.cfg.Window, limit))
 		}
 	}
 
 	// Rates.
-	if m.cfg.ClientRateLimit > 0 && cl.count > m.cfg.ClientRateLimit {
+	if m.cfg.ClientRateLimit > 0 && cl.count > m.cfg.ClientRateLimit && !cl.fired[RuleClientRate] {
 		r.client(cl, RuleClientRate, detect.SeverityHigh, 90, "rate",
 			fmt.Sprintf("%d calls within %s (configured limit %d)", cl.count, m.cfg.Window, m.cfg.ClientRateLimit))
 	}
-	if learned && ep.ClientRate > 0 {
+	if learned && ep.ClientRate > 0 && !cl.fired[RuleClientRate] {
 		if lim := max(m.cfg.RateFactor*ep.ClientRate, float64(m.cfg.RateMin)); float64(cl.count) > lim {
 			r.client(cl, RuleClientRate, detect.SeverityHigh, 85, "rate",
 				fmt.Sprintf("%d calls within %s, learned norm %.1f per client", cl.count, m.cfg.Window, ep.ClientRate))
@@ -371,7 +385,7 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	}
 	if (status == 401 || status == 403) && isAuthEndpoint(c.Request.Path, fields) {
 		cl.authFail++
-		if cl.authFail >= m.cfg.AuthFailures {
+		if cl.authFail >= m.cfg.AuthFailures && !cl.fired[RuleBruteForce] {
 			r.client(cl, RuleBruteForce, detect.SeverityHigh, 90, "status",
 				fmt.Sprintf("%d failed authentications (%d) within %s", cl.authFail, status, m.cfg.Window))
 		}
@@ -452,10 +466,16 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	ep.ReqSize = ewma(ep.ReqSize, float64(c.Request.BodySize), ep.Calls == 0)
 	ep.Calls++
 
-	// Shadow endpoints against an imported spec (positive mode).
-	if sp := m.specs[service]; sp != nil && m.cfg.Positive && !sp.Has(c.Request.Method, template) {
-		r.client(cl, RuleShadowEndpoint, detect.SeverityMedium, 80, "path",
-			fmt.Sprintf("%s %s is not in the imported spec of %s", c.Request.Method, template, service))
+	// Shadow and zombie endpoints against an imported spec (positive mode).
+	if sp := m.specs[service]; sp != nil && m.cfg.Positive {
+		switch found, deprecated := sp.Lookup(c.Request.Method, template); {
+		case !found:
+			r.client(cl, RuleShadowEndpoint, detect.SeverityMedium, 80, "path",
+				fmt.Sprintf("%s %s is not in the imported spec of %s", c.Request.Method, template, service))
+		case deprecated:
+			r.endpointWide(ep, now, RuleZombieEndpoint, detect.SeverityMedium, 80, "path",
+				fmt.Sprintf("%s %s is deprecated in the imported spec of %s and still called", c.Request.Method, template, service))
+		}
 	}
 	return r.out
 }
@@ -504,7 +524,8 @@ func (r *run) emit(rule string, sev detect.Severity, conf int, part, ev string, 
 // label their series by it, so the set is bounded).
 func Rules() []string {
 	return []string{RuleEnumeration, RuleBruteForce, RuleCredentialStuffing, RuleClientRate, RuleEndpointRate,
-		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint}
+		RuleTypeDrift, RuleUnknownField, RuleMassAssignment, RuleResponseSize, RuleSensitiveExposure, RuleShadowEndpoint,
+		RuleZombieEndpoint}
 }
 
 // Detector is a rule id's short name, as metrics label it
@@ -530,6 +551,7 @@ var description = map[string]string{
 	RuleResponseSize:       "response size jump (OWASP API3 excessive data exposure)",
 	RuleSensitiveExposure:  "sensitive data newly returned (OWASP API3)",
 	RuleShadowEndpoint:     "endpoint not in the imported spec (OWASP API9)",
+	RuleZombieEndpoint:     "deprecated endpoint still called (OWASP API9)",
 }
 
 // objectIDs returns the path segments the template marks as parameters,
@@ -617,40 +639,42 @@ func requestFields(r *call.Request) (out []field, account string) {
 	if len(b) == 0 || b[0] != '{' {
 		return out, ""
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(b, &obj) != nil {
+	if !json.Valid(b) {
 		return out, ""
 	}
-	// Keys in sorted order, not map order: which fields fit the bounds
-	// and the order of a call's findings must not vary between runs of
-	// the same calls (the replay test).
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		v := obj[k]
-		if len(out) >= 128 || len(k) > 64 {
-			break
+	// Members in document order (deterministic for the same calls, which
+	// the replay test checks); keys longer than 64 bytes are skipped, at
+	// most 128 fields are kept.
+	members(b, func(k string, v []byte) bool {
+		if len(k) > 64 {
+			return true
+		}
+		if len(out) >= 128 {
+			return false
 		}
 		t := jsonType(v)
 		out = append(out, field{"json:" + k, t})
 		if t == tString && account == "" && isAccountKey(k) {
-			_ = json.Unmarshal(v, &account)
+			account = jsonString(v)
 		}
 		if t == tObject {
-			var sub map[string]json.RawMessage
-			if json.Unmarshal(v, &sub) == nil {
-				for _, sk := range slices.Sorted(maps.Keys(sub)) {
-					sv := sub[sk]
-					if len(out) >= 128 || len(sk) > 64 {
-						break
-					}
-					out = append(out, field{"json:" + k + "." + sk, jsonType(sv)})
+			members(v, func(sk string, sv []byte) bool {
+				if len(sk) > 64 {
+					return true
 				}
-			}
+				if len(out) >= 128 {
+					return false
+				}
+				out = append(out, field{"json:" + k + "." + sk, jsonType(sv)})
+				return true
+			})
 		}
-	}
+		return true
+	})
 	return out, account
 }
 
-func jsonType(v json.RawMessage) uint8 {
+func jsonType(v []byte) uint8 {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
 		return tNull

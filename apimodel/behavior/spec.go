@@ -48,8 +48,15 @@ func normTemplate(p string) string {
 
 // Has reports whether the spec declares method + template.
 func (s *Spec) Has(method, template string) bool {
-	_, ok := s.ops[strings.ToUpper(method)+" "+normTemplate(template)]
+	ok, _ := s.Lookup(method, template)
 	return ok
+}
+
+// Lookup reports whether the spec declares method + template and whether
+// it marks the operation deprecated.
+func (s *Spec) Lookup(method, template string) (found, deprecated bool) {
+	deprecated, found = s.ops[strings.ToUpper(method)+" "+normTemplate(template)]
+	return found, deprecated
 }
 
 // SetSpec installs (or with nil removes) the spec of a service.

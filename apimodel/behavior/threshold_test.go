@@ -292,7 +292,6 @@ func TestThresholdShadowEndpoint(t *testing.T) {
 		m := newModel(Config{Positive: positive})
 		m.SetSpec("shop", sp)
 		wantNone(t, m.Observe(mkCall("10.9.0.1", "GET", "/api/v1/orders/7", 200, t0), "shop", "/api/v1/orders/{orderId}"), "documented (param renamed)")
-		wantNone(t, m.Observe(mkCall("10.9.0.1", "GET", "/api/v1/legacy", 200, t0), "shop", "/api/v1/legacy"), "documented, deprecated")
 		// A documented path with an undocumented method is undocumented.
 		shadow := []*call.Call{mkCall("10.9.0.1", "GET", "/api/v1/internal/debug", 200, t0), mkCall("10.9.0.1", "DELETE", "/api/v1/reports", 200, t0)}
 		for _, c := range shadow {
@@ -306,6 +305,15 @@ func TestThresholdShadowEndpoint(t *testing.T) {
 				t.Fatalf("finding %+v", a)
 			}
 		}
+		// A deprecated operation still called: an endpoint finding, once
+		// per window, in positive mode only.
+		as := m.Observe(mkCall("10.9.0.2", "GET", "/api/v1/legacy", 200, t0), "shop", "/api/v1/legacy")
+		if !positive {
+			wantNone(t, as, "zombie without positive mode")
+		} else if a := wantOnly(t, as, RuleZombieEndpoint); a.Block {
+			t.Fatalf("zombie finding blocks: %+v", a)
+		}
+		wantNone(t, m.Observe(mkCall("10.9.0.3", "GET", "/api/v1/legacy", 200, t0), "shop", "/api/v1/legacy"), "zombie repeat in the window")
 		// A service without an imported spec has no shadow endpoints.
 		wantNone(t, m.Observe(mkCall("10.9.0.1", "GET", "/anything", 200, t0), "other", "/anything"), "service without spec")
 	}

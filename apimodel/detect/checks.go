@@ -34,6 +34,8 @@ func valueCheck(name string) checkFunc {
 		return checkFirstWordCommand
 	case "php-dynamic-call":
 		return checkPHPDynamicCall
+	case "xss-obfuscated-tag":
+		return checkObfuscatedTag
 	case "has-comment":
 		// The gate of a comment rule: canonical forms drop closed
 		// comments, so no keyword can stand for one.
@@ -68,6 +70,8 @@ func requestCheck(name string) requestCheckFunc {
 		return checkMethodPolicy
 	case "body-content-type":
 		return checkBodyContentType
+	case "body-without-content-type":
+		return checkBodyWithoutContentType
 	case "header-shape":
 		return checkHeaderShape
 	case "upload-jsp":
@@ -82,12 +86,22 @@ func requestCheck(name string) requestCheckFunc {
 // injection needs to break out of a literal or chain a clause; plain words
 // and numbers, most of the traffic, skip the tokenizer.
 func checkSQLi(decoded string, _ []byte) bool {
-	if len(decoded) < 2 || !sqlGate(decoded) {
+	if len(decoded) < 2 {
+		return false
+	}
+	if strings.ContainsAny(decoded, "‘’´ʼ") {
+		// MySQL with a latin1 or ucs collation folds typographic quotes to
+		// an apostrophe: judge the folded form (gated like any other).
+		decoded = typoQuotes.Replace(decoded)
+	}
+	if !sqlGate(decoded) {
 		return false
 	}
 	ok, _ := libinjection.IsSQLi(decoded)
 	return ok
 }
+
+var typoQuotes = strings.NewReplacer("‘", "'", "’", "'", "´", "'", "ʼ", "'")
 
 // sqlGate passes values that can leave a string literal (a quote or
 // backtick), end a statement or open a comment, or that start like a
@@ -861,8 +875,22 @@ var apiContentTypes = map[string]bool{
 	"application/x-tar": true, "application/soap+xml": true, "application/csp-report": true,
 }
 
-// checkBodyContentType flags a body sent without a Content-Type (parsers
-// then guess, and disagree) and a media type no API consumes.
+// checkBodyWithoutContentType flags a body sent without a Content-Type:
+// parsers then guess its type, and disagree.
+func checkBodyWithoutContentType(req *call.Request, _ *Config) (string, string, bool) {
+	if len(req.Body) == 0 {
+		return "", "", false
+	}
+	for _, h := range req.Headers {
+		if headerNameIs(h.Name, "content-type") {
+			return "", "", false
+		}
+	}
+	return "body", "body without a Content-Type", true
+}
+
+// checkBodyContentType flags two Content-Types, two charsets and a media
+// type no API consumes.
 func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
 	ct := ""
 	n := 0
@@ -876,9 +904,6 @@ func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
 		return "header:Content-Type", "more than one Content-Type", true
 	}
 	if n == 0 {
-		if len(req.Body) > 0 {
-			return "body", "body without a Content-Type", true
-		}
 		return "", "", false
 	}
 	mt, _, _ := strings.Cut(ct, ";")
@@ -901,6 +926,12 @@ func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
 func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
 	for _, h := range req.Headers {
 		switch {
+		case headerNameIs(h.Name, "cookie"):
+			// RFC 2109 cookies ($Version, $Path) are obsolete; parsers
+			// split their quoted values differently (cookie smuggling).
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value)), "$version") {
+				return "header:Cookie", h.Value, true
+			}
 		case headerNameIs(h.Name, "accept-encoding"):
 			if len(h.Value) > 100 {
 				return "header:Accept-Encoding", h.Value, true
@@ -958,4 +989,54 @@ func checkRFIParam(req *call.Request, _ *Config) (string, string, bool) {
 		return scan(string(req.Body[:min(len(req.Body), 64<<10)]))
 	}
 	return "", "", false
+}
+
+// activeTags are the HTML elements that run script, load content or
+// restyle the page.
+var activeTags = []string{"script", "iframe", "frame", "object", "embed", "applet", "form", "dialog", "style", "svg",
+	"math", "meta", "link", "base", "img", "image", "input", "button", "textarea", "video", "audio", "body", "html",
+	"details", "marquee", "isindex", "template", "import", "xml", "xss"}
+
+// checkObfuscatedTag flags a '<' opening an active element whose name is
+// broken up by blanks, slashes or NULs ("<f o r m", "<s/c/r/i/p/t"), which
+// lenient parsers and filters read differently, and VML namespaced
+// elements ("<v:vmlframe").
+func checkObfuscatedTag(decoded string, _ []byte) bool {
+	for i := 0; i < len(decoded); i++ {
+		if decoded[i] != '<' {
+			continue
+		}
+		j := i + 1
+		for j < len(decoded) && (decoded[j] == ' ' || decoded[j] == '/' || decoded[j] == 0 || decoded[j] == '\t') {
+			j++
+		}
+		if j+2 < len(decoded) && (decoded[j]|0x20) == 'v' && decoded[j+1] == ':' && isLetter(decoded[j+2]) {
+			return true
+		}
+		var name [12]byte
+		n, seps := 0, 0
+		for ; j < len(decoded) && n < len(name); j++ {
+			c := decoded[j]
+			switch {
+			case c|0x20 >= 'a' && c|0x20 <= 'z':
+				name[n] = c | 0x20
+				n++
+				continue
+			case (c == ' ' || c == '/' || c == 0 || c == '\t' || c == '\n') && n > 0:
+				seps++
+				continue
+			}
+			break
+		}
+		if seps == 0 || n < 3 {
+			continue
+		}
+		w := string(name[:n])
+		for _, t := range activeTags {
+			if w == t || len(t) >= 4 && strings.HasPrefix(w, t) {
+				return true
+			}
+		}
+	}
+	return false
 }

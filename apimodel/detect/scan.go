@@ -381,8 +381,16 @@ func (s *scan) emitValue(r *rule, part, excerpt, value string) {
 		s.d.findingsDropped.Add(1)
 		return
 	}
+	conf := r.Confidence
+	if (r.Class == "rce" || r.Class == "cmdi") && value != "" && markdownProse(value) {
+		// A command in a markdown code span of a sentence is text about
+		// a command (issue trackers, chat, LLM prompts): below the block
+		// threshold, still reported.
+		conf -= proseDemotion
+		s.d.proseLowered.Add(1)
+	}
 	s.findings = append(s.findings, Finding{
-		RuleID: r.ID, Class: r.Class, Severity: r.severity, Confidence: r.Confidence,
+		RuleID: r.ID, Class: r.Class, Severity: r.severity, Confidence: conf,
 		Part: part, Excerpt: excerpt, Description: r.Description,
 	})
 	s.values = append(s.values, value)
@@ -977,4 +985,58 @@ func containsAnyByte(decoded string, canon []byte, useDecoded bool, set string) 
 		return strings.ContainsAny(decoded, set)
 	}
 	return bytes.ContainsAny(canon, set)
+}
+
+// proseDemotion is what a shell finding inside markdown prose loses.
+const proseDemotion = 20
+
+// markdownProse reports whether v is natural-language text whose shell
+// words sit in markdown code spans or fences: backtick spans that open
+// after a blank or punctuation and close before one, at least five words
+// outside them, and no pipe, '&&' or '$(' outside them.
+func markdownProse(v string) bool {
+	if strings.IndexByte(v, '`') < 0 || len(v) > 64<<10 {
+		return false
+	}
+	words, inWord := 0, 0
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c == '`' {
+			n := 1
+			for i+n < len(v) && v[i+n] == '`' {
+				n++
+			}
+			if i > 0 && !spanEdge(v[i-1]) {
+				return false
+			}
+			end := strings.Index(v[i+n:], v[i:i+n])
+			if end < 0 {
+				return false
+			}
+			i += n + end + n
+			if i < len(v) && !spanEdge(v[i]) {
+				return false
+			}
+			inWord = 0
+			continue
+		}
+		switch {
+		case c == '|' || c == '&' && i+1 < len(v) && v[i+1] == '&' || c == '$' && i+1 < len(v) && v[i+1] == '(':
+			return false
+		case c|0x20 >= 'a' && c|0x20 <= 'z' || c >= 0x80:
+			inWord++
+			if inWord == 2 {
+				words++
+			}
+		default:
+			inWord = 0
+		}
+		i++
+	}
+	return words >= 5
+}
+
+func spanEdge(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '(' || c == ')' || c == ',' || c == '.' ||
+		c == ':' || c == ';' || c == '!' || c == '?' || c == '"' || c == '\'' || c == '*' || c == '_'
 }

@@ -182,10 +182,10 @@ func (h *Holder) Unparsed(id uint32) {
 // Hold takes one queued packet. It never blocks: the packet is decided now
 // or when its flow is judged, cut or its timeout fires. A packet from a
 // held port (a server's response) is a TLS response (HoldResponse).
-func (h *Holder) Hold(p Packet) {
+// It reports whether the packet waits (its verdict was not decided now).
+func (h *Holder) Hold(p Packet) (waiting bool) {
 	if h.cfg.TLSRead != nil && !h.Wants(p.Key) && h.Wants(p.Key.Reverse()) {
-		h.HoldResponse(p)
-		return
+		return h.HoldResponse(p)
 	}
 	h.held.Add(1)
 	h.mu.Lock()
@@ -195,24 +195,24 @@ func (h *Holder) Hold(p Packet) {
 		h.mu.Unlock()
 		h.blocked.Add(1)
 		h.send(p.ID, false, p.Received)
-		return
+		return false
 	case f != nil && f.have && !seqBefore(f.judged, p.End):
 		tr := f.trunc.overlaps(p.Seq, p.End)
 		h.mu.Unlock()
 		h.pass(p, tr)
-		return
+		return false
 	case h.queued >= h.cfg.MaxQueued:
 		h.mu.Unlock()
 		h.queueFull.Add(1)
 		h.send(p.ID, true, p.Received)
-		return
+		return false
 	}
 	if f == nil {
 		if f = h.newFlow(p.Key); f == nil {
 			h.mu.Unlock()
 			h.queueFull.Add(1)
 			h.send(p.ID, true, p.Received)
-			return
+			return false
 		}
 	}
 	w := &waiter{p: p}
@@ -220,6 +220,7 @@ func (h *Holder) Hold(p Packet) {
 	h.queued++
 	w.timer = time.AfterFunc(h.cfg.Timeout, func() { h.expire(p.Key, w) })
 	h.mu.Unlock()
+	return true
 }
 
 func (h *Holder) pass(p Packet, truncated bool) {
@@ -377,8 +378,9 @@ func (h *Holder) ForgetTLS(key capture.FlowKey) {
 // waits until the decrypted request stream is judged up to what the server
 // had read (Config.TLSRead) when it was queued, or is dropped when the flow
 // is cut. A packet the kernel marked before the flow was judged may reach
-// here after it: it then passes at once.
-func (h *Holder) HoldResponse(p Packet) {
+// here after it: it then passes at once. It reports whether the packet
+// waits.
+func (h *Holder) HoldResponse(p Packet) (waiting bool) {
 	h.held.Add(1)
 	h.tlsHeld.Add(1)
 	ck := p.Key.Reverse()
@@ -395,30 +397,30 @@ func (h *Holder) HoldResponse(p Packet) {
 		h.blocked.Add(1)
 		h.tlsBlocked.Add(1)
 		h.send(p.ID, false, p.Received)
-		return
+		return false
 	case !ok:
 		h.mu.Unlock()
 		h.tlsUnknown.Add(1)
 		h.send(p.ID, true, p.Received)
-		return
+		return false
 	case f != nil && f.tlsHave && !seqBefore(f.tlsJudged, need):
 		h.mu.Unlock()
 		h.allowed.Add(1)
 		h.tlsAllowed.Add(1)
 		h.send(p.ID, true, p.Received)
-		return
+		return false
 	case h.queued >= h.cfg.MaxQueued:
 		h.mu.Unlock()
 		h.queueFull.Add(1)
 		h.send(p.ID, true, p.Received)
-		return
+		return false
 	}
 	if f == nil {
 		if f = h.newFlow(ck); f == nil {
 			h.mu.Unlock()
 			h.queueFull.Add(1)
 			h.send(p.ID, true, p.Received)
-			return
+			return false
 		}
 	}
 	w := &waiter{p: p, resp: true, need: need}
@@ -426,6 +428,7 @@ func (h *Holder) HoldResponse(p Packet) {
 	h.queued++
 	w.timer = time.AfterFunc(h.cfg.Timeout, func() { h.expire(ck, w) })
 	h.mu.Unlock()
+	return true
 }
 
 // JudgedTLS reports that the pipeline has run the detector on the

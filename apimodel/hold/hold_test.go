@@ -340,3 +340,25 @@ func TestTLSFlowSurvivesClientFINUntilSocketCloses(t *testing.T) {
 	h.JudgedTLS(key, 50)
 	expect(t, q, 2, true)
 }
+
+// TestHoldReportsWhetherThePacketWaits: the queue reader flushes the
+// capture only for packets still waiting; one whose bytes were judged
+// first is decided on the spot.
+func TestHoldReportsWhetherThePacketWaits(t *testing.T) {
+	h, q := newHolder(t, Config{})
+	h.Judged(key, 999, 1100, false)
+	if h.Hold(Packet{ID: 1, Key: key, Seq: 1000, End: 1100}) {
+		t.Fatal("a judged packet reported waiting")
+	}
+	expect(t, q, 1, true)
+	if !h.Hold(Packet{ID: 2, Key: key, Seq: 1100, End: 1200}) {
+		t.Fatal("an unjudged packet reported decided")
+	}
+	none(t, q)
+	h.Block(key)
+	expect(t, q, 2, false)
+	if h.Hold(Packet{ID: 3, Key: key, Seq: 1200, End: 1300}) {
+		t.Fatal("a packet of a cut flow reported waiting")
+	}
+	expect(t, q, 3, false)
+}

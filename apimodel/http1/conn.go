@@ -52,6 +52,20 @@ type BodyBudget struct {
 // Used is the number of body bytes held against the budget.
 func (b *BodyBudget) Used() int64 { return b.used }
 
+// Take reserves up to n bytes and returns how many were granted (all of n
+// without a budget); other parsers sharing the budget (HTTP/2) use it.
+func (b *BodyBudget) Take(n int64) int64 {
+	if b == nil {
+		return n
+	}
+	n = max(min(n, b.Max-b.used), 0)
+	b.used += n
+	return n
+}
+
+// Release returns n bytes granted by Take.
+func (b *BodyBudget) Release(n int64) { b.release(n) }
+
 func (b *BodyBudget) release(n int64) {
 	if b != nil {
 		b.used -= n

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apimodel/http1"
 )
 
 // Default limits, used when a Config field is zero.
@@ -63,6 +64,9 @@ type Config struct {
 	// MaxFrameBuffer bounds the payload of non-DATA frames held while they
 	// arrive; DATA payload is never buffered.
 	MaxFrameBuffer int
+	// BodyBudget, if set, bounds the body bytes held by all connections
+	// sharing it (HTTP/1 ones too) for calls not yet emitted.
+	BodyBudget *http1.BodyBudget
 }
 
 // WithDefaults fills zero fields with the Default* limits.
@@ -102,6 +106,7 @@ type Stats struct {
 	StreamLimit   uint64 // streams emitted early because MaxStreams was hit
 	HeaderLimit   uint64 // header lists or blocks over their bound
 	BodyTruncated uint64 // message bodies past MaxBodyBytes
+	BodyBudget    uint64 // bodies cut short because the shared BodyBudget ran out
 	Resets        uint64 // RST_STREAM frames
 	Calls         uint64 // calls emitted
 	Partial       uint64 // calls emitted with fields HPACK could not recover
@@ -287,6 +292,7 @@ type stream struct {
 	partial  bool
 	grpc     bool
 	body     [2]body
+	charged  int64 // body bytes held against the BodyBudget
 }
 
 // NewConn returns a connection decoder that calls emit for every call.
@@ -877,8 +883,14 @@ func percentDecode(s string) string {
 func (c *Conn) bodyBytes(s *stream, dir Dir, b []byte) {
 	bd := &s.body[dir]
 	bd.size += int64(len(b))
-	if room := c.cfg.MaxBodyBytes - len(bd.buf); room > 0 {
-		bd.buf = append(bd.buf, b[:min(room, len(b))]...)
+	if room := c.cfg.MaxBodyBytes - len(bd.buf); room > 0 && !bd.truncated {
+		want := int64(min(room, len(b)))
+		got := c.cfg.BodyBudget.Take(want)
+		if got < want {
+			c.stats.BodyBudget++
+		}
+		s.charged += got
+		bd.buf = append(bd.buf, b[:got]...)
 	}
 	if len(b) > 0 && bd.size > int64(len(bd.buf)) && !bd.truncated {
 		bd.truncated = true
@@ -1002,6 +1014,9 @@ func (c *Conn) finishStream(s *stream, t time.Time) {
 		c.stats.GRPCCalls++
 	}
 	c.stats.Calls++
+	// The call leaves our custody with its bodies.
+	c.cfg.BodyBudget.Release(s.charged)
+	s.charged = 0
 	c.emit(cl)
 }
 

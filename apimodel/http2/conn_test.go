@@ -2,6 +2,7 @@ package http2
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand"
 	"net/http"
@@ -11,8 +12,10 @@ import (
 
 	xhttp2 "golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apimodel/http1"
 )
 
 // join returns the bytes of each direction of a capture.
@@ -389,5 +392,71 @@ func TestGapInData(t *testing.T) {
 	c.Close(now)
 	if len(res.calls) != 2 || !res.calls[0].Gap || res.calls[0].Request.BodySize != 5000 || res.calls[1].Request.Path != "/next" || res.calls[1].Gap {
 		t.Fatalf("calls: %v %v", summary(res.calls[0]), res.calls)
+	}
+}
+
+// TestMidJoinGRPC drops the first k frames of a real grpc-go connection:
+// grpc-go indexes :path, content-type and te on first use, so calls after
+// the join lack them (dropped and counted as NoPath) unless their block
+// still carries literals; no call shows a wrong method or status.
+func TestMidJoinGRPC(t *testing.T) {
+	ev := captureGRPC(t, func(hc healthpb.HealthClient) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := 0; i < 10; i++ {
+			hc.Check(ctx, &healthpb.HealthCheckRequest{Service: fmt.Sprintf("svc.%d", i%3)})
+		}
+	})
+	dirs := join(ev)
+	full := decodeDirs(Config{}, dirs)
+	byID := map[uint32]*call.Call{}
+	for _, c := range full.calls {
+		byID[c.StreamID] = c
+	}
+	cs, ss := frameStarts(dirs[0], true), frameStarts(dirs[1], false)
+	var decoded, noPath uint64
+	for k := 1; k < len(cs); k++ {
+		got := decodeDirs(Config{}, [2][]byte{dirs[0][cs[k]:], dirs[1][ss[min(k, len(ss)-1)]:]})
+		for _, c := range got.calls {
+			want := byID[c.StreamID]
+			if want == nil || c.Request.Path != want.Request.Path || (c.GRPC != nil && want.GRPC.Status != c.GRPC.Status && c.GRPC.Status != -1) {
+				t.Fatalf("k=%d: %s vs %v", k, summary(c), want)
+			}
+		}
+		decoded += uint64(len(got.calls))
+		noPath += got.stats.NoPath
+	}
+	t.Logf("grpc-go mid-join over %d join points: %d calls decoded, %d requests without :path", len(cs)-1, decoded, noPath)
+}
+
+// TestBodyBudgetShared: bodies held for calls not yet emitted count against
+// the budget shared with HTTP/1; past it bodies are cut short, and every
+// byte is returned when the calls leave.
+func TestBodyBudgetShared(t *testing.T) {
+	b := newBuilder()
+	for i := 0; i < 3; i++ {
+		sid := uint32(1 + 2*i)
+		b.headers(FromClient, sid, false, append(req("/b"), ":method", "POST")...)
+		b.data(FromClient, sid, true, bytes.Repeat([]byte{'a'}, 400))
+	}
+	for i := 0; i < 3; i++ {
+		b.headers(FromServer, uint32(1+2*i), true, ":status", "200")
+	}
+	budget := &http1.BodyBudget{Max: 1000}
+	var res result
+	c := NewConn(Config{BodyBudget: budget}, &res.stats, func(x *call.Call) { res.calls = append(res.calls, x) })
+	now := time.Unix(1, 0)
+	c.Feed(FromClient, b.buf[0].Bytes(), now)
+	if budget.Used() != 1000 || res.stats.BodyBudget != 1 {
+		t.Fatalf("held %d, limit hits %d", budget.Used(), res.stats.BodyBudget)
+	}
+	c.Feed(FromServer, b.buf[1].Bytes(), now)
+	c.Close(now)
+	if budget.Used() != 0 || len(res.calls) != 3 {
+		t.Fatalf("budget %d after %d calls", budget.Used(), len(res.calls))
+	}
+	kept := []int{len(res.calls[0].Request.Body), len(res.calls[1].Request.Body), len(res.calls[2].Request.Body)}
+	if fmt.Sprint(kept) != "[400 400 200]" || !res.calls[2].Request.BodyTruncated || res.calls[2].Request.BodySize != 400 {
+		t.Fatalf("kept %v", kept)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
+	"github.com/apiwarden/apiwarden/apimodel/http1"
 )
 
 // FuzzConn feeds arbitrary client and server bytes, at once and in steps.
@@ -27,7 +28,8 @@ func FuzzConn(f *testing.F) {
 	f.Add(h2c[0][len(Preface)+20:], h2c[1][30:], uint8(1))
 	f.Add([]byte(Preface+"\x00\x00\x04\x01\x05\x00\x00\x00\x01\x82\x84\x86\x41"), []byte{0, 0, 1, 1, 5, 0, 0, 0, 1, 0x88}, uint8(2))
 	f.Fuzz(func(t *testing.T, client, server []byte, step uint8) {
-		cfg := Config{MaxStreams: 4, MaxBodyBytes: 16, MaxHeaderListSize: 512, MaxHeaderBlock: 256}
+		cfg := Config{MaxStreams: 4, MaxBodyBytes: 16, MaxHeaderListSize: 512, MaxHeaderBlock: 256,
+			BodyBudget: &http1.BodyBudget{Max: 40}}
 		whole := decodeDirs(cfg, [2][]byte{client, server})
 		s := int(step%16) + 1
 		var split result
@@ -42,6 +44,9 @@ func FuzzConn(f *testing.F) {
 			}
 		}
 		c.Close(now)
+		if cfg.BodyBudget.Used() != 0 {
+			t.Fatalf("body budget not returned: %d", cfg.BodyBudget.Used())
+		}
 		for _, r := range []result{whole, split} {
 			for _, cl := range r.calls {
 				if len(cl.Request.Body) > 16 || (cl.Response != nil && len(cl.Response.Body) > 16) {

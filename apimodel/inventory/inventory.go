@@ -795,7 +795,15 @@ func (inv *Inventory) sampleBodies(c *call.Call, ep *endpoint, p *prepared) {
 		maxNodes: inv.cfg.MaxSchemaNodes}
 	var req, resp inferResult
 	var haveReq, haveResp bool
-	if len(c.Request.Body) > 0 {
+	if c.GRPC != nil {
+		// Protobuf without its schema: field numbers and wire types.
+		if !c.Request.BodyTruncated {
+			req, haveReq = inferGRPC(c.Request.Body, lim)
+		}
+		if c.Response != nil && !c.Response.BodyTruncated {
+			resp, haveResp = inferGRPC(c.Response.Body, lim)
+		}
+	} else if len(c.Request.Body) > 0 {
 		switch {
 		case isJSONMedia(p.reqCT):
 			req, haveReq = inv.parseBody(c.Request.Body, c.Request.BodyTruncated, lim)
@@ -803,7 +811,7 @@ func (inv *Inventory) sampleBodies(c *call.Call, ep *endpoint, p *prepared) {
 			req, haveReq = inferForm(c.Request.Body, lim), true
 		}
 	}
-	if c.Response != nil && len(c.Response.Body) > 0 && isJSONMedia(p.respCT) {
+	if c.GRPC == nil && c.Response != nil && len(c.Response.Body) > 0 && isJSONMedia(p.respCT) {
 		resp, haveResp = inv.parseBody(c.Response.Body, c.Response.BodyTruncated, lim)
 	}
 	if !haveReq && !haveResp {

@@ -433,6 +433,16 @@ func TestSensitiveDetection(t *testing.T) {
 			c.Request.Headers = call.Headers{{Name: "Content-Type", Value: "application/x-www-form-urlencoded"}}
 		}}, []string{"password"}},
 		{"response card", []callOpt{withRespJSON(200, `[{"card":"378282246310005"}]`)}, []string{"credit-card"}},
+		{"phone e164", []callOpt{withRespJSON(200, `{"phone":"+44 20 7946 0958"}`)}, []string{"phone"}},
+		{"phone e164 compact", []callOpt{withRespJSON(200, `{"m":"+14155552671"}`)}, []string{"phone"}},
+		{"phone nanp", []callOpt{withRespJSON(200, `{"a":"(415) 555-2671","b":"415.555.2671"}`)}, []string{"phone"}},
+		{"too short for e164", []callOpt{withRespJSON(200, `{"a":"+1234567"}`)}, nil},
+		{"date is not a phone", []callOpt{withRespJSON(200, `{"d":"2024-01-15","v":"1.555.2671","id":"4155552671"}`)}, nil},
+		{"nanp mixed separators", []callOpt{withRespJSON(200, `{"a":"415-555.2671"}`)}, nil},
+		{"iban", []callOpt{withRespJSON(200, `{"acct":"GB82 WEST 1234 5698 7654 32","de":"DE89370400440532013000"}`)}, []string{"iban"}},
+		{"iban bad checksum", []callOpt{withRespJSON(200, `{"acct":"GB82WEST12345698765433"}`)}, nil},
+		{"uk nino", []callOpt{withRespJSON(200, `{"ni":"AB 12 34 56 C"}`)}, []string{"uk-nino"}},
+		{"uk nino bad prefix", []callOpt{withRespJSON(200, `{"ni":"GB123456A","x":"QQ123456C","y":"AB123456E"}`)}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

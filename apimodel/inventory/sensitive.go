@@ -17,10 +17,14 @@ const (
 	sensPassword
 	sensSecret
 	sensPrivateIP
+	sensPhone
+	sensIBAN
+	sensUKNINO
 )
 
 // sensitiveNames are the public names, in bit order.
-var sensitiveNames = [...]string{"email", "credit-card", "us-ssn", "jwt", "password", "secret", "private-ip"}
+var sensitiveNames = [...]string{"email", "credit-card", "us-ssn", "jwt", "password", "secret", "private-ip",
+	"phone", "iban", "uk-nino"}
 
 func (s sensitiveSet) names() []string {
 	var out []string
@@ -89,6 +93,12 @@ func sensitiveInValue(v string) sensitiveSet {
 		return sensCreditCard
 	case isJWT(v):
 		return sensJWT
+	case isPhone(v):
+		return sensPhone
+	case isIBAN(v):
+		return sensIBAN
+	case isUKNINO(v):
+		return sensUKNINO
 	}
 	if len(v) <= 15 && v[0] >= '1' && v[0] <= '9' {
 		if a, err := netip.ParseAddr(v); err == nil && a.Is4() && a.IsPrivate() {
@@ -166,6 +176,119 @@ func isSSN(v string) bool {
 	}
 	area, group, serial := v[0:3], v[4:6], v[7:11]
 	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
+}
+
+// isPhone matches the two shapes in which APIs return phone numbers: E.164
+// ("+" then 8 to 15 digits, spaces, dashes, dots or parentheses between
+// them) and the North American grouping "(555) 123-4567" / "555-123-4567" /
+// "555.123.4567" with its separators. A bare run of digits is not a phone
+// number here: ids, timestamps and amounts look the same.
+func isPhone(v string) bool {
+	if len(v) > 24 {
+		return false
+	}
+	if v[0] == '+' {
+		digits := 0
+		for i := 1; i < len(v); i++ {
+			switch c := v[i]; {
+			case c >= '0' && c <= '9':
+				digits++
+			case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+			default:
+				return false
+			}
+		}
+		return digits >= 8 && digits <= 15 && v[1] >= '1' && v[1] <= '9'
+	}
+	// North American: NXX NXX XXXX with one separator style.
+	w := v
+	if w[0] == '(' {
+		if len(w) != 14 || w[4] != ')' || w[5] != ' ' {
+			return false
+		}
+		w = w[1:4] + "-" + w[6:]
+	}
+	if len(w) != 12 || w[3] != w[7] || (w[3] != '-' && w[3] != '.' && w[3] != ' ') {
+		return false
+	}
+	for i := 0; i < 12; i++ {
+		if i == 3 || i == 7 {
+			continue
+		}
+		if w[i] < '0' || w[i] > '9' {
+			return false
+		}
+	}
+	return w[0] >= '2' && w[4] >= '2'
+}
+
+// isIBAN matches an International Bank Account Number: a country code, two
+// check digits and up to 30 alphanumerics (spaces every four allowed), with
+// the ISO 13616 mod-97 check, which keeps random codes out.
+func isIBAN(v string) bool {
+	var b [34]byte
+	n := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == ' ' {
+			continue
+		}
+		if n == len(b) {
+			return false
+		}
+		b[n] = c
+		n++
+	}
+	if n < 15 || b[0] < 'A' || b[0] > 'Z' || b[1] < 'A' || b[1] > 'Z' || b[2] < '0' || b[2] > '9' || b[3] < '0' || b[3] > '9' {
+		return false
+	}
+	rem := 0
+	for i := range n {
+		c := b[(i+4)%n] // the first four characters move to the end
+		switch {
+		case c >= '0' && c <= '9':
+			rem = (rem*10 + int(c-'0')) % 97
+		case c >= 'A' && c <= 'Z':
+			rem = (rem*100 + int(c-'A') + 10) % 97
+		default:
+			return false
+		}
+	}
+	return rem == 1
+}
+
+// isUKNINO matches a UK National Insurance number, "AB123456C" or
+// "AB 12 34 56 C", with the prefixes HMRC never allocates excluded.
+func isUKNINO(v string) bool {
+	var b [9]byte
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] == ' ' {
+			continue
+		}
+		if n == len(b) {
+			return false
+		}
+		b[n] = v[i]
+		n++
+	}
+	if n != 9 {
+		return false
+	}
+	for i := 2; i < 8; i++ {
+		if b[i] < '0' || b[i] > '9' {
+			return false
+		}
+	}
+	bad := func(c byte) bool { return c < 'A' || c > 'Z' || strings.IndexByte("DFIQUV", c) >= 0 }
+	if bad(b[0]) || bad(b[1]) || b[1] == 'O' || b[8] < 'A' || b[8] > 'D' {
+		return false
+	}
+	switch string(b[:2]) {
+	case "BG", "GB", "NK", "KN", "TN", "NT", "ZZ":
+		return false
+	}
+	return true
 }
 
 // isJWT matches a compact JWS: three base64url parts, the header being a

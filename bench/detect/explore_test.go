@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/apiwarden/apiwarden/apimodel/detect/crsstage"
 )
 
 // TestExploreCRSSet is a development aid (AW_EXPLORE=1): per-class misses
@@ -22,15 +26,34 @@ func TestExploreCRSSet(t *testing.T) {
 	}
 	eng := loadEngines(t)
 	cache := map[string]bool{}
-	if b, err := os.ReadFile("/tmp/aw-detect-crs-pl1.json"); err == nil {
+	cacheFile := "/tmp/aw-detect-crs-pl1.json"
+	crs := eng.crs
+	// AW_CRS_REMOVE=920640,... compares with CRS PL1 without those rules.
+	if v := os.Getenv("AW_CRS_REMOVE"); v != "" {
+		var ids []int
+		for _, f := range strings.Split(v, ",") {
+			id, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		st, err := crsstage.NewWithout(1, ids...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crs = &CRS{st: st}
+		cacheFile = "/tmp/aw-detect-crs-pl1-without-" + strings.ReplaceAll(v, ",", "-") + ".json"
+	}
+	if b, err := os.ReadFile(cacheFile); err == nil {
 		json.Unmarshal(b, &cache)
 	} else {
 		for i := range set {
-			bl, _ := eng.crs.Verdict(&set[i].Entry)
+			bl, _ := crs.Verdict(&set[i].Entry)
 			cache[set[i].ID] = bl
 		}
 		b, _ := json.Marshal(cache)
-		os.WriteFile("/tmp/aw-detect-crs-pl1.json", b, 0o644)
+		os.WriteFile(cacheFile, b, 0o644)
 	}
 	type tl struct{ n, ours, crs, both, crsOnly int }
 	per := map[string]*tl{}
@@ -58,7 +81,7 @@ func TestExploreCRSSet(t *testing.T) {
 		if !ok && (cache[e.ID] || os.Getenv("AW_ALL") != "") && e.Class == want {
 			var crsRules []int
 			if os.Getenv("AW_RULES") != "" {
-				_, crsRules = eng.crs.Verdict(&e.Entry)
+				_, crsRules = crs.Verdict(&e.Entry)
 			}
 			t.Logf("miss %s rule=%d pl=%d crs=%v %s %s?%s h=%v body=%q", e.ID, e.RuleID, e.PL, crsRules, e.Method, trunc(e.Path, 200), trunc(e.Query, 300), e.Headers, trunc(e.Body, 300))
 		}

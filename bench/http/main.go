@@ -141,7 +141,7 @@ func main() {
 	flag.BoolVar(&cfg.pin, "pin", false, "run the load generator alone on the last CPU and the server and agent on the others (taskset), to separate the agent's cost from contention with the generator")
 	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name); with -modes: of the protect-mode agent during its fixed-rate keep-alive phase")
 	flag.StringVar(&cfg.modes, "modes", "", "instead of the A/B windows, compare these modes on one server in one run: none, monitor, protect, coraza (a Coraza + CRS inline proxy in front of the server, no agent); e.g. -modes none,monitor,protect,coraza")
-	flag.BoolVar(&cfg.quick, "quick", false, "with -modes: short phases (1.5 s) and no second baseline run, about 30 s in all")
+	flag.BoolVar(&cfg.quick, "quick", false, "with -modes: short phases (1.2 s) and no second baseline run, about 30 s in all")
 	flag.IntVar(&cfg.pl, "pl", 1, "with -modes: CRS paranoia level of the Coraza proxy")
 	flag.IntVar(&cfg.nice, "nice", 0, "run the benchmark (generator, servers, agent, proxy: everything it starts) at this nice level, so other work on a shared machine disturbs it less")
 	flag.IntVar(&cfg.rt, "rt", 0, "run the benchmark and everything it starts under SCHED_RR at this priority (chrt -r; 0: off): on a machine busy with other work, woken tasks then run at once instead of queueing behind it (the kernel's RT throttling still leaves the rest 5 %); -modes defaults to 1 unless -nice is given")
@@ -165,7 +165,7 @@ func main() {
 		if !set["window"] {
 			cfg.window = 4 * time.Second
 			if cfg.quick {
-				cfg.window = 1500 * time.Millisecond
+				cfg.window = 1200 * time.Millisecond
 			}
 		}
 	}

@@ -115,9 +115,9 @@ func TestMarkdownTable(t *testing.T) {
 
 func TestBaselineIsMeanOfNoneRuns(t *testing.T) {
 	r1, r2, p := &modeRun{name: "none"}, &modeRun{name: "none"}, &modeRun{name: "protect"}
-	r1.phase[phLatKA] = load{RPS: 100, P50Us: 100, P90Us: 150, P99Us: 300}
-	r2.phase[phLatKA] = load{RPS: 120, P50Us: 110, P90Us: 170, P99Us: 340}
-	p.phase[phLatKA] = load{RPS: 1, P50Us: 1000, P99Us: 9000}
+	r1.phase[phLatKA] = load{RPS: 100, P50Us: 100, P90Us: 150, P99Us: 300, SvcP50Us: 80, SvcP99Us: 200}
+	r2.phase[phLatKA] = load{RPS: 120, P50Us: 110, P90Us: 170, P99Us: 340, SvcP50Us: 90, SvcP99Us: 220}
+	p.phase[phLatKA] = load{RPS: 1, P50Us: 1000, P99Us: 9000, SvcP50Us: 120, SvcP99Us: 200}
 	bl := baselineOf([]*modeRun{r1, p, r2})
 	if bl.runs != 2 || bl.p50[phLatKA] != 105 || bl.p99[phLatKA] != 320 || bl.rps[phLatKA] != 110 {
 		t.Fatalf("%+v", bl)
@@ -126,7 +126,7 @@ func TestBaselineIsMeanOfNoneRuns(t *testing.T) {
 		t.Fatalf("spread %+v", bl)
 	}
 	row := latRow("x", p.phase[phLatKA], bl, phLatKA)
-	if row[4] != "+895" || row[7] != "9.52" {
+	if row[4] != "+895" || row[7] != "28.12" || row[9] != "+35 / -10" {
 		t.Fatalf("row %v", row)
 	}
 	if got := runLabel([]*modeRun{r1, p, r2}, 2); !strings.Contains(got, "again") {

@@ -57,6 +57,7 @@ commands:
   spec import SERVICE FILE [--data-dir DIR]    check an OpenAPI spec and install it for the agent
                                                (read at agent start; positive mode: behavior.positive)
   spec diff SERVICE FILE [-o table|json]       observed endpoints vs the spec: shadow, unobserved, zombie
+  grpc list [--service PKG.SVC] [-o table|json] observed gRPC services and methods: calls, grpc-status, kinds
 
 The agent address defaults to $APIWARDEN_ADDR, then 127.0.0.1:9464. An agent
 whose API is exposed beyond loopback wants a bearer token: --token-file, then
@@ -182,6 +183,9 @@ func dispatch(ctx context.Context, g *globals, cmd string, args []string, stdout
 	}
 	if cmd == "anomalies" {
 		return anomaliesCommand(ctx, g, args, stdout)
+	}
+	if cmd == "grpc" {
+		return grpcCommand(ctx, g, args, stdout)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -393,14 +397,14 @@ func printInventory(w *tabwriter.Writer, r *apiwardenv1.ListInventoryResponse) {
 }
 
 func printProcesses(w *tabwriter.Writer, r *apiwardenv1.ListProcessesResponse) {
-	fmt.Fprintln(w, "PID\tCOMM\tPORTS\tCONTAINER\tVISIBILITY\tREASON")
+	fmt.Fprintln(w, "PID\tCOMM\tPORTS\tCONTAINER\tPROTOCOLS\tCALLS\tVISIBILITY\tREASON")
 	for _, p := range r.GetProcesses() {
 		ports := make([]string, 0, len(p.GetPorts()))
 		for _, port := range p.GetPorts() {
 			ports = append(ports, strconv.FormatUint(uint64(port), 10))
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", p.GetPid(), p.GetComm(), dash(strings.Join(ports, ",")),
-			dash(shortID(p.GetContainerId())), p.GetVisibility(), p.GetReason())
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.GetPid(), p.GetComm(), dash(strings.Join(ports, ",")),
+			dash(shortID(p.GetContainerId())), dash(strings.Join(p.GetProtocols(), ",")), p.GetCalls(), p.GetVisibility(), p.GetReason())
 	}
 }
 

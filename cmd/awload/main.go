@@ -240,8 +240,9 @@ func (w *worker) openLoop(cfg *config, idx int, start, end time.Time) {
 		if d := time.Until(sched); d > 0 {
 			time.Sleep(d)
 		} else if time.Now().After(end) {
-			// Behind schedule at the end of the run: these were never sent.
-			w.missed += int64(end.Sub(sched)/interval) + 1
+			// Behind schedule at the end of the run: these were never
+			// sent (the sends at sched, sched+interval, ... before end).
+			w.missed += missedBefore(sched, end, interval)
 			return
 		}
 		sent := time.Now()
@@ -258,6 +259,16 @@ func (w *worker) openLoop(cfg *config, idx int, start, end time.Time) {
 		_ = w.svc.RecordValue(min(max(now.Sub(sent).Microseconds(), histMinUs), histMaxUs))
 		w.requests++
 	}
+}
+
+// missedBefore counts the schedule points sched + k*interval (k >= 0)
+// before end.
+func missedBefore(sched, end time.Time, interval time.Duration) int64 {
+	if !sched.Before(end) || interval <= 0 {
+		return 0
+	}
+	d := end.Sub(sched)
+	return int64((d + interval - 1) / interval)
 }
 
 func run(cfg config) Result {

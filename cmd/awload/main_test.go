@@ -76,3 +76,21 @@ func TestNewConnPerRequest(t *testing.T) {
 		t.Fatalf("open loop: %+v", res)
 	}
 }
+
+func TestMissedBefore(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := time.Millisecond
+	for _, c := range []struct {
+		sched, end time.Duration
+		want       int64
+	}{
+		{0, 100 * ms, 5},      // 0, 20, 40, 60, 80 (100 is not before end)
+		{1 * ms, 100 * ms, 5}, // 1, 21, 41, 61, 81
+		{99 * ms, 100 * ms, 1},
+		{100 * ms, 100 * ms, 0},
+	} {
+		if got := missedBefore(t0.Add(c.sched), t0.Add(c.end), 20*ms); got != c.want {
+			t.Errorf("sched %v end %v: %d, want %d", c.sched, c.end, got, c.want)
+		}
+	}
+}

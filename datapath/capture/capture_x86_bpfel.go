@@ -80,6 +80,7 @@ const (
 	captureMapChunks            = "chunks"
 	captureMapPortBudgets       = "port_budgets"
 	captureMapScratch           = "scratch"
+	captureMapWakePorts         = "wake_ports"
 	captureMapWatchedIfaces     = "watched_ifaces"
 	captureProgCaptureEgress    = "capture_egress"
 	captureProgCaptureIngress   = "capture_ingress"
@@ -148,6 +149,7 @@ type captureMapSpecs struct {
 	Chunks          *ebpf.MapSpec `ebpf:"chunks"`
 	PortBudgets     *ebpf.MapSpec `ebpf:"port_budgets"`
 	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
+	WakePorts       *ebpf.MapSpec `ebpf:"wake_ports"`
 	WatchedIfaces   *ebpf.MapSpec `ebpf:"watched_ifaces"`
 }
 
@@ -190,6 +192,7 @@ type captureMaps struct {
 	Chunks          *ebpf.Map `ebpf:"chunks"`
 	PortBudgets     *ebpf.Map `ebpf:"port_budgets"`
 	Scratch         *ebpf.Map `ebpf:"scratch"`
+	WakePorts       *ebpf.Map `ebpf:"wake_ports"`
 	WatchedIfaces   *ebpf.Map `ebpf:"watched_ifaces"`
 }
 
@@ -200,6 +203,7 @@ func (m *captureMaps) Close() error {
 		m.Chunks,
 		m.PortBudgets,
 		m.Scratch,
+		m.WakePorts,
 		m.WatchedIfaces,
 	)
 }

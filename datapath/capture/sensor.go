@@ -326,6 +326,42 @@ func (s *Sensor) SetPortBudgets(b map[uint16]PortBudget) error {
 	return nil
 }
 
+// MaxWakePorts bounds SetWakePorts (capture.c MAX_WAKE_PORTS).
+const MaxWakePorts = 256
+
+// SetWakePorts names the server ports whose request segments wake the
+// reader at once (the hold point's ports: their verdict waits on the
+// chunk), replacing the previous set.
+func (s *Sensor) SetWakePorts(ports []uint16) error {
+	if len(ports) > MaxWakePorts {
+		return fmt.Errorf("%d wake ports, at most %d", len(ports), MaxWakePorts)
+	}
+	want := make(map[uint16]bool, len(ports))
+	for _, p := range ports {
+		want[p] = true
+	}
+	var stale []uint16
+	var k uint16
+	var v uint8
+	it := s.objs.WakePorts.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		if err := s.objs.WakePorts.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete wake port %d: %w", k, err)
+		}
+	}
+	for p := range want {
+		if err := s.objs.WakePorts.Put(p, uint8(1)); err != nil {
+			return fmt.Errorf("wake port %d: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // Flush makes Run deliver every chunk waiting in the ring buffer now,
 // without waiting for the kernel's batched wakeup or the next poll: the
 // hold point calls it when a held segment arrives, since that segment's

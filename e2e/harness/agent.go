@@ -272,6 +272,11 @@ type Endpoint struct {
 	NoResponse  U64            `json:"noResponse"`
 	// TLS counts the requests read from decrypted TLS, by library.
 	TLS map[string]U64 `json:"tls"`
+	// Protocol is http/1.1, h2 or grpc; GRPCStatusCodes counts
+	// grpc-status values of gRPC endpoints.
+	Protocol        string         `json:"protocol"`
+	GRPCStatusCodes map[string]U64 `json:"grpcStatusCodes"`
+	PartialCalls    U64            `json:"partialCalls"`
 }
 
 // Param is a query or path parameter.

@@ -379,7 +379,19 @@ type Endpoint struct {
 	// calls, learned (0 or 1), rate_per_window, client_rate_per_window,
 	// client_distinct_ids_per_window, latency_ms, request_bytes,
 	// response_bytes, response_bytes_max.
-	Baseline      map[string]float64 `protobuf:"bytes,19,rep,name=baseline,proto3" json:"baseline,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Baseline map[string]float64 `protobuf:"bytes,19,rep,name=baseline,proto3" json:"baseline,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// Protocol most calls used: "http/1.1", "h2" or "grpc" (a gRPC endpoint
+	// is POST /package.Service/Method); calls per protocol.
+	Protocol  string            `protobuf:"bytes,20,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Protocols map[string]uint64 `protobuf:"bytes,21,rep,name=protocols,proto3" json:"protocols,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// gRPC calls by grpc-status ("0", "5"; "-1": ended without one).
+	GrpcStatusCodes map[string]uint64 `protobuf:"bytes,22,rep,name=grpc_status_codes,json=grpcStatusCodes,proto3" json:"grpc_status_codes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// gRPC calls by streaming kind: unary, client-streaming,
+	// server-streaming, bidi-streaming (from the message counts).
+	GrpcKinds map[string]uint64 `protobuf:"bytes,23,rep,name=grpc_kinds,json=grpcKinds,proto3" json:"grpc_kinds,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// HTTP/2 calls with header fields the agent could not decode (it joined
+	// the connection after its HPACK table was built).
+	PartialCalls  uint64 `protobuf:"varint,24,opt,name=partial_calls,json=partialCalls,proto3" json:"partial_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -547,6 +559,41 @@ func (x *Endpoint) GetBaseline() map[string]float64 {
 	return nil
 }
 
+func (x *Endpoint) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *Endpoint) GetProtocols() map[string]uint64 {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *Endpoint) GetGrpcStatusCodes() map[string]uint64 {
+	if x != nil {
+		return x.GrpcStatusCodes
+	}
+	return nil
+}
+
+func (x *Endpoint) GetGrpcKinds() map[string]uint64 {
+	if x != nil {
+		return x.GrpcKinds
+	}
+	return nil
+}
+
+func (x *Endpoint) GetPartialCalls() uint64 {
+	if x != nil {
+		return x.PartialCalls
+	}
+	return 0
+}
+
 type GetOpenAPIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -675,7 +722,12 @@ type ProcessStatus struct {
 	// "plaintext", "openssl 3.0", "go-tls", "not visible: rustls", ...
 	Visibility string `protobuf:"bytes,6,opt,name=visibility,proto3" json:"visibility,omitempty"`
 	// Why the traffic is (not) visible, for humans.
-	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Protocols of the calls this process served (from the inventory):
+	// "http/1.1", "h2", "grpc". Empty: no call decoded yet.
+	Protocols []string `protobuf:"bytes,8,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	// Calls this process served that the inventory holds.
+	Calls         uint64 `protobuf:"varint,9,opt,name=calls,proto3" json:"calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +809,20 @@ func (x *ProcessStatus) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ProcessStatus) GetProtocols() []string {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *ProcessStatus) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
 }
 
 type ListEventsRequest struct {
@@ -2320,7 +2386,7 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x16\n" +
 	"\x06format\x18\x04 \x01(\tR\x06format\x12\x14\n" +
 	"\x05count\x18\x05 \x01(\x04R\x05count\x12\x1a\n" +
-	"\brequired\x18\x06 \x01(\bR\brequired\"\xc8\f\n" +
+	"\brequired\x18\x06 \x01(\bR\brequired\"\xad\x10\n" +
 	"\bEndpoint\x12/\n" +
 	"\aservice\x18\x01 \x01(\v2\x15.apiwarden.v1.ServiceR\aservice\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12#\n" +
@@ -2344,7 +2410,13 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\tlast_seen\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1f\n" +
 	"\vno_response\x18\x12 \x01(\x04R\n" +
 	"noResponse\x12@\n" +
-	"\bbaseline\x18\x13 \x03(\v2$.apiwarden.v1.Endpoint.BaselineEntryR\bbaseline\x1a>\n" +
+	"\bbaseline\x18\x13 \x03(\v2$.apiwarden.v1.Endpoint.BaselineEntryR\bbaseline\x12\x1a\n" +
+	"\bprotocol\x18\x14 \x01(\tR\bprotocol\x12C\n" +
+	"\tprotocols\x18\x15 \x03(\v2%.apiwarden.v1.Endpoint.ProtocolsEntryR\tprotocols\x12W\n" +
+	"\x11grpc_status_codes\x18\x16 \x03(\v2+.apiwarden.v1.Endpoint.GrpcStatusCodesEntryR\x0fgrpcStatusCodes\x12D\n" +
+	"\n" +
+	"grpc_kinds\x18\x17 \x03(\v2%.apiwarden.v1.Endpoint.GrpcKindsEntryR\tgrpcKinds\x12#\n" +
+	"\rpartial_calls\x18\x18 \x01(\x04R\fpartialCalls\x1a>\n" +
 	"\x10StatusCodesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aF\n" +
@@ -2365,11 +2437,20 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a;\n" +
 	"\rBaselineEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x13\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a<\n" +
+	"\x0eProtocolsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aB\n" +
+	"\x14GrpcStatusCodesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a<\n" +
+	"\x0eGrpcKindsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x13\n" +
 	"\x11GetOpenAPIRequest\"\x16\n" +
 	"\x14ListProcessesRequest\"R\n" +
 	"\x15ListProcessesResponse\x129\n" +
-	"\tprocesses\x18\x01 \x03(\v2\x1b.apiwarden.v1.ProcessStatusR\tprocesses\"\xb8\x01\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x1b.apiwarden.v1.ProcessStatusR\tprocesses\"\xec\x01\n" +
 	"\rProcessStatus\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x12\n" +
 	"\x04comm\x18\x02 \x01(\tR\x04comm\x12\x10\n" +
@@ -2379,7 +2460,9 @@ const file_apiwarden_v1_apiwarden_proto_rawDesc = "" +
 	"\n" +
 	"visibility\x18\x06 \x01(\tR\n" +
 	"visibility\x12\x16\n" +
-	"\x06reason\x18\a \x01(\tR\x06reason\"\xa3\x01\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1c\n" +
+	"\tprotocols\x18\b \x03(\tR\tprotocols\x12\x14\n" +
+	"\x05calls\x18\t \x01(\x04R\x05calls\"\xa3\x01\n" +
 	"\x11ListEventsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x14\n" +
@@ -2536,7 +2619,7 @@ func file_apiwarden_v1_apiwarden_proto_rawDescGZIP() []byte {
 	return file_apiwarden_v1_apiwarden_proto_rawDescData
 }
 
-var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_apiwarden_v1_apiwarden_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	(*ListInventoryRequest)(nil),  // 0: apiwarden.v1.ListInventoryRequest
 	(*ListInventoryResponse)(nil), // 1: apiwarden.v1.ListInventoryResponse
@@ -2578,13 +2661,16 @@ var file_apiwarden_v1_apiwarden_proto_goTypes = []any{
 	nil,                           // 37: apiwarden.v1.Endpoint.AuthSchemesEntry
 	nil,                           // 38: apiwarden.v1.Endpoint.TlsEntry
 	nil,                           // 39: apiwarden.v1.Endpoint.BaselineEntry
-	nil,                           // 40: apiwarden.v1.Status.CountersEntry
-	nil,                           // 41: apiwarden.v1.RuleFamily.SeveritiesEntry
-	nil,                           // 42: apiwarden.v1.XDSNode.AckedEntry
-	(*structpb.Struct)(nil),       // 43: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
-	(*httpbody.HttpBody)(nil),     // 46: google.api.HttpBody
+	nil,                           // 40: apiwarden.v1.Endpoint.ProtocolsEntry
+	nil,                           // 41: apiwarden.v1.Endpoint.GrpcStatusCodesEntry
+	nil,                           // 42: apiwarden.v1.Endpoint.GrpcKindsEntry
+	nil,                           // 43: apiwarden.v1.Status.CountersEntry
+	nil,                           // 44: apiwarden.v1.RuleFamily.SeveritiesEntry
+	nil,                           // 45: apiwarden.v1.XDSNode.AckedEntry
+	(*structpb.Struct)(nil),       // 46: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 48: google.protobuf.Duration
+	(*httpbody.HttpBody)(nil),     // 49: google.api.HttpBody
 }
 var file_apiwarden_v1_apiwarden_proto_depIdxs = []int32{
 	5,  // 0: apiwarden.v1.ListInventoryResponse.endpoints:type_name -> apiwarden.v1.Endpoint
@@ -2595,65 +2681,68 @@ var file_apiwarden_v1_apiwarden_proto_depIdxs = []int32{
 	4,  // 5: apiwarden.v1.Endpoint.path_params:type_name -> apiwarden.v1.Param
 	34, // 6: apiwarden.v1.Endpoint.request_content_types:type_name -> apiwarden.v1.Endpoint.RequestContentTypesEntry
 	35, // 7: apiwarden.v1.Endpoint.response_content_types:type_name -> apiwarden.v1.Endpoint.ResponseContentTypesEntry
-	43, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
+	46, // 8: apiwarden.v1.Endpoint.request_schema:type_name -> google.protobuf.Struct
 	36, // 9: apiwarden.v1.Endpoint.response_schemas:type_name -> apiwarden.v1.Endpoint.ResponseSchemasEntry
 	37, // 10: apiwarden.v1.Endpoint.auth_schemes:type_name -> apiwarden.v1.Endpoint.AuthSchemesEntry
 	38, // 11: apiwarden.v1.Endpoint.tls:type_name -> apiwarden.v1.Endpoint.TlsEntry
-	44, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
-	44, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
+	47, // 12: apiwarden.v1.Endpoint.first_seen:type_name -> google.protobuf.Timestamp
+	47, // 13: apiwarden.v1.Endpoint.last_seen:type_name -> google.protobuf.Timestamp
 	39, // 14: apiwarden.v1.Endpoint.baseline:type_name -> apiwarden.v1.Endpoint.BaselineEntry
-	9,  // 15: apiwarden.v1.ListProcessesResponse.processes:type_name -> apiwarden.v1.ProcessStatus
-	44, // 16: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	12, // 17: apiwarden.v1.ListEventsResponse.events:type_name -> apiwarden.v1.Event
-	44, // 18: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
-	15, // 19: apiwarden.v1.ListBlocksResponse.blocks:type_name -> apiwarden.v1.Block
-	44, // 20: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
-	44, // 21: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
-	45, // 22: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
-	40, // 23: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
-	44, // 24: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
-	23, // 25: apiwarden.v1.ListModesResponse.services:type_name -> apiwarden.v1.ServiceMode
-	44, // 26: apiwarden.v1.ServiceMode.updated:type_name -> google.protobuf.Timestamp
-	27, // 27: apiwarden.v1.ListRulesResponse.deny_rules:type_name -> apiwarden.v1.DenyRule
-	28, // 28: apiwarden.v1.ListRulesResponse.families:type_name -> apiwarden.v1.RuleFamily
-	29, // 29: apiwarden.v1.ListRulesResponse.rules:type_name -> apiwarden.v1.DetectionRule
-	45, // 30: apiwarden.v1.ListRulesResponse.auto_block_window:type_name -> google.protobuf.Duration
-	45, // 31: apiwarden.v1.ListRulesResponse.auto_block_ttl:type_name -> google.protobuf.Duration
-	41, // 32: apiwarden.v1.RuleFamily.severities:type_name -> apiwarden.v1.RuleFamily.SeveritiesEntry
-	32, // 33: apiwarden.v1.XDSStatus.nodes:type_name -> apiwarden.v1.XDSNode
-	44, // 34: apiwarden.v1.XDSStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	44, // 35: apiwarden.v1.XDSStatus.last_update:type_name -> google.protobuf.Timestamp
-	42, // 36: apiwarden.v1.XDSNode.acked:type_name -> apiwarden.v1.XDSNode.AckedEntry
-	43, // 37: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
-	0,  // 38: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
-	6,  // 39: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
-	7,  // 40: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
-	10, // 41: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
-	13, // 42: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
-	16, // 43: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
-	17, // 44: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
-	19, // 45: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
-	21, // 46: apiwarden.v1.Apiwarden.ListModes:input_type -> apiwarden.v1.ListModesRequest
-	24, // 47: apiwarden.v1.Apiwarden.SetMode:input_type -> apiwarden.v1.SetModeRequest
-	25, // 48: apiwarden.v1.Apiwarden.ListRules:input_type -> apiwarden.v1.ListRulesRequest
-	30, // 49: apiwarden.v1.Apiwarden.GetXDSStatus:input_type -> apiwarden.v1.GetXDSStatusRequest
-	1,  // 50: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
-	46, // 51: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
-	8,  // 52: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
-	11, // 53: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
-	14, // 54: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
-	15, // 55: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
-	18, // 56: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
-	20, // 57: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
-	22, // 58: apiwarden.v1.Apiwarden.ListModes:output_type -> apiwarden.v1.ListModesResponse
-	23, // 59: apiwarden.v1.Apiwarden.SetMode:output_type -> apiwarden.v1.ServiceMode
-	26, // 60: apiwarden.v1.Apiwarden.ListRules:output_type -> apiwarden.v1.ListRulesResponse
-	31, // 61: apiwarden.v1.Apiwarden.GetXDSStatus:output_type -> apiwarden.v1.XDSStatus
-	50, // [50:62] is the sub-list for method output_type
-	38, // [38:50] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	40, // 15: apiwarden.v1.Endpoint.protocols:type_name -> apiwarden.v1.Endpoint.ProtocolsEntry
+	41, // 16: apiwarden.v1.Endpoint.grpc_status_codes:type_name -> apiwarden.v1.Endpoint.GrpcStatusCodesEntry
+	42, // 17: apiwarden.v1.Endpoint.grpc_kinds:type_name -> apiwarden.v1.Endpoint.GrpcKindsEntry
+	9,  // 18: apiwarden.v1.ListProcessesResponse.processes:type_name -> apiwarden.v1.ProcessStatus
+	47, // 19: apiwarden.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	12, // 20: apiwarden.v1.ListEventsResponse.events:type_name -> apiwarden.v1.Event
+	47, // 21: apiwarden.v1.Event.time:type_name -> google.protobuf.Timestamp
+	15, // 22: apiwarden.v1.ListBlocksResponse.blocks:type_name -> apiwarden.v1.Block
+	47, // 23: apiwarden.v1.Block.created:type_name -> google.protobuf.Timestamp
+	47, // 24: apiwarden.v1.Block.expires:type_name -> google.protobuf.Timestamp
+	48, // 25: apiwarden.v1.AddBlockRequest.ttl:type_name -> google.protobuf.Duration
+	43, // 26: apiwarden.v1.Status.counters:type_name -> apiwarden.v1.Status.CountersEntry
+	47, // 27: apiwarden.v1.Status.started:type_name -> google.protobuf.Timestamp
+	23, // 28: apiwarden.v1.ListModesResponse.services:type_name -> apiwarden.v1.ServiceMode
+	47, // 29: apiwarden.v1.ServiceMode.updated:type_name -> google.protobuf.Timestamp
+	27, // 30: apiwarden.v1.ListRulesResponse.deny_rules:type_name -> apiwarden.v1.DenyRule
+	28, // 31: apiwarden.v1.ListRulesResponse.families:type_name -> apiwarden.v1.RuleFamily
+	29, // 32: apiwarden.v1.ListRulesResponse.rules:type_name -> apiwarden.v1.DetectionRule
+	48, // 33: apiwarden.v1.ListRulesResponse.auto_block_window:type_name -> google.protobuf.Duration
+	48, // 34: apiwarden.v1.ListRulesResponse.auto_block_ttl:type_name -> google.protobuf.Duration
+	44, // 35: apiwarden.v1.RuleFamily.severities:type_name -> apiwarden.v1.RuleFamily.SeveritiesEntry
+	32, // 36: apiwarden.v1.XDSStatus.nodes:type_name -> apiwarden.v1.XDSNode
+	47, // 37: apiwarden.v1.XDSStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	47, // 38: apiwarden.v1.XDSStatus.last_update:type_name -> google.protobuf.Timestamp
+	45, // 39: apiwarden.v1.XDSNode.acked:type_name -> apiwarden.v1.XDSNode.AckedEntry
+	46, // 40: apiwarden.v1.Endpoint.ResponseSchemasEntry.value:type_name -> google.protobuf.Struct
+	0,  // 41: apiwarden.v1.Apiwarden.ListInventory:input_type -> apiwarden.v1.ListInventoryRequest
+	6,  // 42: apiwarden.v1.Apiwarden.GetOpenAPI:input_type -> apiwarden.v1.GetOpenAPIRequest
+	7,  // 43: apiwarden.v1.Apiwarden.ListProcesses:input_type -> apiwarden.v1.ListProcessesRequest
+	10, // 44: apiwarden.v1.Apiwarden.ListEvents:input_type -> apiwarden.v1.ListEventsRequest
+	13, // 45: apiwarden.v1.Apiwarden.ListBlocks:input_type -> apiwarden.v1.ListBlocksRequest
+	16, // 46: apiwarden.v1.Apiwarden.AddBlock:input_type -> apiwarden.v1.AddBlockRequest
+	17, // 47: apiwarden.v1.Apiwarden.DeleteBlock:input_type -> apiwarden.v1.DeleteBlockRequest
+	19, // 48: apiwarden.v1.Apiwarden.GetStatus:input_type -> apiwarden.v1.GetStatusRequest
+	21, // 49: apiwarden.v1.Apiwarden.ListModes:input_type -> apiwarden.v1.ListModesRequest
+	24, // 50: apiwarden.v1.Apiwarden.SetMode:input_type -> apiwarden.v1.SetModeRequest
+	25, // 51: apiwarden.v1.Apiwarden.ListRules:input_type -> apiwarden.v1.ListRulesRequest
+	30, // 52: apiwarden.v1.Apiwarden.GetXDSStatus:input_type -> apiwarden.v1.GetXDSStatusRequest
+	1,  // 53: apiwarden.v1.Apiwarden.ListInventory:output_type -> apiwarden.v1.ListInventoryResponse
+	49, // 54: apiwarden.v1.Apiwarden.GetOpenAPI:output_type -> google.api.HttpBody
+	8,  // 55: apiwarden.v1.Apiwarden.ListProcesses:output_type -> apiwarden.v1.ListProcessesResponse
+	11, // 56: apiwarden.v1.Apiwarden.ListEvents:output_type -> apiwarden.v1.ListEventsResponse
+	14, // 57: apiwarden.v1.Apiwarden.ListBlocks:output_type -> apiwarden.v1.ListBlocksResponse
+	15, // 58: apiwarden.v1.Apiwarden.AddBlock:output_type -> apiwarden.v1.Block
+	18, // 59: apiwarden.v1.Apiwarden.DeleteBlock:output_type -> apiwarden.v1.DeleteBlockResponse
+	20, // 60: apiwarden.v1.Apiwarden.GetStatus:output_type -> apiwarden.v1.Status
+	22, // 61: apiwarden.v1.Apiwarden.ListModes:output_type -> apiwarden.v1.ListModesResponse
+	23, // 62: apiwarden.v1.Apiwarden.SetMode:output_type -> apiwarden.v1.ServiceMode
+	26, // 63: apiwarden.v1.Apiwarden.ListRules:output_type -> apiwarden.v1.ListRulesResponse
+	31, // 64: apiwarden.v1.Apiwarden.GetXDSStatus:output_type -> apiwarden.v1.XDSStatus
+	53, // [53:65] is the sub-list for method output_type
+	41, // [41:53] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_apiwarden_v1_apiwarden_proto_init() }
@@ -2667,7 +2756,7 @@ func file_apiwarden_v1_apiwarden_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_apiwarden_v1_apiwarden_proto_rawDesc), len(file_apiwarden_v1_apiwarden_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
