@@ -552,8 +552,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 				a.blocks.expire(now)
 			}
 			a.publishPolicy(ctx)
-			a.updatePortModes()
-			a.updateHoldPorts()
+			a.applyModes()
 			a.updateBudgetPorts()
 			if now.Sub(lastPrune) >= time.Minute {
 				lastPrune = now

@@ -98,8 +98,7 @@ func (b backend) SetMode(service, mode string) (apiserver.ServiceMode, error) {
 	a.log.Info("service mode set over the API", "service", service, "mode", mode)
 	// The kernel's per-port actions and held ports follow now, not at the
 	// next housekeeping tick.
-	a.updatePortModes()
-	a.updateHoldPorts()
+	a.applyModes()
 	return a.serviceMode(service, ov), nil
 }
 

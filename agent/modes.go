@@ -27,6 +27,18 @@ type modeOverride struct {
 type modeBook struct {
 	mu  sync.Mutex // serialises writers
 	cur atomic.Pointer[map[string]modeOverride]
+	// apply serialises writing the modes to the kernel (per-port actions,
+	// held ports) between housekeeping and SetMode.
+	apply sync.Mutex
+}
+
+// applyModes writes the per-service modes to the kernel: per-port rule
+// actions and the hold point's ports.
+func (a *Agent) applyModes() {
+	a.modes.apply.Lock()
+	defer a.modes.apply.Unlock()
+	a.updatePortModes()
+	a.updateHoldPorts()
 }
 
 func (mb *modeBook) snapshot() map[string]modeOverride {
