@@ -81,6 +81,7 @@ func benchDecoder(b *testing.B, grpc bool) {
 		b.Fatalf("emitted %d, stats %+v", emitted, st)
 	}
 	b.ReportMetric(float64(st.Frames)/float64(emitted), "frames/call")
+	b.ReportMetric(float64(st.Frames)/b.Elapsed().Seconds(), "frames/s")
 }
 
 // BenchmarkDecoder decodes one call per iteration (ns/op = ns/call) on a
