@@ -35,6 +35,8 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_PORTS 16
 /* Default ring buffer size; userspace overrides it with MaxEntries. */
 #define DEFAULT_RINGBUF_BYTES (8 << 20)
+/* BPF_RINGBUF_HDR_SZ: the kernel's per-record header. */
+#define RINGBUF_HDR_SZ 8
 
 _Static_assert((MAX_CHUNK_DATA & (MAX_CHUNK_DATA - 1)) == 0,
 	       "MAX_CHUNK_DATA must be a power of two (copy length mask)");
@@ -365,13 +367,29 @@ __noinline int emit_chunks(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len,
 				return 0;
 			}
 		}
+		/* Batched wakeups: wake the reader only for the record that
+		 * carries the waiting data across wakeup_bytes, not for every
+		 * record while it stays above (issue #8: a forced wakeup is an
+		 * irq_work, ~5 us of this softirq in a VM, and the reader woken
+		 * by the crossing reads on until the buffer is empty). Two CPUs
+		 * crossing together may both miss the edge; the reader's poll
+		 * timer collects the data then. */
 		__u64 wake = 0;
-		if (wakeup_bytes)
-			wake = bpf_ringbuf_query(&chunks, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		if (wakeup_bytes) {
+			__u64 avail = bpf_ringbuf_query(&chunks, BPF_RB_AVAIL_DATA);
+			__u64 rec = (offsetof(struct chunk_event, data) + n + RINGBUF_HDR_SZ + 7) & ~7ULL;
+
+			wake = avail < wakeup_bytes && avail + rec >= wakeup_bytes ?
 				       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-		if (wake == BPF_RB_NO_WAKEUP && last && n > 0 && ev->source == CHUNK_SRC_TC_INGRESS &&
-		    bpf_map_lookup_elem(&wake_ports, &ev->key.dport))
-			wake = BPF_RB_FORCE_WAKEUP;
+			/* A held request's verdict waits on its chunk: wake at
+			 * once, unless the data already waiting is past the
+			 * threshold (its crossing woke the reader, which has not
+			 * caught up yet and will read this record too). */
+			if (wake == BPF_RB_NO_WAKEUP && avail < wakeup_bytes && last && n > 0 &&
+			    ev->source == CHUNK_SRC_TC_INGRESS &&
+			    bpf_map_lookup_elem(&wake_ports, &ev->key.dport))
+				wake = BPF_RB_FORCE_WAKEUP;
+		}
 		if (bpf_ringbuf_output(&chunks, ev,
 				       offsetof(struct chunk_event, data) + n, wake) < 0) {
 			count(CNT_CHUNKS_LOST, 1);
