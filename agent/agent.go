@@ -181,7 +181,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := a.openBehavior(); err != nil {
 		return err
 	}
-	a.startLearner()
+	if a.hold != nil {
+		// Only the hold point waits on the capture goroutine; without it
+		// learning inline is cheaper (no hand-off per call).
+		a.startLearner()
+	}
 	// Every return below (after the assembler exists) ends with the
 	// learner drained; the normal stop drains it before saving.
 	defer a.stopLearner()

@@ -13,7 +13,8 @@ import (
 // the inventory never lags far behind the wire.
 const learnQueueLen = 4096
 
-// learner runs the part of the call pipeline that only learns — inventory,
+// learner runs, when protect mode's hold point is active, the part of the
+// call pipeline that only learns — inventory,
 // behavioural model, per-call metrics — on a goroutine of its own, off the
 // capture goroutine. The capture goroutine is what protect mode's hold point
 // waits on (a held segment is released once the parser and the detector
@@ -21,7 +22,9 @@ const learnQueueLen = 4096
 // delayed the next held request behind it (issue #7 item 4, issue #8 item
 // 3: "inventory updates batched off the capture goroutine"). Calls are
 // records of their own (the parser never reuses them), so handing one over
-// needs no copy. Nothing is dropped: when the queue is full the call is
+// needs no copy. Without a hold point the agent learns inline: the hand-off
+// costs a goroutine wakeup per call and nothing waits on capture. Nothing
+// is dropped: when the queue is full the call is
 // learned on the caller's goroutine (counted), which slows capture down as
 // it did before rather than losing a call.
 type learner struct {
