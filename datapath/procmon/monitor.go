@@ -182,7 +182,11 @@ func newClock() clock {
 // onProc and onSock (either may be nil) from this goroutine in kernel order.
 // Callbacks must be quick: while they run, the ring buffer fills.
 func (m *Monitor) Run(ctx context.Context, onProc func(capture.ProcEvent), onSock func(capture.SockEvent)) error {
-	stop := context.AfterFunc(ctx, func() { m.reader.SetDeadline(time.Now()) })
+	// Flush, not SetDeadline: SetDeadline takes the reader's mutex, which a
+	// blocked ReadInto holds, so on a quiet host cancellation waited for the
+	// next process or socket event (minutes in CI). Flush wakes the poller
+	// without the lock.
+	stop := context.AfterFunc(ctx, func() { _ = m.reader.Flush() })
 	defer stop()
 	var rec ringbuf.Record
 	for {
@@ -190,7 +194,7 @@ func (m *Monitor) Run(ctx context.Context, onProc func(capture.ProcEvent), onSoc
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return nil
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, os.ErrDeadlineExceeded) {
 				if ctx.Err() != nil {
 					return nil
 				}

@@ -60,9 +60,11 @@ func (r *Reader) Read() ([]byte, error) {
 // ErrFlushed, without waiting for the kernel to wake it.
 func (r *Reader) Flush() error { return r.rd.Flush() }
 
-// SetDeadline makes a blocked or later Read return an error wrapping
+// SetDeadline makes a later Read return an error wrapping
 // os.ErrDeadlineExceeded once t passes and the buffer is empty; tests use it
-// to drain without blocking. The zero time removes the deadline.
+// to drain without blocking. The zero time removes the deadline. It waits
+// for a blocked Read to return (the reader's mutex), so call it from the
+// reading goroutine; use Flush or Close to wake a Read from another one.
 func (r *Reader) SetDeadline(t time.Time) { r.rd.SetDeadline(t) }
 
 // Close releases the ring buffer mapping; it is safe to call twice.
