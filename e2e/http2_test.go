@@ -226,7 +226,7 @@ func TestHTTP2InventoryE2E(t *testing.T) {
 	})
 	t.Run("h2-tls", func(t *testing.T) {
 		curl := func(path string) {
-			out := w.cli(t, "curl", "-sS", "-k", "--http2", "https://"+w.addr(h2TLSPort)+"/tls"+path)
+			out := w.cli(t, "curl", "-sS", "-k", "--http2", "https://"+w.addr(h2TLSPort)+path)
 			if !strings.Contains(out, `"proto":"HTTP/2.0"`) {
 				t.Fatalf("curl did not speak h2: %s", out)
 			}

@@ -74,6 +74,14 @@ func requestCheck(name string) requestCheckFunc {
 		return checkBodyWithoutContentType
 	case "header-shape":
 		return checkHeaderShape
+	case "jwt-alg-none":
+		return checkJWTAlgNone
+	case "jwt-kid-injection":
+		return checkJWTKidInjection
+	case "graphql-introspection":
+		return checkGraphQLIntrospection
+	case "graphql-abuse":
+		return checkGraphQLAbuse
 	case "upload-jsp":
 		return uploadCheck(func(n string) bool { return scriptExt(n, jspExts) })
 	case "upload-php":

@@ -1,6 +1,10 @@
 package detect
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
@@ -177,5 +181,53 @@ func TestNodeBase64Boundaries(t *testing.T) {
 	runBoundaries(t, []boundary{
 		{"nodejs-dos-loop", get("/g", "Cookie", "test_cookie=cmVxdWlyZSgiY2hpbGRfcHJvY2VzcyIpLmV4ZWMoJ3dob2FtaScpCg=="), get("/g", "Cookie", "test_cookie=eyJ1c2VyIjoiYm9iIn0=")},
 		{"nodejs-js-sink", get("/g?foo=function%28%29+%7B"), post("/c", jsonCT, `{"code":"the function() call returns { ok }"}`)},
+	})
+}
+
+// jwt builds a compact JWS with the given protected header (the signature
+// is not checked by the rules).
+func jwt(header string) string {
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	return enc(header) + "." + enc(`{"sub":"u1","exp":4102444800}`) + ".c2ln"
+}
+
+func TestAPIFamilyBoundaries(t *testing.T) {
+	deep := "{" + strings.Repeat("a{", 13) + "id" + strings.Repeat("}", 14)
+	fine := "{" + strings.Repeat("a{", 6) + "id" + strings.Repeat("}", 7)
+	var aliases, fewAliases strings.Builder
+	aliases.WriteString("query { ")
+	fewAliases.WriteString("query { ")
+	for i := range 60 {
+		fmt.Fprintf(&aliases, "a%d: login(user: \"u\", pass: \"p%d\") { token } ", i, i)
+		if i < 5 {
+			fmt.Fprintf(&fewAliases, "a%d: user(id: %d) { name } ", i, i)
+		}
+	}
+	aliases.WriteString("}")
+	fewAliases.WriteString("}")
+	batch := func(n int) string {
+		ops := make([]string, n)
+		for i := range ops {
+			ops[i] = `{"query":"query { me { id } }"}`
+		}
+		return "[" + strings.Join(ops, ",") + "]"
+	}
+	gql := func(q string) string { b, _ := json.Marshal(map[string]string{"query": q}); return string(b) }
+	runBoundaries(t, []boundary{
+		{"jwt-alg-none", get("/me", "Authorization", "Bearer "+jwt(`{"alg":"none","typ":"JWT"}`)),
+			get("/me", "Authorization", "Bearer "+jwt(`{"alg":"HS256","typ":"JWT"}`))},
+		{"jwt-alg-none", get("/me", "Cookie", "theme=dark; session="+jwt(`{"alg":"NoNe"}`)),
+			get("/me", "Cookie", "theme=dark; session="+jwt(`{"alg":"RS256","kid":"none"}`))},
+		{"jwt-kid-injection", get("/me", "Authorization", "Bearer "+jwt(`{"alg":"HS256","kid":"../../../../dev/null"}`)),
+			get("/me", "Authorization", "Bearer "+jwt(`{"alg":"HS256","kid":"2024-05-key-1"}`))},
+		{"jwt-kid-injection", get("/me", "X-Access-Token", jwt(`{"alg":"HS256","kid":"x' UNION SELECT 'key"}`)),
+			get("/me", "X-Access-Token", jwt(`{"alg":"RS256","kid":"a1b2c3d4e5"}`))},
+		{"graphql-introspection", post("/graphql", jsonCT, gql(`query IntrospectionQuery { __schema { types { name } } }`)),
+			post("/graphql", jsonCT, gql(`query { user(id: 1) { name __typename } }`))},
+		{"graphql-introspection", post("/graphql", "application/graphql", `{ __type(name: "User") { fields { name } } }`),
+			post("/graphql", "application/graphql", `{ users { name } }`)},
+		{"graphql-abuse", post("/graphql", jsonCT, gql("query "+deep)), post("/graphql", jsonCT, gql("query "+fine))},
+		{"graphql-abuse", post("/graphql", jsonCT, gql(aliases.String())), post("/graphql", jsonCT, gql(fewAliases.String()))},
+		{"graphql-abuse", post("/graphql", jsonCT, batch(11)), post("/graphql", jsonCT, batch(10))},
 	})
 }
