@@ -5,7 +5,7 @@
 # Debian-like system (the tests that need a missing program then skip).
 set -euo pipefail
 
-want=(curl nginx python3 iproute2 clang-19 llvm-19 libbpf-dev bpftool wrk gnutls-bin nodejs openssl netsniff-ng nftables prometheus)
+want=(curl nginx python3 iproute2 clang-19 llvm-19 libbpf-dev bpftool wrk gnutls-bin nodejs openssl netsniff-ng nftables prometheus python3-grpcio)
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 
 if [ "$(id -u)" != 0 ] || ! have_cmd apt-get; then

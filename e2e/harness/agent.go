@@ -276,7 +276,10 @@ type Endpoint struct {
 	// grpc-status values of gRPC endpoints.
 	Protocol        string         `json:"protocol"`
 	GRPCStatusCodes map[string]U64 `json:"grpcStatusCodes"`
-	PartialCalls    U64            `json:"partialCalls"`
+	// GRPCKinds counts the streaming kinds (unary, client-streaming,
+	// server-streaming, bidi-streaming) seen on a gRPC endpoint.
+	GRPCKinds    map[string]U64 `json:"grpcKinds"`
+	PartialCalls U64            `json:"partialCalls"`
 }
 
 // Param is a query or path parameter.

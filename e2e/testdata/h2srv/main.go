@@ -44,7 +44,14 @@ func main() {
 	wait := flag.String("wait", "", "client: after the calls, wait for this file, then call again (same connection)")
 	again := flag.Int("again", 0, "client: Check calls after -wait")
 	unknownName := flag.String("unknown-name", "svc.unknown", "client: the service name of the -unknown calls")
+	stream := flag.String("stream", "", "client: call test.v1.Echo's streaming methods on this address")
 	flag.Parse()
+	if *stream != "" {
+		cc := dial(*stream, *useTLS)
+		defer cc.Close()
+		streamClient(cc)
+		return
+	}
 	if *check != "" {
 		client(*check, *useTLS, *n, *unknown, *unknownName, *wait, *again)
 		return
@@ -69,6 +76,7 @@ func main() {
 		hs := health.NewServer()
 		hs.SetServingStatus("svc.A", healthpb.HealthCheckResponse_SERVING)
 		healthpb.RegisterHealthServer(s, hs)
+		s.RegisterService(&echoService, struct{}{})
 		go func() { log.Fatal(s.Serve(l)) }()
 	}
 	mux := http.NewServeMux()
@@ -105,14 +113,7 @@ func main() {
 }
 
 func client(addr string, useTLS bool, n, unknown int, unknownName, wait string, again int) {
-	creds := insecure.NewCredentials()
-	if useTLS {
-		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
-	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		log.Fatal(err)
-	}
+	cc := dial(addr, useTLS)
 	defer cc.Close()
 	hc := healthpb.NewHealthClient(cc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -140,6 +141,20 @@ func client(addr string, useTLS bool, n, unknown int, unknownName, wait string, 
 		}
 	}
 	json.NewEncoder(os.Stdout).Encode(codes)
+}
+
+// dial opens a gRPC client connection; with useTLS the server certificate
+// is not verified (h2srv's is self-signed).
+func dial(addr string, useTLS bool) *grpc.ClientConn {
+	creds := insecure.NewCredentials()
+	if useTLS {
+		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cc
 }
 
 func selfSigned() tls.Certificate {
