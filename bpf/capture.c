@@ -454,8 +454,18 @@ static __always_inline __u32 copy_allowance(struct __sk_buff *skb, struct flow_k
 			ns.budget = pb ? pb->request : request_budget;
 		else
 			ns.budget = pb ? pb->response : response_budget;
-		if (bpf_map_update_elem(&budget_flows, key, &ns, BPF_ANY) < 0)
+		/* A keep-alive flow starts many messages: rewrite its entry in
+		 * place (two word stores) rather than an LRU update, which takes
+		 * the LRU lock and recycles a node per message. A racing reader
+		 * on another CPU sees the old or the new message's budget; both
+		 * only bound a copy. */
+		st = bpf_map_lookup_elem(&budget_flows, key);
+		if (st) {
+			st->start_seq = ns.start_seq;
+			st->budget = ns.budget;
+		} else if (bpf_map_update_elem(&budget_flows, key, &ns, BPF_ANY) < 0) {
 			count(CNT_BUDGET_FLOWS_LOST, 1);
+		}
 		if (ns.budget && pay_len > ns.budget)
 			return ns.budget;
 		return pay_len;
