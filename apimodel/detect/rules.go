@@ -116,6 +116,9 @@ type RuleSpec struct {
 	// began with ^ there), so a large pattern costs per keyword hit
 	// instead of per byte of the value.
 	Anchor bool `yaml:"anchor"`
+	// Gate names a Go test run at each keyword position of an anchored
+	// rule before its regex (see gates.go).
+	Gate string `yaml:"gate"`
 	// Check names a built-in Go check that must also pass (see checks.go).
 	Check string `yaml:"check"`
 	// Needs lists bytes of which every match of Regex contains at least
@@ -150,6 +153,10 @@ type rule struct {
 	severity Severity
 	kinds    kindMask
 	re       *regexp.Regexp
+	// reFree is an anchored rule's pattern without the anchor, for values
+	// with more keyword hits than maxAnchorTries.
+	reFree   *regexp.Regexp
+	gate     gateFunc
 	decoded  bool
 	check    checkFunc
 	reqCheck requestCheckFunc
@@ -241,6 +248,19 @@ func compileRule(spec RuleSpec, idx int) (*rule, error) {
 			return nil, fmt.Errorf("%w %s: regex: %w", errRule, spec.ID, err)
 		}
 		r.re = re
+		if spec.Anchor {
+			if r.reFree, err = regexp.Compile(spec.Regex); err != nil {
+				return nil, fmt.Errorf("%w %s: regex: %w", errRule, spec.ID, err)
+			}
+		}
+	}
+	if spec.Gate != "" {
+		if !spec.Anchor {
+			return nil, fmt.Errorf("%w %s: gate needs anchor", errRule, spec.ID)
+		}
+		if r.gate = ruleGate(spec.Gate); r.gate == nil {
+			return nil, fmt.Errorf("%w %s: unknown gate %q", errRule, spec.ID, spec.Gate)
+		}
 	}
 	if spec.Check != "" {
 		if r.kinds&mustBit(KindRequest) != 0 {

@@ -297,13 +297,35 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 	}
 	s.tries[ri]++
 	if s.tries[ri] > maxAnchorTries {
+		// Past the bound, one unanchored run over the whole value: its
+		// cost is bounded too, and padding a payload with separators
+		// does not hide it.
 		s.stamp[ri] = s.gen
 		s.d.anchorLimitHits.Add(1)
+		s.evaluateUnanchored(ri, p, name, decoded, canon)
 		return
 	}
 	if s.evaluateAt(ri, p, name, decoded, canon, at) {
 		s.stamp[ri] = s.gen
 	}
+}
+
+// evaluateUnanchored runs an anchored rule's pattern at every position of
+// the value (its unanchored twin), for values with more keyword hits than
+// maxAnchorTries.
+func (s *scan) evaluateUnanchored(ri int32, p *partRef, name *string, decoded string, canon []byte) {
+	r := s.d.rules[ri]
+	m := r.reFree.FindIndex(canon)
+	if m == nil {
+		return
+	}
+	if r.check != nil && !r.check(decoded, canon) {
+		return
+	}
+	if *name == "" {
+		*name = p.String()
+	}
+	s.emitValue(r, *name, s.excerpt(decoded, m[0], p.sensitive), decoded)
 }
 
 // maxAnchorTries bounds anchored regex attempts per rule and part, so a
@@ -320,6 +342,9 @@ func (s *scan) evaluateAt(ri int32, p *partRef, name *string, decoded string, ca
 	// Anchored patterns are local: a window keeps each attempt's cost
 	// independent of the value's length (Go's backtracker clears state
 	// proportional to its input).
+	if r.gate != nil && !r.gate(canon, at) {
+		return false
+	}
 	if !r.re.Match(canon[at:min(len(canon), at+anchorWindow)]) {
 		return false
 	}
