@@ -95,25 +95,10 @@ func TestDashboardsOnPrometheus(t *testing.T) {
 	eventsFile := filepath.Join(w.dir, "events.jsonl")
 	agentCfg := filepath.Join(w.dir, "agent-prom.yaml")
 	os.WriteFile(agentCfg, []byte(fmt.Sprintf("bpfStats: true\neventsFile: %s\notlpLogs: {endpoint: %s}\n", eventsFile, collector.URL)), 0o644)
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
+	a := startTestAgent(t, w.topo, w.dir, harness.AgentConfig{Bin: bin,
 		DataDir: filepath.Join(w.dir, "data-prom"), Mode: "monitor", Config: agentCfg,
 		Extra:   []string{"--xds-addr", fmt.Sprintf("127.0.0.1:%d", xdsPort)},
 		LogFile: filepath.Join(w.dir, "agent-prom.log")})
-	if err != nil {
-		t.Fatalf("start agent: %v", err)
-	}
-	t.Cleanup(func() {
-		a.Kill()
-		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
-		}
-	})
-	if err := a.WaitReady(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
 
 	// Prometheus on loopback, scraping every second.
 	promPort, err := harness.FreePort()

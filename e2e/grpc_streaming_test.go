@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apiwarden/apiwarden/e2e/harness"
 )
@@ -21,23 +20,7 @@ import (
 func TestGRPCStreamingE2E(t *testing.T) {
 	bin := needAgent(t)
 	w := newH2World(t)
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
-		DataDir: filepath.Join(w.dir, "data"), LogFile: filepath.Join(w.dir, "agent.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Kill()
-		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
-		}
-	})
-	if err := a.WaitReady(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a := w.startAgent(t, harness.AgentConfig{Bin: bin})
 
 	const wantClient = `{"Chat":{"received":3,"code":"OK"},"Feed":{"received":3,"code":"OK"},"FeedFail":{"received":0,"code":"InvalidArgument"},"Sum":{"received":1,"code":"OK"}}`
 	checkEcho := func(t *testing.T, port int, tls bool) {

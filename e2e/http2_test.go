@@ -74,6 +74,43 @@ func newH2World(t *testing.T) *h2World {
 	return w
 }
 
+// startAgent is startTestAgent on the world's topology and folder.
+func (w *h2World) startAgent(t *testing.T, cfg harness.AgentConfig) *harness.Agent {
+	t.Helper()
+	return startTestAgent(t, w.topo, w.dir, cfg)
+}
+
+// startTestAgent starts the agent on topo's veths (data and log under dir
+// unless cfg names them), prints its log tail if the test fails, and
+// returns once its programs are attached.
+func startTestAgent(t *testing.T, topo *harness.Topology, dir string, cfg harness.AgentConfig) *harness.Agent {
+	t.Helper()
+	cfg.Ifaces = topo.Ifaces()
+	if cfg.DataDir == "" {
+		cfg.DataDir = filepath.Join(dir, "data")
+	}
+	if cfg.LogFile == "" {
+		cfg.LogFile = filepath.Join(dir, "agent.log")
+	}
+	a, err := harness.StartAgent(cfg)
+	if err != nil {
+		t.Fatalf("start agent: %v", err)
+	}
+	t.Cleanup(func() {
+		a.Kill()
+		if t.Failed() {
+			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
+		}
+	})
+	if err := a.WaitReady(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitAttached(topo.Ifaces(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func (w *h2World) addr(port int) string { return fmt.Sprintf("%s:%d", w.topo.SrvIP, port) }
 
 // cli runs a program in the client namespace.
@@ -132,23 +169,7 @@ func waitEndpoint(t *testing.T, a *harness.Agent, port int, method, path string,
 func TestHTTP2InventoryE2E(t *testing.T) {
 	bin := needAgent(t)
 	w := newH2World(t)
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
-		DataDir: filepath.Join(w.dir, "data"), LogFile: filepath.Join(w.dir, "agent.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Kill()
-		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
-		}
-	})
-	if err := a.WaitReady(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a := w.startAgent(t, harness.AgentConfig{Bin: bin})
 
 	t.Run("grpc", func(t *testing.T) {
 		out := w.cli(t, w.bin, "-check", w.addr(h2GRPCPort), "-n", "5", "-unknown", "2")
@@ -312,23 +333,7 @@ func TestHTTP2JoinedLateE2E(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
-		DataDir: filepath.Join(w.dir, "data"), LogFile: filepath.Join(w.dir, "agent.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Kill()
-		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
-		}
-	})
-	if err := a.WaitReady(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a := w.startAgent(t, harness.AgentConfig{Bin: bin})
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -459,23 +464,7 @@ func TestHTTP2NginxE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
-		DataDir: filepath.Join(w.dir, "data"), LogFile: filepath.Join(w.dir, "agent.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Kill()
-		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
-		}
-	})
-	if err := a.WaitReady(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a := w.startAgent(t, harness.AgentConfig{Bin: bin})
 	for i := 0; i < 3; i++ {
 		out := w.cli(t, "curl", "-sS", "--http2-prior-knowledge", fmt.Sprintf("http://%s/api/plain?i=%d", w.addr(h2cPort), i))
 		if !strings.Contains(out, "h2c") {
@@ -540,23 +529,8 @@ func TestHTTP2ProtectE2E(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("autoBlock: {threshold: 0}\nhold: {enabled: true, timeout: 500ms, failMode: closed, maxQueued: 4096, mark: 0x00400000, queue: 7}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(), Mode: "protect", Config: cfg,
+	a := w.startAgent(t, harness.AgentConfig{Bin: bin, Mode: "protect", Config: cfg,
 		DataDir: filepath.Join(w.dir, "data-protect"), LogFile: filepath.Join(w.dir, "agent-protect.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Kill()
-		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
-		}
-	})
-	if err := a.WaitReady(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	benign := "http://" + w.addr(h2CPort) + "/api/ok"
 	// Wait until the h2c port is held (the agent found h2srv listening).
 	deadline := time.Now().Add(20 * time.Second)

@@ -63,24 +63,9 @@ func TestTLSProbeScopeSparesUnwatchedProcesses(t *testing.T) {
 	}
 	for _, scope := range []string{"process", "host"} {
 		t.Run(scope, func(t *testing.T) {
-			a, err := harness.StartAgent(harness.AgentConfig{Bin: bin, Ifaces: w.topo.Ifaces(),
+			a := startTestAgent(t, w.topo, w.dir, harness.AgentConfig{Bin: bin,
 				DataDir: filepath.Join(w.dir, "data-"+scope), LogFile: filepath.Join(w.dir, "agent-"+scope+".log"),
 				Extra: []string{"--tls-probe-scope", scope}})
-			if err != nil {
-				t.Fatalf("start agent: %v", err)
-			}
-			t.Cleanup(func() {
-				a.Kill()
-				if t.Failed() {
-					t.Logf("agent log (tail):\n%s", tailStr(a.Output(), 4000))
-				}
-			})
-			if err := a.WaitReady(30 * time.Second); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.WaitAttached(w.topo.Ifaces(), 10*time.Second); err != nil {
-				t.Fatal(err)
-			}
 			curlN(t) // warm-up: the servers' probes attach at the start-up scan
 			time.Sleep(time.Second)
 			pings0 := pings(t, a)
