@@ -161,6 +161,13 @@ func schemaFields(s *inventory.Schema, depth int, truncated func()) map[string]*
 		}
 		f["required"] = structpb.NewListValue(&structpb.ListValue{Values: req})
 	}
+	if len(s.Enum) > 0 {
+		vals := make([]*structpb.Value, 0, len(s.Enum))
+		for _, e := range s.Enum {
+			vals = append(vals, structpb.NewStringValue(e))
+		}
+		f["enum"] = structpb.NewListValue(&structpb.ListValue{Values: vals})
+	}
 	if len(s.Properties) == 0 && s.Items == nil {
 		return f
 	}

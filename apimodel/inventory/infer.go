@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -299,6 +300,9 @@ func mergeSchema(a, b *Schema, bud *schemaBudget) *Schema {
 		if a.Format != b.Format {
 			a.Format = ""
 		}
+		if !slices.Equal(a.Enum, b.Enum) {
+			a.Enum = nil // different declarations: no common list to claim
+		}
 	}
 	return a
 }
@@ -351,6 +355,7 @@ func cloneSchema(s *Schema) *Schema {
 		c.Required = append([]string(nil), s.Required...)
 	}
 	c.Items = cloneSchema(s.Items)
+	c.Enum = slices.Clone(s.Enum)
 	return &c
 }
 

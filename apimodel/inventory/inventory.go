@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Config bounds the inventory. Zero fields take the defaults below.
@@ -58,6 +59,17 @@ type Config struct {
 	// Observe, so sampling keeps the hot path cheap.
 	SchemaSampleAll   uint64
 	SchemaSampleEvery uint64
+	// GRPCDescriptors, when set, names and types the fields of gRPC
+	// messages of the methods it knows (grpcschema.Registry, loaded from
+	// user-supplied descriptor sets). nil, or a method it does not know,
+	// keeps the wire-format schema: field numbers and wire types.
+	GRPCDescriptors GRPCDescriptors
+}
+
+// GRPCDescriptors resolves a gRPC path ("/package.Service/Method") to its
+// request and response message descriptors.
+type GRPCDescriptors interface {
+	Method(path string) (in, out protoreflect.MessageDescriptor, ok bool)
 }
 
 // Defaults for zero Config fields.
@@ -796,12 +808,17 @@ func (inv *Inventory) sampleBodies(c *call.Call, ep *endpoint, p *prepared) {
 	var req, resp inferResult
 	var haveReq, haveResp bool
 	if c.GRPC != nil {
-		// Protobuf without its schema: field numbers and wire types.
+		// With a descriptor: field names and proto types; without one
+		// (or when the bytes do not fit it): numbers and wire types.
+		var in, out protoreflect.MessageDescriptor
+		if d := inv.cfg.GRPCDescriptors; d != nil {
+			in, out, _ = d.Method(c.Request.Path)
+		}
 		if !c.Request.BodyTruncated {
-			req, haveReq = inferGRPC(c.Request.Body, lim)
+			req, haveReq = inferGRPCWith(c.Request.Body, in, lim)
 		}
 		if c.Response != nil && !c.Response.BodyTruncated {
-			resp, haveResp = inferGRPC(c.Response.Body, lim)
+			resp, haveResp = inferGRPCWith(c.Response.Body, out, lim)
 		}
 	} else if len(c.Request.Body) > 0 {
 		switch {

@@ -15,20 +15,30 @@ import (
 // field seen more than once is an array. ok is false when there is no
 // complete message to read.
 func inferGRPC(body []byte, lim inferLimits) (inferResult, bool) {
-	if len(body) < 5 || body[0] != 0 {
-		return inferResult{}, false // compressed or not a message start
-	}
-	n := int(binary.BigEndian.Uint32(body[1:5]))
-	if n > len(body)-5 {
+	msg, ok := firstMessage(body)
+	if !ok {
 		return inferResult{}, false
 	}
 	r := inferResult{}
-	s, ok := wireMessage(body[5:5+n], 1, lim, &r)
+	s, ok := wireMessage(msg, 1, lim, &r)
 	if !ok {
 		return inferResult{}, false
 	}
 	r.schema = s
 	return r, true
+}
+
+// firstMessage returns the first length-prefixed gRPC message of a body;
+// ok is false when it is compressed or incomplete.
+func firstMessage(body []byte) ([]byte, bool) {
+	if len(body) < 5 || body[0] != 0 {
+		return nil, false // compressed or not a message start
+	}
+	n := uint64(binary.BigEndian.Uint32(body[1:5]))
+	if n > uint64(len(body)-5) {
+		return nil, false
+	}
+	return body[5 : 5+n], true
 }
 
 // wireMessage parses b as a protobuf message; ok is false when b is not

@@ -40,6 +40,9 @@ type Schema struct {
 	Required   []string           `json:"required,omitempty"` // keys present in every sample
 	Items      *Schema            `json:"items,omitempty"`
 	Nullable   bool               `json:"nullable,omitempty"`
+	// Enum lists the allowed values when a descriptor declares them (a
+	// protobuf enum, by value name); samples alone never set it.
+	Enum []string `json:"enum,omitempty"`
 }
 
 // Endpoint is one service + method + path template.

@@ -404,6 +404,9 @@ func convertSchema(s *inventory.Schema) *openapi3.Schema {
 		}
 		out.Required = slices.Clone(s.Required)
 	}
+	for _, e := range s.Enum {
+		out.Enum = append(out.Enum, e)
+	}
 	return out
 }
 
