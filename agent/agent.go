@@ -29,6 +29,7 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/capture"
 	"github.com/apiwarden/apiwarden/apimodel/detect"
+	"github.com/apiwarden/apiwarden/apimodel/grpcschema"
 	"github.com/apiwarden/apiwarden/apimodel/http1"
 	"github.com/apiwarden/apiwarden/apimodel/inventory"
 	"github.com/apiwarden/apiwarden/apimodel/verdict"
@@ -170,7 +171,16 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		defer exp.Close()
 	}
 
-	a.inv = inventory.New(inventory.Config{MaxBodyBytes: a.cfg.MaxBodyBytes}, a.base)
+	invCfg := inventory.Config{MaxBodyBytes: a.cfg.MaxBodyBytes}
+	if files := a.cfg.grpcDescriptorFiles(); len(files) > 0 {
+		reg, err := grpcschema.Load(files...)
+		if err != nil {
+			return fmt.Errorf("gRPC descriptor sets: %w", err)
+		}
+		invCfg.GRPCDescriptors = reg
+		a.log.Info("gRPC descriptor sets loaded", "files", len(files), "services", reg.Services(), "methods", reg.Methods())
+	}
+	a.inv = inventory.New(invCfg, a.base)
 	if state, err := a.store.LoadInventory(); err != nil {
 		return fmt.Errorf("load inventory: %w", err)
 	} else if state != nil {

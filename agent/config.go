@@ -6,11 +6,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/apiwarden/apiwarden/apimodel/grpcschema"
 	"github.com/apiwarden/apiwarden/apiserver"
 	"github.com/apiwarden/apiwarden/xds"
 )
@@ -116,6 +119,22 @@ type Config struct {
 	CopyBudget CopyBudget `yaml:"copyBudget"`
 	// Behavior is the behavioural model (apimodel/behavior).
 	Behavior BehaviorConfig `yaml:"behavior"`
+	// GRPCDescriptorSets are binary FileDescriptorSet files (protoc
+	// --descriptor_set_out --include_imports, buf build -o): gRPC methods
+	// they describe get named, typed message fields in the inventory.
+	// Files in <dataDir>/protos/ (*.pb, *.binpb) are loaded too.
+	GRPCDescriptorSets []string `yaml:"grpcDescriptorSets"`
+}
+
+// grpcDescriptorFiles lists the configured descriptor sets and those in
+// <dataDir>/protos/.
+func (c *Config) grpcDescriptorFiles() []string {
+	files := slices.Clone(c.GRPCDescriptorSets)
+	for _, pat := range []string{"*.pb", "*.binpb"} {
+		m, _ := filepath.Glob(filepath.Join(c.DataDir, "protos", pat))
+		files = append(files, m...)
+	}
+	return files
 }
 
 // CopyBudget is how many bytes of each HTTP/1 message the capture program
@@ -264,6 +283,11 @@ func (c *Config) LoadFile(path string) error {
 func (c *Config) Validate() error {
 	if err := validMode(c.Mode); err != nil {
 		return err
+	}
+	if len(c.GRPCDescriptorSets) > 0 {
+		if _, err := grpcschema.Load(c.GRPCDescriptorSets...); err != nil {
+			return fmt.Errorf("grpcDescriptorSets: %w", err)
+		}
 	}
 	if err := validTLSScope(c.TLSProbeScope); err != nil {
 		return err

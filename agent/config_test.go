@@ -1,6 +1,11 @@
 package agent
 
 import (
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,5 +123,39 @@ func TestOTLPLogsEndpointValidated(t *testing.T) {
 	c.OTLPLogs.Endpoint = "http://collector:4318"
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestGRPCDescriptorSetsConfig(t *testing.T) {
+	dir := t.TempDir()
+	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{
+		protodesc.ToFileDescriptorProto(healthpb.File_grpc_health_v1_health_proto)}}
+	b, err := proto.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "health.pb")
+	if err := os.WriteFile(good, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "c.yaml")
+	os.WriteFile(f, []byte("grpcDescriptorSets: ["+good+"]\n"), 0o600)
+	c := Default()
+	c.DataDir = filepath.Join(dir, "data")
+	if err := c.LoadFile(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// Sets dropped in <dataDir>/protos/ are found too.
+	os.MkdirAll(filepath.Join(c.DataDir, "protos"), 0o700)
+	os.WriteFile(filepath.Join(c.DataDir, "protos", "more.binpb"), b, 0o600)
+	if files := c.grpcDescriptorFiles(); len(files) != 2 {
+		t.Fatalf("descriptor files %v", files)
+	}
+	c.GRPCDescriptorSets = []string{filepath.Join(dir, "missing.pb")}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "grpcDescriptorSets") {
+		t.Fatalf("missing descriptor set: %v", err)
 	}
 }
