@@ -166,6 +166,10 @@ func checkSSRF(decoded string, _ []byte) bool {
 		scheme = strings.TrimSuffix(scheme, ":")
 		rest := s[i+2:]
 		s = rest
+		if strings.HasPrefix(scheme, "jar:") {
+			// jar:http://host!/ fetches the archive like its inner URL.
+			scheme = "jar"
+		}
 		switch scheme {
 		case "gopher", "dict", "tftp", "ldap", "netdoc", "jar", "sftp":
 			return true
@@ -192,7 +196,36 @@ func checkSSRF(decoded string, _ []byte) bool {
 	return false
 }
 
-var rebindingSuffixes = []string{".nip.io", ".sslip.io", ".xip.io", ".localtest.me", ".lvh.me", ".localhost"}
+var rebindingSuffixes = []string{".nip.io", ".sslip.io", ".xip.io", ".nip.direct", ".traefik.me", ".localtest.me", ".lvh.me", ".localhost"}
+
+// rebindingServices answer with an address taken from the name or switch
+// between two addresses per query (DNS rebinding); any name under them is
+// a way to reach an internal host past a name check.
+var rebindingServices = []string{".rbndr.us", ".1u.ms", ".localtest.me", ".lvh.me", ".localhost", ".vcap.me", ".lacolhost.com"}
+
+// embeddedAddr finds the address a wildcard-DNS name encodes: the last
+// four dotted labels (a.10.0.0.1.nip.io), a dashed label
+// (app-10-0-0-1.sslip.io) or a hex label (0a000001.nip.io).
+func embeddedAddr(name string) (netip.Addr, bool) {
+	labels := strings.Split(name, ".")
+	if len(labels) >= 4 {
+		if a, ok := parseLooseIPv4(strings.Join(labels[len(labels)-4:], ".")); ok {
+			return a, true
+		}
+	}
+	last := labels[len(labels)-1]
+	if parts := strings.Split(last, "-"); len(parts) >= 4 {
+		if a, ok := parseLooseIPv4(strings.Join(parts[len(parts)-4:], ".")); ok {
+			return a, true
+		}
+	}
+	if len(last) == 8 {
+		if a, ok := parseLooseIPv4("0x" + last); ok {
+			return a, true
+		}
+	}
+	return parseLooseIPv4(name)
+}
 
 func internalHost(hostport string) bool {
 	host := hostport
@@ -209,16 +242,20 @@ func internalHost(hostport string) bool {
 	}
 	switch host {
 	case "localhost", "localhost.localdomain", "metadata.google.internal", "metadata",
-		"instance-data", "metadata.azure.com", "kubernetes.default.svc", "0":
+		"instance-data", "metadata.azure.com", "kubernetes.default.svc", "0",
+		"localtest.me", "lvh.me", "vcap.me", "lacolhost.com", "ip6-localhost", "ip6-loopback",
+		"host.docker.internal", "gateway.docker.internal", "host.containers.internal":
 		return true
+	}
+	for _, suf := range rebindingServices {
+		if strings.HasSuffix(host, suf) {
+			return true
+		}
 	}
 	for _, suf := range rebindingSuffixes {
 		if strings.HasSuffix(host, suf) {
-			if suf == ".localhost" {
-				return true
-			}
 			// 127.0.0.1.nip.io resolves to the embedded address.
-			if a, ok := parseLooseIPv4(strings.TrimSuffix(host, suf)); ok {
+			if a, ok := embeddedAddr(strings.TrimSuffix(host, suf)); ok {
 				return internalAddr(a)
 			}
 			return false

@@ -29,7 +29,7 @@ func decode(s string, plus bool, passes int) string {
 	if strings.IndexByte(s, '\\') >= 0 {
 		s = unescapeBackslash(s)
 	}
-	if strings.IndexByte(s, 0xc0) >= 0 || strings.IndexByte(s, 0xc1) >= 0 || strings.IndexByte(s, 0xe0) >= 0 {
+	if strings.IndexByte(s, 0xc0) >= 0 || strings.IndexByte(s, 0xc1) >= 0 || strings.IndexByte(s, 0xe0) >= 0 || strings.IndexByte(s, 0xf0) >= 0 {
 		s = fixOverlong(s)
 	}
 	if strings.IndexByte(s, 0) >= 0 {
@@ -174,7 +174,8 @@ func unescapeBackslash(s string) string {
 func fixOverlong(s string) string {
 	r := strings.NewReplacer(
 		"\xc0\xae", ".", "\xc0\xaf", "/", "\xc1\x9c", "\\", "\xc0\x2e", ".", "\xc0\x2f", "/",
-		"\xe0\x80\xae", ".", "\xe0\x80\xaf", "/",
+		"\xe0\x80\xae", ".", "\xe0\x80\xaf", "/", "\xe0\x81\x9c", "\\",
+		"\xf0\x80\x80\xae", ".", "\xf0\x80\x80\xaf", "/", "\xf0\x80\x81\x9c", "\\",
 	)
 	return r.Replace(s)
 }
