@@ -13,7 +13,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/apiwarden/apiwarden/apimodel/grpcschema"
 	"github.com/apiwarden/apiwarden/apiserver"
 	"github.com/apiwarden/apiwarden/xds"
 )
@@ -284,9 +283,13 @@ func (c *Config) Validate() error {
 	if err := validMode(c.Mode); err != nil {
 		return err
 	}
-	if len(c.GRPCDescriptorSets) > 0 {
-		if _, err := grpcschema.Load(c.GRPCDescriptorSets...); err != nil {
+	// Only that the files are there: Run parses them (and those in
+	// <dataDir>/protos/) once, and a bad one stops the start there.
+	for _, f := range c.GRPCDescriptorSets {
+		if st, err := os.Stat(f); err != nil {
 			return fmt.Errorf("grpcDescriptorSets: %w", err)
+		} else if !st.Mode().IsRegular() {
+			return fmt.Errorf("grpcDescriptorSets: %s is not a file", f)
 		}
 	}
 	if err := validTLSScope(c.TLSProbeScope); err != nil {

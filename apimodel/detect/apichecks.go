@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -43,14 +44,17 @@ func jwtCandidates(req *call.Request, fn func(where, tok string) bool) bool {
 }
 
 // jwtHeader decodes a compact JWS's protected header; ok is false for
-// anything that is not one.
-func jwtHeader(tok string) (map[string]any, bool) {
+// anything that is not one, or when worth says its raw JSON cannot hold
+// what the caller looks for. Every authenticated API call carries a JWT,
+// and decoding its JSON costs ~2 us and 20 allocations: worth keeps that
+// for the few headers that could match.
+func jwtHeader(tok string, worth func(raw []byte) bool) (map[string]any, bool) {
 	head, rest, ok := strings.Cut(tok, ".")
 	if !ok || !strings.HasPrefix(head, "eyJ") || !strings.Contains(rest, ".") || len(head) > 4096 {
 		return nil, false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(head, "="))
-	if err != nil {
+	if err != nil || !worth(raw) {
 		return nil, false
 	}
 	var h map[string]any
@@ -65,7 +69,7 @@ func jwtHeader(tok string) (map[string]any, bool) {
 func checkJWTAlgNone(req *call.Request, _ *Config) (string, string, bool) {
 	var where, got string
 	hit := jwtCandidates(req, func(w, tok string) bool {
-		h, ok := jwtHeader(tok)
+		h, ok := jwtHeader(tok, mayHoldAlgNone)
 		if !ok {
 			return false
 		}
@@ -85,7 +89,7 @@ func checkJWTAlgNone(req *call.Request, _ *Config) (string, string, bool) {
 func checkJWTKidInjection(req *call.Request, _ *Config) (string, string, bool) {
 	var where, got string
 	hit := jwtCandidates(req, func(w, tok string) bool {
-		h, ok := jwtHeader(tok)
+		h, ok := jwtHeader(tok, mayHoldOddKid)
 		if !ok {
 			return false
 		}
@@ -101,6 +105,36 @@ func checkJWTKidInjection(req *call.Request, _ *Config) (string, string, bool) {
 		return false
 	})
 	return where, got, hit
+}
+
+// mayHoldAlgNone: "none" in any case, or a JSON escape that could spell it.
+func mayHoldAlgNone(raw []byte) bool {
+	return bytes.IndexByte(raw, '\\') >= 0 || containsFoldASCII(raw, "none")
+}
+
+// mayHoldOddKid: a "kid" member and a byte or pair checkJWTKidInjection
+// looks for (a backslash covers escaped quotes, NULs and key names).
+func mayHoldOddKid(raw []byte) bool {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return true
+	}
+	return bytes.Contains(raw, []byte(`"kid"`)) &&
+		(bytes.ContainsAny(raw, "'|;`$/") || bytes.Contains(raw, []byte("..")) || bytes.Contains(raw, []byte("--")))
+}
+
+// containsFoldASCII reports whether b contains the lower-case ASCII word w
+// in any case.
+func containsFoldASCII(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		j := 0
+		for j < len(w) && b[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 // graphQLOps returns the GraphQL documents of a request: the "query" of a

@@ -196,7 +196,9 @@ func checkSSRF(decoded string, _ []byte) bool {
 	return false
 }
 
-var rebindingSuffixes = []string{".nip.io", ".sslip.io", ".xip.io", ".nip.direct", ".traefik.me", ".localtest.me", ".lvh.me", ".localhost"}
+// rebindingSuffixes are wildcard-DNS services that resolve a name to the
+// address written in it (names under rebindingServices are caught before).
+var rebindingSuffixes = []string{".nip.io", ".sslip.io", ".xip.io", ".nip.direct", ".traefik.me"}
 
 // rebindingServices answer with an address taken from the name or switch
 // between two addresses per query (DNS rebinding); any name under them is

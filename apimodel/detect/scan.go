@@ -315,17 +315,22 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 // maxAnchorTries.
 func (s *scan) evaluateUnanchored(ri int32, p *partRef, name *string, decoded string, canon []byte) {
 	r := s.d.rules[ri]
-	m := r.reFree.FindIndex(canon)
-	if m == nil {
-		return
+	if m := r.reFree.FindIndex(canon); m != nil {
+		s.confirm(r, p, name, decoded, canon, m[0])
 	}
+}
+
+// confirm runs an anchored rule's check on a regex match at loc and
+// emits the finding; it reports whether it did.
+func (s *scan) confirm(r *rule, p *partRef, name *string, decoded string, canon []byte, loc int) bool {
 	if r.check != nil && !r.check(decoded, canon) {
-		return
+		return false
 	}
 	if *name == "" {
 		*name = p.String()
 	}
-	s.emitValue(r, *name, s.excerpt(decoded, m[0], p.sensitive), decoded)
+	s.emitValue(r, *name, s.excerpt(decoded, loc, p.sensitive), decoded)
+	return true
 }
 
 // maxAnchorTries bounds anchored regex attempts per rule and part, so a
@@ -348,14 +353,7 @@ func (s *scan) evaluateAt(ri int32, p *partRef, name *string, decoded string, ca
 	if !r.re.Match(canon[at:min(len(canon), at+anchorWindow)]) {
 		return false
 	}
-	if r.check != nil && !r.check(decoded, canon) {
-		return false
-	}
-	if *name == "" {
-		*name = p.String()
-	}
-	s.emitValue(r, *name, s.excerpt(decoded, at, p.sensitive), decoded)
-	return true
+	return s.confirm(r, p, name, decoded, canon, at)
 }
 
 func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, canon []byte) {

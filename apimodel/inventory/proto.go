@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // inferGRPC builds the schema of the first gRPC message in a body (5-byte
@@ -61,19 +63,19 @@ func wireMessage(b []byte, depth int, lim inferLimits, r *inferResult) (*Schema,
 				return nil, false
 			}
 			b = b[m:]
-			f = &Schema{Type: "integer", Format: "varint"}
+			f = scalarWireSchema(protowire.VarintType)
 		case 1:
 			if len(b) < 8 {
 				return nil, false
 			}
 			b = b[8:]
-			f = &Schema{Type: "number", Format: "fixed64"}
+			f = scalarWireSchema(protowire.Fixed64Type)
 		case 5:
 			if len(b) < 4 {
 				return nil, false
 			}
 			b = b[4:]
-			f = &Schema{Type: "number", Format: "fixed32"}
+			f = scalarWireSchema(protowire.Fixed32Type)
 		case 2:
 			l, m := binary.Uvarint(b)
 			if m <= 0 || l > uint64(len(b)-m) {
@@ -111,6 +113,20 @@ func wireMessage(b []byte, depth int, lim inferLimits, r *inferResult) (*Schema,
 	}
 	sort.Strings(s.Required)
 	return s, true
+}
+
+// scalarWireSchema types a varint, fixed64 or fixed32 field by its wire
+// type alone (nil for other types).
+func scalarWireSchema(t protowire.Type) *Schema {
+	switch t {
+	case protowire.VarintType:
+		return &Schema{Type: "integer", Format: "varint"}
+	case protowire.Fixed64Type:
+		return &Schema{Type: "number", Format: "fixed64"}
+	case protowire.Fixed32Type:
+		return &Schema{Type: "number", Format: "fixed32"}
+	}
+	return nil
 }
 
 // lengthDelimited types a length-delimited field: printable UTF-8 is a

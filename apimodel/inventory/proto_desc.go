@@ -287,12 +287,8 @@ func packable(k protoreflect.Kind) bool {
 // descriptor-less path does; nil when it cannot be read.
 func unknownField(typ protowire.Type, val []byte, depth int, lim inferLimits, r *inferResult) *Schema {
 	switch typ {
-	case protowire.VarintType:
-		return &Schema{Type: "integer", Format: "varint"}
-	case protowire.Fixed64Type:
-		return &Schema{Type: "number", Format: "fixed64"}
-	case protowire.Fixed32Type:
-		return &Schema{Type: "number", Format: "fixed32"}
+	case protowire.VarintType, protowire.Fixed64Type, protowire.Fixed32Type:
+		return scalarWireSchema(typ)
 	case protowire.BytesType:
 		v, n := protowire.ConsumeBytes(val)
 		if n < 0 {
