@@ -10,7 +10,8 @@
  * headers). A drop rule drops the segment - the application never receives
  * the request - and flags the flow; the agent then aborts the socket with
  * bpf_sock_destroy (reset.c), so the client sees a reset.
- * Both directions: every packet of a flagged flow is dropped. This is how
+ * Both directions: every packet of a flagged flow is dropped (but a new
+ * connection's SYN on the same 4-tuple, see flagged()). This is how
  * a verdict reached elsewhere (the agent's detector, the TLS probes) stops a
  * flow: at egress no response byte leaves.
  *
@@ -37,15 +38,30 @@ const enum enforce_action enforce_action_btf_anchor __attribute__((unused)) = EN
 const enum enforce_reason enforce_reason_btf_anchor __attribute__((unused)) = ENFORCE_REASON_KERNEL_RULE;
 struct enforce_event *const enforce_event_btf_anchor __attribute__((unused)) = 0;
 
-/* flagged reports whether either orientation of the flow is flagged. */
-static __always_inline int flagged(const struct flow_key *k)
+/* flagged reports whether either orientation of the flow is flagged and
+ * so its packet must be dropped. A SYN without ACK opens a new connection
+ * on a 4-tuple whose flagged predecessor is gone: past the grace period it
+ * clears the flag (both orientations) and passes, otherwise a client that
+ * reuses a cut connection's port could never connect again (the LRU map
+ * forgets a flag only under pressure). */
+static __always_inline int flagged(const struct flow_key *k, __u8 tcp_flags)
 {
 	struct flow_key rev = {};
+	struct enforce_flag *f;
 
-	if (bpf_map_lookup_elem(&flagged_flows, k))
-		return 1;
 	flow_key_reverse(k, &rev);
-	return bpf_map_lookup_elem(&flagged_flows, &rev) != 0;
+	f = bpf_map_lookup_elem(&flagged_flows, k);
+	if (!f)
+		f = bpf_map_lookup_elem(&flagged_flows, &rev);
+	if (!f)
+		return 0;
+	if ((tcp_flags & (AW_TCP_SYN | AW_TCP_ACK)) != AW_TCP_SYN ||
+	    bpf_ktime_get_ns() - f->ts_ns < ENFORCE_FLAG_SYN_GRACE_NS)
+		return 1;
+	bpf_map_delete_elem(&flagged_flows, k);
+	bpf_map_delete_elem(&flagged_flows, &rev);
+	enforce_count(ENF_CNT_FLAG_CLEARED_SYN);
+	return 0;
 }
 
 SEC("tcx/ingress")
@@ -59,7 +75,7 @@ int enforce_ingress(struct __sk_buff *skb)
 	/* A RST of a flagged flow passes: it carries no data, and it is how a
 	 * socket the agent destroyed tells its peer (the client, often in
 	 * another namespace) that the connection is gone. */
-	if (!(t.flags & AW_TCP_RST) && flagged(&t.key)) {
+	if (!(t.flags & AW_TCP_RST) && flagged(&t.key, t.flags)) {
 		enforce_count(ENF_CNT_FLAGGED_DROP_INGRESS);
 		return TCX_DROP_;
 	}
@@ -85,7 +101,7 @@ int enforce_egress(struct __sk_buff *skb)
 
 	if (!skb_parse_tcp(skb, &t))
 		return TCX_NEXT_;
-	if (!(t.flags & AW_TCP_RST) && flagged(&t.key)) {
+	if (!(t.flags & AW_TCP_RST) && flagged(&t.key, t.flags)) {
 		enforce_count(ENF_CNT_FLAGGED_DROP_EGRESS);
 		return TCX_DROP_;
 	}

@@ -19,6 +19,12 @@
 /* Flows flagged at once (LRU beyond: the oldest verdict is forgotten, which
  * fails open). */
 #define ENFORCE_MAX_FLAGGED 65536
+/* A SYN (no ACK) on a flagged 4-tuple older than this starts a new
+ * connection that reuses a cut one's client port (the cut socket is
+ * destroyed by then): it clears the flag and passes. Younger flags keep
+ * dropping it, so a spoofed SYN cannot reopen a flow the agent is still
+ * tearing down; the client's SYN retransmit (1 s) gets through. */
+#define ENFORCE_FLAG_SYN_GRACE_NS (100ULL * 1000 * 1000)
 /* Server ports whose service overrides the global mode (port -> action). */
 #define ENFORCE_MAX_PORT_MODES 256
 /* Request bytes an enforcement event carries as evidence. */
@@ -91,6 +97,7 @@ enum enforce_counter {
 	ENF_CNT_EVENTS_LOST,            /* ring buffer full */
 	ENF_CNT_HOLD_MARKED,            /* segments marked for the verdict queue */
 	ENF_CNT_HOLD_TLS_MARKED,        /* TLS response segments marked (hold.h) */
+	ENF_CNT_FLAG_CLEARED_SYN,       /* flags cleared by a new connection's SYN */
 	ENF_CNT_MAX,
 };
 

@@ -422,6 +422,7 @@ var counterNames = map[enforceEnforceCounter]string{
 	enforceEnforceCounterENF_CNT_EVENTS_LOST:          "events_lost",
 	enforceEnforceCounterENF_CNT_HOLD_MARKED:          "hold_marked",
 	enforceEnforceCounterENF_CNT_HOLD_TLS_MARKED:      "hold_tls_marked",
+	enforceEnforceCounterENF_CNT_FLAG_CLEARED_SYN:     "flags_cleared_by_syn",
 }
 
 // Counters sums the per-CPU counters.

@@ -333,3 +333,58 @@ func TestRSTOfFlaggedFlowPasses(t *testing.T) {
 		t.Errorf("data of flagged flow: got %#x want drop", got)
 	}
 }
+
+// A new connection that reuses the client port of a cut one must connect:
+// its SYN clears an old flag and passes. A SYN within the grace period
+// (the agent may still be tearing the flow down), a SYN-ACK or data do not.
+func TestSYNOfNewConnectionClearsOldFlag(t *testing.T) {
+	e := newEnforcer(t)
+	syn := tcpPacket(client, server, "")
+	syn[14+20+13] = 0x02 // SYN
+	synAck := tcpPacket(server, client, "")
+	synAck[14+20+13] = 0x12 // SYN|ACK
+
+	// Young flag (set now): everything still dropped, the flag stays.
+	if err := e.Flag(client, server, ReasonUserspace, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, e.objs.EnforceIngress, syn); got != tcxDrop {
+		t.Errorf("SYN within grace: got %#x want drop", got)
+	}
+	if got := run(t, e.objs.EnforceEgress, synAck); got != tcxDrop {
+		t.Errorf("SYN-ACK of flagged flow: got %#x want drop", got)
+	}
+	if !e.IsFlagged(client, server) {
+		t.Fatal("young flag cleared")
+	}
+
+	// Age the flag past the grace period (ts 0 = at boot).
+	k := flowKey(client, server)
+	if err := e.objs.FlaggedFlows.Put(&k, &enforceEnforceFlag{TsNs: 0, Reason: uint32(ReasonUserspace)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, e.objs.EnforceIngress, tcpPacket(client, server, "GET / HTTP/1.1\r\n\r\n")); got != tcxDrop {
+		t.Errorf("data on old flag: got %#x want drop", got)
+	}
+	if got := run(t, e.objs.EnforceEgress, synAck); got != tcxDrop {
+		t.Errorf("SYN-ACK on old flag: got %#x want drop (only a SYN opens)", got)
+	}
+	// A SYN past the grace period clears it (here at egress: the host-side
+	// veth of the server's namespace sends it on).
+	if got := run(t, e.objs.EnforceEgress, syn); got != tcxNext {
+		t.Errorf("SYN past grace: got %#x want pass", got)
+	}
+	if e.IsFlagged(client, server) {
+		t.Error("flag not cleared by the SYN")
+	}
+	if got := run(t, e.objs.EnforceEgress, synAck); got != tcxNext {
+		t.Errorf("SYN-ACK after clear: got %#x want pass", got)
+	}
+	c, err := e.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c["flags_cleared_by_syn"] != 1 {
+		t.Errorf("flags_cleared_by_syn = %d, want 1", c["flags_cleared_by_syn"])
+	}
+}

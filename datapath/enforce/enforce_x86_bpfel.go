@@ -38,7 +38,8 @@ const (
 	enforceEnforceCounterENF_CNT_EVENTS_LOST          enforceEnforceCounter = 5
 	enforceEnforceCounterENF_CNT_HOLD_MARKED          enforceEnforceCounter = 6
 	enforceEnforceCounterENF_CNT_HOLD_TLS_MARKED      enforceEnforceCounter = 7
-	enforceEnforceCounterENF_CNT_MAX                  enforceEnforceCounter = 8
+	enforceEnforceCounterENF_CNT_FLAG_CLEARED_SYN     enforceEnforceCounter = 8
+	enforceEnforceCounterENF_CNT_MAX                  enforceEnforceCounter = 9
 )
 
 type enforceEnforceEvent struct {
