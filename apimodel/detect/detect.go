@@ -214,6 +214,9 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 	setDefault(&cfg.MaxHeaderCount, DefaultMaxHeaderCount)
 	setDefault(&cfg.Paranoia, DefaultParanoia)
 	setDefault(&cfg.SecondStageSkip, DefaultSecondStageSkip)
+	if p, ok := cfg.Shapes.(*Profiler); ok && p == nil {
+		cfg.Shapes = nil // a nil *Profiler is no shapes, not a nil call
+	}
 	if cfg.Paranoia > 4 {
 		return nil, fmt.Errorf("paranoia level %d not in 1..4", cfg.Paranoia)
 	}

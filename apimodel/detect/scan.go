@@ -39,8 +39,9 @@ type scan struct {
 	// values holds, per finding, the decoded value it was found in (for
 	// the shape adjustment).
 	values []string
-	// learn, when set, receives every inspected value (Profiler.Learn).
-	learn func(part string, decoded string)
+	// learn, when set, receives every value instead of the rules
+	// (Profiler.Learn walks a request without matching it).
+	learn func(p *partRef, raw string, plus bool)
 }
 
 type jsonSeg struct {
@@ -112,8 +113,10 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 }
 
 func (s *scan) run() {
-	s.requestRules()
-	s.path()
+	if s.learn == nil {
+		s.requestRules()
+		s.path()
+	}
 	s.query(s.req.RawQuery, KindQuery, "query:", "query-name:")
 	s.headers()
 	s.body()
@@ -187,7 +190,8 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 	s.parts++
 	s.bytes += len(raw)
 	if s.learn != nil {
-		s.learn(p.String(), decode(raw, plus, s.d.cfg.MaxDecodePasses))
+		s.learn(p, raw, plus)
+		return true
 	}
 	if s.d.skipInert && inertToken(raw) {
 		s.tokens(p, raw)
@@ -245,7 +249,7 @@ func (s *scan) nextGen() {
 // tokens matches the Tokens rules' keywords on a single-token value or a
 // plain name, which the full pass skips.
 func (s *scan) tokens(p *partRef, raw string) {
-	if s.d.tokAC.count() == 0 {
+	if s.d.tokAC.count() == 0 || s.learn != nil {
 		return
 	}
 	s.canon = canonical(s.canon[:0], raw)
@@ -801,13 +805,20 @@ func (w *jsonWalker) val() bool {
 		}
 		return true
 	default:
-		// number, true, false, null: nothing an attacker can inject.
+		// number, true, false, null: nothing an attacker can inject,
+		// but the profiler learns a field's type from them.
+		start := w.pos
 		for w.pos < len(w.data) {
 			c := w.data[w.pos]
 			if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t' {
 				break
 			}
 			w.pos++
+		}
+		if w.s.learn != nil && !w.stop {
+			if lit := string(w.data[start:w.pos]); lit != "null" {
+				w.s.learn(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true}, lit, false)
+			}
 		}
 		return true
 	}
