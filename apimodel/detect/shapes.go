@@ -4,6 +4,7 @@ import (
 	"hash/fnv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
@@ -186,7 +187,8 @@ func isUUID(v string) bool {
 // at most maxEnumLen bytes and maxDistinct hashes per class. When a table
 // is full, new entries are refused (counted in Stats) and, at most once
 // per sweepEvery refusals, entries still below MinSamples are dropped to
-// make room.
+// make room. Past saturateAt learned requests, an endpoint learns from 1
+// request in sampleEvery.
 type Profiler struct {
 	MinSamples       int
 	UsualMinSamples  int
@@ -243,6 +245,9 @@ const (
 	// decayAt halves a parameter's counts, so old traffic fades.
 	decayAt    = 1 << 16
 	sweepEvery = 1024
+	// saturateAt and sampleEvery: see Profiler.sample.
+	saturateAt  = 1000
+	sampleEvery = 16
 )
 
 type svcProfile struct {
@@ -252,6 +257,7 @@ type svcProfile struct {
 
 type endpointProfile struct {
 	requests int
+	seen     atomic.Uint32 // requests offered past saturateAt
 	params   map[string]*paramProfile
 	refused  int
 }
@@ -395,6 +401,9 @@ func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string,
 	if len(ep) > maxKeyLen {
 		return false
 	}
+	if !p.sample(service, ep) {
+		return false
+	}
 	if p.blocks(service, ep, findings) {
 		p.mu.Lock()
 		p.stats.Skipped++
@@ -460,6 +469,24 @@ func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string,
 		pp.addClass(classFamily(f.Class), hash32(v), clientHash, client != "")
 	}
 	return true
+}
+
+// sample reports whether a request of ep is walked: every one until the
+// endpoint has learned from saturateAt requests, then 1 in sampleEvery,
+// so a busy endpoint's learning costs little and its shapes still follow
+// changes.
+func (p *Profiler) sample(service, ep string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	sp := p.services[service]
+	if sp == nil {
+		return true
+	}
+	e := sp.endpoints[ep]
+	if e == nil || e.requests < saturateAt {
+		return true
+	}
+	return e.seen.Add(1)%sampleEvery == 0
 }
 
 // blocks reports whether findings hold one at or above LearnBelow, with

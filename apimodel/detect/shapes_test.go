@@ -321,3 +321,16 @@ func TestShapeNoProfilerNoChange(t *testing.T) {
 		t.Errorf("confidence %d without shapes", c)
 	}
 }
+
+func TestProfilerSamplesBusyEndpoints(t *testing.T) {
+	p := NewProfiler()
+	d := shapeDetector(t, p)
+	learnAll(d, p, "shop", intRequests(saturateAt), nil)
+	if st := p.Stats(); st.Learned != saturateAt {
+		t.Fatalf("learned %d of %d", st.Learned, saturateAt)
+	}
+	learnAll(d, p, "shop", intRequests(10*sampleEvery), nil)
+	if st := p.Stats(); st.Learned != saturateAt+10 {
+		t.Fatalf("past saturation: learned %d, want %d", st.Learned, saturateAt+10)
+	}
+}
