@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -64,6 +65,11 @@ func TestShapesReport(t *testing.T) {
 	warm := detect.NewProfiler()
 	warm.UsualMinClients = 0
 	warm.LearnBelow = 101
+	// AW_SHAPES_WARM_DISTINCT=n sets the warm-up's UsualMinDistinct (the
+	// generated corpus repeats its texts: see README).
+	if v, err := strconv.Atoi(os.Getenv("AW_SHAPES_WARM_DISTINCT")); err == nil {
+		warm.UsualMinDistinct = v
+	}
 	warmed, err := detect.New(detect.Config{Shapes: warm}, log)
 	if err != nil {
 		t.Fatal(err)
