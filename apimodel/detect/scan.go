@@ -39,10 +39,22 @@ type scan struct {
 	// values holds, per finding, the decoded value it was found in (for
 	// the shape adjustment).
 	values []string
+	// suspects holds the values with a suspect keyword hit, when shapes
+	// are configured (a typed parameter breaking its type with one is a
+	// finding, see adjust).
+	suspects []suspectHit
 	// learn, when set, receives every value instead of the rules
 	// (Profiler.Learn walks a request without matching it).
 	learn func(p *partRef, raw string, plus bool)
 }
+
+type suspectHit struct {
+	part, value, class string
+	sensitive          bool
+}
+
+// maxSuspects bounds the suspect values kept per request.
+const maxSuspects = 16
 
 type jsonSeg struct {
 	key string
@@ -98,6 +110,7 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 	s.d, s.req, s.disabled = d, req, disabled
 	s.findings = nil
 	s.values = s.values[:0]
+	s.suspects = s.suspects[:0]
 	s.suspect = false
 	s.learn = nil
 	s.budget = d.cfg.MaxInspectBytes
@@ -292,6 +305,12 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 	if r.Suspect {
 		s.stamp[ri] = s.gen
 		s.suspect = true
+		if s.d.cfg.Shapes != nil && len(s.suspects) < maxSuspects && p.kind&(mustBit(KindPath)|mustBit(KindKey)) == 0 {
+			if *name == "" {
+				*name = p.String()
+			}
+			s.suspects = append(s.suspects, suspectHit{part: *name, value: decoded, class: r.Class, sensitive: p.sensitive})
+		}
 		return
 	}
 	if !r.Anchor {

@@ -99,11 +99,26 @@ func (sh *Shape) lowers(class string, conf int) bool {
 	return !sh.typed() && conf < shapeLowerCeiling && sh.usual(class)
 }
 
+// ShapeBreakRule is the rule id of the finding adjust adds when a value
+// breaks a learned integer, number, boolean or uuid parameter (not an
+// enum) and hits a suspect keyword (SQL, shell, script, file... syntax)
+// but no rule.
+const ShapeBreakRule = "shape-type-break"
+
+// shapeBreakConfidence is that finding's confidence: the block threshold.
+// A typed parameter has no use for attack syntax, and a benign client
+// sends what the type says.
+const shapeBreakConfidence = 85
+
 // adjust applies the learned shapes to the request's findings. Findings
 // without a value (request-level rules) and on the path are left alone.
 func (s *scan) adjust(service string) {
 	sh := s.d.cfg.Shapes
-	if sh == nil || len(s.findings) == 0 {
+	if sh == nil {
+		return
+	}
+	s.breaks(service, sh)
+	if len(s.findings) == 0 {
 		return
 	}
 	for i := range s.findings {
@@ -124,6 +139,43 @@ func (s *scan) adjust(service string) {
 			f.Confidence = max(0, f.Confidence-shapeFitPenalty)
 			s.d.shapeLowered.Add(1)
 		}
+	}
+}
+
+// breaks adds a ShapeBreakRule finding for each suspect value that breaks
+// its parameter's learned type and that no rule reported.
+func (s *scan) breaks(service string, sh Shapes) {
+next:
+	for i, h := range s.suspects {
+		for _, g := range s.suspects[:i] {
+			if g.part == h.part && g.value == h.value {
+				continue next
+			}
+		}
+		for _, f := range s.findings {
+			if f.Part == h.part {
+				continue next
+			}
+		}
+		shape, ok := sh.Shape(service, s.req.Method, s.req.Path, h.part)
+		// Not for enums: a text field that carried few values while it
+		// was learned looks like one, and its next benign value should
+		// not be blocked for a "--" or a newline.
+		if !ok || !shape.typed() || shape.Type == "enum" || shape.Fits(strings.TrimSpace(h.value)) {
+			continue
+		}
+		if len(s.findings) >= s.d.cfg.MaxFindings {
+			s.d.findingsDropped.Add(1)
+			return
+		}
+		s.findings = append(s.findings, Finding{
+			RuleID: ShapeBreakRule, Class: h.class, Severity: SeverityHigh, Confidence: shapeBreakConfidence,
+			Part: h.part, Excerpt: s.excerpt(h.value, 0, h.sensitive),
+			Description: "value breaks the learned " + shape.Type + " type of this parameter and carries " + h.class + " syntax",
+		})
+		// Not adjusted again below: its value is not kept.
+		s.values = append(s.values, "")
+		s.d.shapeBreaks.Add(1)
 	}
 }
 

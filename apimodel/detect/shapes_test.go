@@ -334,3 +334,51 @@ func TestProfilerSamplesBusyEndpoints(t *testing.T) {
 		t.Fatalf("past saturation: learned %d, want %d", st.Learned, saturateAt+10)
 	}
 }
+
+func TestShapeBreakFinding(t *testing.T) {
+	p := NewProfiler()
+	d := shapeDetector(t, p)
+	var reqs []*call.Request
+	for i := 0; i < p.MinSamples; i++ {
+		reqs = append(reqs, get(fmt.Sprintf("/shop/items/%d/reviews?id=%d&q=great+product+%d", i, i, i)))
+	}
+	// Before learning: a suspect keyword alone is no finding.
+	if fs := d.Inspect(get("/shop/items/3/reviews?id=7--&q=x"), "shop"); len(fs) != 0 {
+		t.Fatalf("before learning: %+v", fs)
+	}
+	learnAll(d, p, "shop", reqs, nil)
+	fs := d.Inspect(get("/shop/items/3/reviews?id=7--&q=x"), "shop")
+	if len(fs) != 1 || fs[0].RuleID != ShapeBreakRule || fs[0].Class != "sqli" || fs[0].Confidence != shapeBreakConfidence ||
+		fs[0].Severity != SeverityHigh || fs[0].Part != "query:id" {
+		t.Fatalf("break of a learned integer: %+v", fs)
+	}
+	if d.Stats().ShapeBreaks != 1 {
+		t.Error("ShapeBreaks not counted")
+	}
+	// The same value in a learned string parameter, or no suspect syntax:
+	// nothing.
+	for _, q := range []string{"id=7&q=7--", "id=abc&q=x"} {
+		if fs := d.Inspect(get("/shop/items/3/reviews?"+q), "shop"); len(fs) != 0 {
+			t.Errorf("%s: %+v", q, fs)
+		}
+	}
+	// A rule's own finding on the part is raised, not doubled.
+	fs = d.Inspect(get("/shop/items/3/reviews?id=1%20OR%201%3D1--&q=x"), "shop")
+	if len(fs) != 1 || fs[0].RuleID != "t-sqli-or" || fs[0].Confidence != 78+shapeBreakBonus {
+		t.Errorf("rule finding on a broken integer: %+v", fs)
+	}
+	// The break blocks: the request teaches nothing.
+	r := get("/shop/items/3/reviews?id=7--&q=x")
+	if p.Learn(d, r, "shop", "", d.Inspect(r, "shop")) {
+		t.Error("a request with a break finding was learned")
+	}
+}
+
+func TestShapeBreakNotForEnums(t *testing.T) {
+	p := NewProfiler()
+	d := shapeDetector(t, p)
+	learnAll(d, p, "shop", intRequests(p.MinSamples), nil)
+	if fs := d.Inspect(get("/shop/items/3/reviews?id=4&sort=new--"), "shop"); len(fs) != 0 {
+		t.Errorf("suspect value in an enum: %+v", fs)
+	}
+}

@@ -26,7 +26,8 @@ import (
 //     and form parameters (tuning and held-back cases apart) are put into
 //     a parameter of a held-back benign request that the profiler learned
 //     as integer, number, boolean, uuid or enum, and TPR is counted with
-//     and without the shapes. The same payloads in a learned untyped
+//     and without the shapes (a raise of a rule's finding, or the
+//     shape-type-break finding for a suspect value that no rule matched). The same payloads in a learned untyped
 //     (string) parameter are the control: shapes must not change them.
 //
 // The corpus has no client addresses, so the profiler runs with
@@ -127,15 +128,15 @@ func TestShapesReport(t *testing.T) {
 		}
 		fmt.Printf("| %s | %d | %s (%d) | %s (%d) | %s (%d) |\n", k, r.n, pc(r.without, r.n), r.without, pc(r.with, r.n), r.with, pc(r.warm, r.n), r.warm)
 	}
-	fmt.Printf("findings on held-back benign requests: %d lowered, %d raised\n",
-		st1.ShapeLowered-st0.ShapeLowered, st1.ShapeRaised-st0.ShapeRaised)
+	fmt.Printf("findings on held-back benign requests: %d lowered, %d raised, %d %s added\n",
+		st1.ShapeLowered-st0.ShapeLowered, st1.ShapeRaised-st0.ShapeRaised, st1.ShapeBreaks-st0.ShapeBreaks, detect.ShapeBreakRule)
 
 	// (b) Raise: attack payloads in learned typed parameters.
 	set, err := LoadCRSSet(CRSSetPath)
 	if err != nil {
 		t.Skip(err)
 	}
-	var typed, untyped []slot
+	var scalar, enum, untyped []slot
 	for i := range held {
 		for _, s := range slots(&held[i]) {
 			sh, ok := prof.Shape(held[i].Where, held[i].Method, held[i].Path, s.part)
@@ -143,93 +144,102 @@ func TestShapesReport(t *testing.T) {
 			case !ok:
 			case sh.Type == "string":
 				untyped = append(untyped, s)
+			case sh.Type == "enum":
+				enum = append(enum, s)
 			default:
-				typed = append(typed, s)
+				scalar = append(scalar, s)
 			}
 		}
 	}
 	// Host requests without any finding of their own, so every finding
 	// counted is the payload's.
-	typed, untyped = quiet(base, typed), quiet(base, untyped)
+	scalar, enum, untyped = quiet(base, scalar), quiet(base, enum), quiet(base, untyped)
 	types := map[string]int{}
-	for _, s := range typed {
+	for _, s := range scalar {
 		sh, _ := prof.Shape(s.e.Where, s.e.Method, s.e.Path, s.part)
 		types[sh.Type]++
 	}
-	fmt.Printf("\nslots in held-back benign requests: %d typed %v, %d untyped (string)\n", len(typed), types, len(untyped))
-	if len(typed) == 0 || len(untyped) == 0 {
+	fmt.Printf("\nslots in held-back benign requests without findings: %d integer/number/boolean/uuid %v, %d enum, %d untyped (string)\n",
+		len(scalar), types, len(enum), len(untyped))
+	if len(scalar) == 0 || len(enum) == 0 || len(untyped) == 0 {
 		t.Fatal("no slots")
 	}
-	for _, heldBack := range []bool{false, true} {
-		type row struct{ n, wo, w, cwo, cw int }
-		rows := map[string]*row{}
-		all := &row{}
-		k := 0
-		var hist [4]int
-		for i := range set {
-			c := &set[i]
-			if c.HeldBack != heldBack {
-				continue
+	for _, g := range []struct {
+		name  string
+		typed []slot
+	}{{"integer/number/boolean/uuid", scalar}, {"enum", enum}} {
+		typed := g.typed
+		for _, heldBack := range []bool{false, true} {
+			type row struct{ n, wo, w, cwo, cw int }
+			rows := map[string]*row{}
+			all := &row{}
+			k := 0
+			var hist [4]int
+			for i := range set {
+				c := &set[i]
+				if c.HeldBack != heldBack {
+					continue
+				}
+				pay := payload(&c.Entry)
+				if pay == "" {
+					continue
+				}
+				k++
+				ts, us := typed[k%len(typed)], untyped[k%len(untyped)]
+				tr, ur := ts.with(pay), us.with(pay)
+				r := rows[c.Family]
+				if r == nil {
+					r = &row{}
+					rows[c.Family] = r
+				}
+				svc := ts.e.Where
+				mc := maxConfidence(base.Inspect(tr.Request(), svc))
+				switch {
+				case mc < 0:
+					hist[0]++
+				case mc < blockConfidence-shapeBonus:
+					hist[1]++
+				case mc < blockConfidence:
+					hist[2]++
+				default:
+					hist[3]++
+				}
+				if os.Getenv("AW_SHAPES_DEBUG") != "" && !heldBack && mc >= 70 && mc < blockConfidence {
+					sh, _ := prof.Shape(svc, ts.e.Method, ts.e.Path, ts.part)
+					fmt.Printf("DEBUG %s slot %s %+v\n  base %+v\n  shaped %+v\n", ts.e.ID, ts.part, sh, base.Inspect(tr.Request(), svc), shaped.Inspect(tr.Request(), svc))
+				}
+				wo := mc >= blockConfidence
+				w := maxConfidence(shaped.Inspect(tr.Request(), svc)) >= blockConfidence
+				cwo := maxConfidence(base.Inspect(ur.Request(), us.e.Where)) >= blockConfidence
+				cw := maxConfidence(shaped.Inspect(ur.Request(), us.e.Where)) >= blockConfidence
+				for _, x := range []*row{r, all} {
+					x.n++
+					x.wo += b2i(wo)
+					x.w += b2i(w)
+					x.cwo += b2i(cwo)
+					x.cw += b2i(cw)
+				}
 			}
-			pay := payload(&c.Entry)
-			if pay == "" {
-				continue
+			slice := "TUNING slice (70 %)"
+			if heldBack {
+				slice = "HELD-BACK slice (30 %)"
 			}
-			k++
-			ts, us := typed[k%len(typed)], untyped[k%len(untyped)]
-			tr, ur := ts.with(pay), us.with(pay)
-			r := rows[c.Family]
-			if r == nil {
-				r = &row{}
-				rows[c.Family] = r
+			fmt.Printf("\n%s payloads in %s slots, best finding without shapes: none %d, under %d %d, %d-%d (what a raise can lift) %d, >= %d %d\n",
+				slice, g.name, hist[0], blockConfidence-shapeBonus, hist[1], blockConfidence-shapeBonus, blockConfidence-1, hist[2], blockConfidence, hist[3])
+			fmt.Printf("\nCRS v4.25.0 %s payloads (query/form parameter values) placed in a learned %s parameter of a held-back benign request: TPR (confidence >= %d)\n", slice, g.name, blockConfidence)
+			fmt.Printf("| CRS file + class | n | typed slot, without shapes | typed slot, with shapes | control: string slot, without | string slot, with |\n|---|---:|---:|---:|---:|---:|\n")
+			fam := make([]string, 0, len(rows))
+			for f := range rows {
+				fam = append(fam, f)
 			}
-			svc := ts.e.Where
-			mc := maxConfidence(base.Inspect(tr.Request(), svc))
-			switch {
-			case mc < 0:
-				hist[0]++
-			case mc < blockConfidence-shapeBonus:
-				hist[1]++
-			case mc < blockConfidence:
-				hist[2]++
-			default:
-				hist[3]++
+			sort.Strings(fam)
+			for _, f := range append(fam, "ALL") {
+				r := all
+				if f != "ALL" {
+					r = rows[f]
+				}
+				fmt.Printf("| %s | %d | %s | %s | %s | %s |\n", f, r.n, pc(r.wo, r.n), pc(r.w, r.n), pc(r.cwo, r.n), pc(r.cw, r.n))
 			}
-			if os.Getenv("AW_SHAPES_DEBUG") != "" && !heldBack && mc >= 70 && mc < blockConfidence {
-				sh, _ := prof.Shape(svc, ts.e.Method, ts.e.Path, ts.part)
-				fmt.Printf("DEBUG %s slot %s %+v\n  base %+v\n  shaped %+v\n", ts.e.ID, ts.part, sh, base.Inspect(tr.Request(), svc), shaped.Inspect(tr.Request(), svc))
-			}
-			wo := mc >= blockConfidence
-			w := maxConfidence(shaped.Inspect(tr.Request(), svc)) >= blockConfidence
-			cwo := maxConfidence(base.Inspect(ur.Request(), us.e.Where)) >= blockConfidence
-			cw := maxConfidence(shaped.Inspect(ur.Request(), us.e.Where)) >= blockConfidence
-			for _, x := range []*row{r, all} {
-				x.n++
-				x.wo += b2i(wo)
-				x.w += b2i(w)
-				x.cwo += b2i(cwo)
-				x.cw += b2i(cw)
-			}
-		}
-		slice := "TUNING slice (70 %)"
-		if heldBack {
-			slice = "HELD-BACK slice (30 %)"
-		}
-		fmt.Printf("\n%s payloads in typed slots, best finding without shapes: none %d, under %d %d, %d-%d (what a raise can lift) %d, >= %d %d\n",
-			slice, hist[0], blockConfidence-shapeBonus, hist[1], blockConfidence-shapeBonus, blockConfidence-1, hist[2], blockConfidence, hist[3])
-		fmt.Printf("\nCRS v4.25.0 %s payloads (query/form parameter values) placed in a learned TYPED parameter of a held-back benign request: TPR (confidence >= %d)\n", slice, blockConfidence)
-		fmt.Printf("| CRS file + class | n | typed slot, without shapes | typed slot, with shapes | control: string slot, without | string slot, with |\n|---|---:|---:|---:|---:|---:|\n")
-		fam := make([]string, 0, len(rows))
-		for f := range rows {
-			fam = append(fam, f)
-		}
-		sort.Strings(fam)
-		for _, f := range append(fam, "ALL") {
-			r := all
-			if f != "ALL" {
-				r = rows[f]
-			}
-			fmt.Printf("| %s | %d | %s | %s | %s | %s |\n", f, r.n, pc(r.wo, r.n), pc(r.w, r.n), pc(r.cwo, r.n), pc(r.cw, r.n))
 		}
 	}
 }
