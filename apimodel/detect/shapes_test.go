@@ -382,3 +382,29 @@ func TestShapeBreakNotForEnums(t *testing.T) {
 		t.Errorf("suspect value in an enum: %+v", fs)
 	}
 }
+
+// TestProfilerConcurrent runs Inspect and Learn from several goroutines
+// (go test -race).
+func TestProfilerConcurrent(t *testing.T) {
+	p := NewProfiler()
+	d := shapeDetector(t, p)
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			for i := 0; i < 200; i++ {
+				r := get(fmt.Sprintf("/shop/items/%d/reviews?id=%d&sort=s%d&q=7--", i, i, i%3))
+				if g%2 == 0 {
+					r = jsonPost("/posts/1/comments", fmt.Sprintf(`{"comment":"<b>zzlow</b> %d","n":%d}`, i, i))
+				}
+				p.Learn(d, r, "svc", fmt.Sprint(g), d.Inspect(r, "svc"))
+			}
+			done <- true
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	if p.Stats().Learned == 0 {
+		t.Fatal("nothing learned")
+	}
+}
