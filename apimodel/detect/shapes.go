@@ -241,6 +241,9 @@ func isUUID(v string) bool {
 // per sweepEvery refusals, entries still below MinSamples are dropped to
 // make room. Past saturateAt learned requests, an endpoint learns from 1
 // request in sampleEvery.
+//
+// Start from NewProfiler: zero bounds are not defaults (a zero LearnBelow
+// or MaxServices learns nothing).
 type Profiler struct {
 	MinSamples       int
 	UsualMinSamples  int
