@@ -74,7 +74,9 @@ type Agent struct {
 	guard    *guard.Guard
 	ifaces   *iface.Manager
 
-	detector        *detect.Detector
+	detector *detect.Detector
+	// shapes learns parameter shapes for the detector (nil: off).
+	shapes          *detect.Profiler
 	kernelRuleNames map[uint32]kernelRuleName
 	portModes       string                          // last per-port overrides written to the kernel
 	budgetPorts     map[uint16]dpcapture.PortBudget // last per-port copy budgets written
@@ -209,7 +211,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		OnInvalidRequest: a.invalidRequestHook(),
 	}, a.base, a.onCall)
 
-	if a.detector, err = detect.New(detect.Config{RuleFiles: a.cfg.RuleFiles}, a.base); err != nil {
+	dcfg := detect.Config{RuleFiles: a.cfg.RuleFiles}
+	if a.shapes = a.cfg.Shapes.profiler(); a.shapes != nil {
+		dcfg.Shapes = a.shapes
+	}
+	if a.detector, err = detect.New(dcfg, a.base); err != nil {
 		return fmt.Errorf("detection rules: %w", err)
 	}
 	if err := a.loadSensors(); err != nil {
@@ -647,6 +653,9 @@ func (a *Agent) counters() map[string]uint64 {
 	}
 	if a.detector != nil {
 		flattenStats("detect", a.detector.Stats(), out)
+	}
+	if a.shapes != nil {
+		flattenStats("shapes", a.shapes.Stats(), out)
 	}
 	if a.model != nil {
 		st := a.model.Stats()

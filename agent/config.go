@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/apiwarden/apiwarden/apimodel/detect"
 	"github.com/apiwarden/apiwarden/apiserver"
 	"github.com/apiwarden/apiwarden/xds"
 )
@@ -95,6 +96,8 @@ type Config struct {
 	// RuleFiles are detection rule files added to (or overriding) the
 	// built-in rules.
 	RuleFiles []string `yaml:"ruleFiles"`
+	// Shapes is the detector's learned parameter shapes (see ShapesConfig).
+	Shapes ShapesConfig `yaml:"shapes"`
 	// DenyRules are method + path prefix denies compiled into the kernel.
 	DenyRules []DenyRule `yaml:"denyRules"`
 	// AutoBlock blocks a source at the guard after Threshold findings
@@ -226,6 +229,56 @@ type DenyRule struct {
 	Port       uint16 `yaml:"port"` // 0: every port
 }
 
+// ShapesConfig tunes the detector's parameter-shape learner
+// (detect.Profiler). It learns, per service and endpoint, each
+// parameter's type and the rule classes its values routinely trigger,
+// from requests without a cut-grade finding; findings on a value that
+// breaks a learned integer/uuid/enum parameter gain confidence, findings
+// of a class a text parameter routinely carries lose some (never those at
+// 95 or more). Zero values take the detect.DefaultShape* defaults.
+type ShapesConfig struct {
+	// Disabled turns the learner off: findings keep the rules' confidence.
+	Disabled bool `yaml:"disabled"`
+	// MinSamples is how many values a parameter needs before its shape is
+	// used (0: 20; at least 5).
+	MinSamples int `yaml:"minSamples"`
+	// UsualMinClients is how many distinct clients must have sent values
+	// that trigger a class before it lowers confidence (0: 3).
+	UsualMinClients int `yaml:"usualMinClients"`
+	// MaxParams bounds the parameters learned in all (0: 50000).
+	MaxParams int `yaml:"maxParams"`
+}
+
+// profiler returns the learner c configures, nil when disabled.
+func (c ShapesConfig) profiler() *detect.Profiler {
+	if c.Disabled {
+		return nil
+	}
+	p := detect.NewProfiler()
+	if c.MinSamples > 0 {
+		p.MinSamples = c.MinSamples
+	}
+	if c.UsualMinClients > 0 {
+		p.UsualMinClients = c.UsualMinClients
+	}
+	if c.MaxParams > 0 {
+		p.MaxTotalParams = c.MaxParams
+	}
+	return p
+}
+
+func (c ShapesConfig) validate() error {
+	switch {
+	case c.MinSamples != 0 && c.MinSamples < 5:
+		return fmt.Errorf("shapes.minSamples %d: must be 0 (default %d) or at least 5", c.MinSamples, detect.DefaultShapeMinSamples)
+	case c.UsualMinClients < 0:
+		return fmt.Errorf("shapes.usualMinClients %d: must not be negative", c.UsualMinClients)
+	case c.MaxParams < 0:
+		return fmt.Errorf("shapes.maxParams %d: must not be negative", c.MaxParams)
+	}
+	return nil
+}
+
 // AutoBlock configures automatic source blocking.
 type AutoBlock struct {
 	Threshold int           `yaml:"threshold"` // 0 disables
@@ -293,6 +346,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := validTLSScope(c.TLSProbeScope); err != nil {
+		return err
+	}
+	if err := c.Shapes.validate(); err != nil {
 		return err
 	}
 	for svc, m := range c.ServiceModes {

@@ -22,18 +22,21 @@ func TestDefaultIsValid(t *testing.T) {
 
 func TestValidateNamesTheBadSetting(t *testing.T) {
 	cases := map[string]func(*Config){
-		"mode":              func(c *Config) { c.Mode = "block" },
-		`service "shop"`:    func(c *Config) { c.ServiceModes = map[string]Mode{"shop": "enforce"} },
-		"api-addr":          func(c *Config) { c.APIAddr = "9464" },
-		"chunk-max":         func(c *Config) { c.ChunkMax = 1 << 20 },
-		"ring-buffer-bytes": func(c *Config) { c.RingBufferBytes = 5000 },
-		"max-flows":         func(c *Config) { c.MaxFlows = 1 },
-		"ports":             func(c *Config) { c.Ports = make([]uint16, 17) },
-		"denyRules[0]":      func(c *Config) { c.DenyRules = []DenyRule{{PathPrefix: "admin"}} },
-		"autoBlock":         func(c *Config) { c.AutoBlock = AutoBlock{Threshold: 3} },
-		"poll-interval":     func(c *Config) { c.PollInterval = time.Hour },
-		"memory-limit":      func(c *Config) { c.MemoryLimitBytes = 1 },
-		"tlsProbeScope":     func(c *Config) { c.TLSProbeScope = "pid" },
+		"mode":                   func(c *Config) { c.Mode = "block" },
+		`service "shop"`:         func(c *Config) { c.ServiceModes = map[string]Mode{"shop": "enforce"} },
+		"api-addr":               func(c *Config) { c.APIAddr = "9464" },
+		"chunk-max":              func(c *Config) { c.ChunkMax = 1 << 20 },
+		"ring-buffer-bytes":      func(c *Config) { c.RingBufferBytes = 5000 },
+		"max-flows":              func(c *Config) { c.MaxFlows = 1 },
+		"ports":                  func(c *Config) { c.Ports = make([]uint16, 17) },
+		"denyRules[0]":           func(c *Config) { c.DenyRules = []DenyRule{{PathPrefix: "admin"}} },
+		"autoBlock":              func(c *Config) { c.AutoBlock = AutoBlock{Threshold: 3} },
+		"poll-interval":          func(c *Config) { c.PollInterval = time.Hour },
+		"memory-limit":           func(c *Config) { c.MemoryLimitBytes = 1 },
+		"tlsProbeScope":          func(c *Config) { c.TLSProbeScope = "pid" },
+		"shapes.minSamples":      func(c *Config) { c.Shapes.MinSamples = 3 },
+		"shapes.usualMinClients": func(c *Config) { c.Shapes.UsualMinClients = -1 },
+		"shapes.maxParams":       func(c *Config) { c.Shapes.MaxParams = -1 },
 	}
 	for want, mutate := range cases {
 		c := Default()

@@ -41,6 +41,7 @@ func pipelineCounterNames() []string {
 	flattenStats("iface", iface.Stats{}, out)
 	flattenStats("events", EventStats{}, out)
 	flattenStats("detect", detect.Stats{}, out)
+	flattenStats("shapes", detect.ProfilerStats{}, out)
 	for _, n := range []string{"agent_recovered_panics", "agent_learn_queued", "agent_learn_inline", "agent_learn_waiting", "tls_probed_files", "tls_attach_points",
 		"tls_attach_points_slow", "tls_attach_queue_dropped"} {
 		out[n] = 0

@@ -241,6 +241,9 @@ var gaugeNames = map[string]bool{
 	"tls_attach_points_slow": true,
 	"behavior_endpoints":     true,
 	"behavior_clients":       true,
+	"shapes_services":        true,
+	"shapes_endpoints":       true,
+	"shapes_params":          true,
 }
 
 // attack counts one finding. Classes and actions come from the rule set and

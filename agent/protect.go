@@ -104,6 +104,21 @@ func (a *Agent) inspect(client, server netip.AddrPort, r *call.Request, service 
 	}
 	endpoint := r.Method + " " + r.Path
 	a.act(client, server, service, r.Start, endpoint, findings)
+	a.learnShapes(client, r, service, findings)
+}
+
+// learnShapes feeds a request without a cut-grade finding to the shape
+// learner (the profiler also refuses anything at or above its own
+// threshold, with its lowering undone). The client is the source address:
+// a class becomes usual for a parameter only from several of them.
+func (a *Agent) learnShapes(client netip.AddrPort, r *call.Request, service string, findings []detect.Finding) {
+	if a.shapes == nil {
+		return
+	}
+	if _, cut := verdict.DefaultPolicy.CutGrade(findings); cut {
+		return
+	}
+	a.shapes.Learn(a.detector, r, service, client.Addr().String(), findings)
 }
 
 // onInvalidRequest handles a request head the parser rejected: the server

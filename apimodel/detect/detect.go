@@ -150,6 +150,9 @@ type Stats struct {
 	SecondStage  uint64
 	ShapeLowered uint64
 	ShapeRaised  uint64
+	// ShapeBreaks counts ShapeBreakRule findings: a suspect value that
+	// broke a learned typed parameter with no rule matching it.
+	ShapeBreaks uint64
 	// ProseLowered counts shell findings demoted because the command sat
 	// in a markdown code span of natural-language text.
 	ProseLowered uint64
@@ -186,11 +189,11 @@ type Detector struct {
 
 	scratch sync.Pool
 
-	requests, findings, partsInspected, bytesInspected atomic.Uint64
-	bytesLimitHits, partsLimitHits, depthLimitHits     atomic.Uint64
-	findingsDropped, anchorLimitHits                   atomic.Uint64
-	secondStage, shapeLowered, shapeRaised             atomic.Uint64
-	proseLowered                                       atomic.Uint64
+	requests, findings, partsInspected, bytesInspected  atomic.Uint64
+	bytesLimitHits, partsLimitHits, depthLimitHits      atomic.Uint64
+	findingsDropped, anchorLimitHits                    atomic.Uint64
+	secondStage, shapeLowered, shapeRaised, shapeBreaks atomic.Uint64
+	proseLowered                                        atomic.Uint64
 }
 
 type override struct {
@@ -214,6 +217,9 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 	setDefault(&cfg.MaxHeaderCount, DefaultMaxHeaderCount)
 	setDefault(&cfg.Paranoia, DefaultParanoia)
 	setDefault(&cfg.SecondStageSkip, DefaultSecondStageSkip)
+	if p, ok := cfg.Shapes.(*Profiler); ok && p == nil {
+		cfg.Shapes = nil // a nil *Profiler is no shapes, not a nil call
+	}
 	if cfg.Paranoia > 4 {
 		return nil, fmt.Errorf("paranoia level %d not in 1..4", cfg.Paranoia)
 	}
@@ -454,6 +460,7 @@ func (d *Detector) Stats() Stats {
 		SecondStage:     d.secondStage.Load(),
 		ShapeLowered:    d.shapeLowered.Load(),
 		ShapeRaised:     d.shapeRaised.Load(),
+		ShapeBreaks:     d.shapeBreaks.Load(),
 		ProseLowered:    d.proseLowered.Load(),
 	}
 }

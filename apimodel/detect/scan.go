@@ -39,9 +39,22 @@ type scan struct {
 	// values holds, per finding, the decoded value it was found in (for
 	// the shape adjustment).
 	values []string
-	// learn, when set, receives every inspected value (Profiler.Learn).
-	learn func(part string, decoded string)
+	// suspects holds the values with a suspect keyword hit, when shapes
+	// are configured (a typed parameter breaking its type with one is a
+	// finding, see adjust).
+	suspects []suspectHit
+	// learn, when set, receives every value instead of the rules
+	// (Profiler.Learn walks a request without matching it).
+	learn func(p *partRef, raw string, plus bool)
 }
+
+type suspectHit struct {
+	part, value, class string
+	sensitive          bool
+}
+
+// maxSuspects bounds the suspect values kept per request.
+const maxSuspects = 16
 
 type jsonSeg struct {
 	key string
@@ -97,6 +110,7 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 	s.d, s.req, s.disabled = d, req, disabled
 	s.findings = nil
 	s.values = s.values[:0]
+	s.suspects = s.suspects[:0]
 	s.suspect = false
 	s.learn = nil
 	s.budget = d.cfg.MaxInspectBytes
@@ -112,8 +126,10 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 }
 
 func (s *scan) run() {
-	s.requestRules()
-	s.path()
+	if s.learn == nil {
+		s.requestRules()
+		s.path()
+	}
 	s.query(s.req.RawQuery, KindQuery, "query:", "query-name:")
 	s.headers()
 	s.body()
@@ -187,7 +203,8 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 	s.parts++
 	s.bytes += len(raw)
 	if s.learn != nil {
-		s.learn(p.String(), decode(raw, plus, s.d.cfg.MaxDecodePasses))
+		s.learn(p, raw, plus)
+		return true
 	}
 	if s.d.skipInert && inertToken(raw) {
 		s.tokens(p, raw)
@@ -245,7 +262,7 @@ func (s *scan) nextGen() {
 // tokens matches the Tokens rules' keywords on a single-token value or a
 // plain name, which the full pass skips.
 func (s *scan) tokens(p *partRef, raw string) {
-	if s.d.tokAC.count() == 0 {
+	if s.d.tokAC.count() == 0 || s.learn != nil {
 		return
 	}
 	s.canon = canonical(s.canon[:0], raw)
@@ -288,6 +305,12 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 	if r.Suspect {
 		s.stamp[ri] = s.gen
 		s.suspect = true
+		if s.d.cfg.Shapes != nil && len(s.suspects) < maxSuspects && p.kind&(mustBit(KindPath)|mustBit(KindKey)) == 0 {
+			if *name == "" {
+				*name = p.String()
+			}
+			s.suspects = append(s.suspects, suspectHit{part: *name, value: decoded, class: r.Class, sensitive: p.sensitive})
+		}
 		return
 	}
 	if !r.Anchor {
@@ -801,13 +824,20 @@ func (w *jsonWalker) val() bool {
 		}
 		return true
 	default:
-		// number, true, false, null: nothing an attacker can inject.
+		// number, true, false, null: nothing an attacker can inject,
+		// but the profiler learns a field's type from them.
+		start := w.pos
 		for w.pos < len(w.data) {
 			c := w.data[w.pos]
 			if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t' {
 				break
 			}
 			w.pos++
+		}
+		if w.s.learn != nil && !w.stop {
+			if lit := string(w.data[start:w.pos]); lit != "null" {
+				w.s.learn(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true}, lit, false)
+			}
 		}
 		return true
 	}

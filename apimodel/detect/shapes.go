@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"hash/fnv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
@@ -26,19 +28,25 @@ type Shape struct {
 	MaxLen int
 	// Usual lists the rule classes that this parameter's everyday values
 	// trigger at low confidence (HTML in a CMS body: "xss"; SQL in a query
-	// console: "sqli").
+	// console: "sqli"). "cmdi" and "rce" are one family here.
 	Usual []string
 }
 
 // Confidence changes applied by adjust.
 const (
 	// shapeFitPenalty is taken from a finding whose class the parameter
-	// usually carries: enough to drop a confidence-85 rule under the
-	// block threshold, not enough to silence a 95.
+	// usually carries: a rule at 85-94 drops to 65-74, under the block
+	// threshold (85) but still reported.
 	shapeFitPenalty = 20
+	// shapeLowerCeiling: findings at or above it are never lowered. The
+	// rules that reach 95 match attack syntax no benign value needs, and
+	// an attacker who managed to make a class "usual" for a parameter
+	// must still get past them.
+	shapeLowerCeiling = 95
 	// shapeBreakBonus is added when a value breaks a learned integer,
-	// uuid, boolean or enum parameter: such a parameter has no reason to
-	// carry quotes, spaces or markup.
+	// number, uuid, boolean or enum parameter: such a parameter has no
+	// reason to carry quotes, spaces or markup, so a rule at 70-84 on it
+	// is raised to 85-99.
 	shapeBreakBonus = 15
 )
 
@@ -67,35 +75,107 @@ func (sh *Shape) Fits(v string) bool {
 func (sh *Shape) typed() bool { return sh.Type != "" && sh.Type != "string" }
 
 func (sh *Shape) usual(class string) bool {
+	class = classFamily(class)
 	for _, c := range sh.Usual {
-		if c == class {
+		if classFamily(c) == class {
 			return true
 		}
 	}
 	return false
 }
 
-// adjust applies the learned shapes to the request's findings.
+// classFamily folds the classes that describe one attack: OS command
+// rules are split into "rce" (commands) and "cmdi" (shell syntax), and a
+// text field that routinely shows one shows the other.
+func classFamily(c string) string {
+	if c == "cmdi" {
+		return "rce"
+	}
+	return c
+}
+
+// lowers reports whether sh lowers a finding of class at confidence conf.
+func (sh *Shape) lowers(class string, conf int) bool {
+	return !sh.typed() && conf < shapeLowerCeiling && sh.usual(class)
+}
+
+// ShapeBreakRule is the rule id of the finding adjust adds when a value
+// breaks a learned integer, number, boolean or uuid parameter (not an
+// enum) and hits a suspect keyword (SQL, shell, script, file... syntax)
+// but no rule.
+const ShapeBreakRule = "shape-type-break"
+
+// shapeBreakConfidence is that finding's confidence: the block threshold.
+// A typed parameter has no use for attack syntax, and a benign client
+// sends what the type says.
+const shapeBreakConfidence = 85
+
+// adjust applies the learned shapes to the request's findings. Findings
+// without a value (request-level rules) and on the path are left alone.
 func (s *scan) adjust(service string) {
 	sh := s.d.cfg.Shapes
-	if sh == nil || len(s.findings) == 0 {
+	if sh == nil {
+		return
+	}
+	s.breaks(service, sh)
+	if len(s.findings) == 0 {
 		return
 	}
 	for i := range s.findings {
 		f := &s.findings[i]
+		v := s.values[i]
+		if v == "" || f.Part == "path" {
+			continue
+		}
 		shape, ok := sh.Shape(service, s.req.Method, s.req.Path, f.Part)
 		if !ok {
 			continue
 		}
-		v := s.values[i]
 		switch {
 		case shape.typed() && !shape.Fits(strings.TrimSpace(v)):
 			f.Confidence = min(100, f.Confidence+shapeBreakBonus)
 			s.d.shapeRaised.Add(1)
-		case !shape.typed() && shape.usual(f.Class):
+		case shape.lowers(f.Class, f.Confidence):
 			f.Confidence = max(0, f.Confidence-shapeFitPenalty)
 			s.d.shapeLowered.Add(1)
 		}
+	}
+}
+
+// breaks adds a ShapeBreakRule finding for each suspect value that breaks
+// its parameter's learned type and that no rule reported.
+func (s *scan) breaks(service string, sh Shapes) {
+next:
+	for i, h := range s.suspects {
+		for _, g := range s.suspects[:i] {
+			if g.part == h.part && g.value == h.value {
+				continue next
+			}
+		}
+		for _, f := range s.findings {
+			if f.Part == h.part {
+				continue next
+			}
+		}
+		shape, ok := sh.Shape(service, s.req.Method, s.req.Path, h.part)
+		// Not for enums: a text field that carried few values while it
+		// was learned looks like one, and its next benign value should
+		// not be blocked for a "--" or a newline.
+		if !ok || !shape.typed() || shape.Type == "enum" || shape.Fits(strings.TrimSpace(h.value)) {
+			continue
+		}
+		if len(s.findings) >= s.d.cfg.MaxFindings {
+			s.d.findingsDropped.Add(1)
+			return
+		}
+		s.findings = append(s.findings, Finding{
+			RuleID: ShapeBreakRule, Class: h.class, Severity: SeverityHigh, Confidence: shapeBreakConfidence,
+			Part: h.part, Excerpt: s.excerpt(h.value, 0, h.sensitive),
+			Description: "value breaks the learned " + shape.Type + " type of this parameter and carries " + h.class + " syntax",
+		})
+		// Not adjusted again below: its value is not kept.
+		s.values = append(s.values, "")
+		s.d.shapeBreaks.Add(1)
 	}
 }
 
@@ -137,36 +217,131 @@ func isUUID(v string) bool {
 }
 
 // Profiler learns parameter shapes per service, method and path template
-// from requests the caller trusts (Learn), and serves them as Shapes. It
-// is bounded: MaxParams parameters, maxEnum values per parameter.
+// from requests the caller trusts (Learn), and serves them as Shapes.
+//
+// Learned: a parameter's type is used once it has MinSamples values; a
+// value of another type in more than 1 % of them makes it a string. A
+// class is "usual" for a parameter (findings of it are lowered) only when
+// the parameter has UsualMinSamples values, at least 1/usualShare of them
+// triggered the class, and those came as UsualMinDistinct distinct values
+// from UsualMinClients distinct clients.
+//
+// Poisoning: Learn ignores every request with a finding at or above
+// LearnBelow (before this profiler's own lowering), so a class becomes
+// usual only from findings that would not have blocked anyway; findings
+// at or above shapeLowerCeiling are never lowered; and many distinct
+// values from several clients are needed. Learning can only make a typed
+// parameter untyped (back to no raise), never silence a 95.
+//
+// Memory is bounded: MaxServices services, MaxEndpoints method+path
+// templates per service, MaxParams parameters per endpoint and
+// MaxTotalParams in all; each parameter keeps at most maxEnum values of
+// at most maxEnumLen bytes and maxDistinct hashes per class. When a table
+// is full, new entries are refused (counted in Stats) and, at most once
+// per sweepEvery refusals, entries still below MinSamples are dropped to
+// make room. Past saturateAt learned requests, an endpoint learns from 1
+// request in sampleEvery.
+//
+// Start from NewProfiler: zero bounds are not defaults (a zero LearnBelow
+// or MaxServices learns nothing).
 type Profiler struct {
-	// MinSamples is how many values a parameter needs before its shape is
-	// used; Usual classes need to occur in 1/UsualShare of them.
-	MinSamples int
-	MaxParams  int
+	MinSamples       int
+	UsualMinSamples  int
+	UsualMinDistinct int
+	// UsualMinClients is the number of distinct clients whose values must
+	// trigger a class; 0 turns the client condition off (the client of a
+	// request is then unknown, as in bench/detect).
+	UsualMinClients int
+	LearnBelow      int
+	MaxServices     int
+	MaxEndpoints    int
+	MaxParams       int
+	MaxTotalParams  int
 
-	mu     sync.RWMutex
-	params map[string]*paramProfile
+	mu       sync.RWMutex
+	services map[string]*svcProfile
+	total    int
+	stats    ProfilerStats
 }
 
+// ProfilerStats counts the profiler's work.
+type ProfilerStats struct {
+	Learned   uint64 // requests learned from
+	Skipped   uint64 // requests not learned: a finding at or above LearnBelow
+	Services  uint64
+	Endpoints uint64
+	Params    uint64
+	// Refused counts services, endpoints or parameters not added because
+	// a table was full; Swept counts unlearned entries dropped for room.
+	Refused uint64
+	Swept   uint64
+}
+
+// Defaults of NewProfiler.
 const (
-	maxEnum         = 8
-	usualShare      = 5 // a class is usual when >= 1/5 of values trigger it
-	defaultMinSamp  = 10
-	defaultMaxParam = 50000
+	DefaultShapeMinSamples       = 20
+	DefaultShapeUsualMinSamples  = 50
+	DefaultShapeUsualMinDistinct = 8
+	DefaultShapeUsualMinClients  = 3
+	DefaultShapeMaxServices      = 256
+	DefaultShapeMaxEndpoints     = 2048
+	DefaultShapeMaxParams        = 256
+	DefaultShapeMaxTotalParams   = 50000
 )
+
+const (
+	maxEnum     = 8
+	maxEnumLen  = 32
+	maxDistinct = 16
+	// usualShare: a class is usual when >= 1/usualShare of values trigger it.
+	usualShare = 5
+	// maxKeyLen bounds a path template or a part name the profiler keeps.
+	maxKeyLen = 256
+	// decayAt halves a parameter's counts, so old traffic fades.
+	decayAt    = 1 << 16
+	sweepEvery = 1024
+	// saturateAt and sampleEvery: see Profiler.sample.
+	saturateAt  = 1000
+	sampleEvery = 16
+)
+
+type svcProfile struct {
+	endpoints map[string]*endpointProfile
+	refused   int
+}
+
+type endpointProfile struct {
+	requests int
+	seen     atomic.Uint32 // requests offered past saturateAt
+	params   map[string]*paramProfile
+	refused  int
+}
 
 type paramProfile struct {
 	n                        int
 	ints, nums, bools, uuids int
-	values                   []string // up to maxEnum+1 distinct
+	values                   []string // up to maxEnum distinct short values
+	open                     bool     // more or longer values than an enum keeps
 	maxLen                   int
-	classes                  map[string]int
+	classes                  []classCount
 }
 
-// NewProfiler returns an empty profiler with default bounds.
+type classCount struct {
+	class   string
+	n       int
+	values  []uint32 // distinct value hashes, up to maxDistinct
+	clients []uint32
+}
+
+// NewProfiler returns an empty profiler with the default bounds.
 func NewProfiler() *Profiler {
-	return &Profiler{MinSamples: defaultMinSamp, MaxParams: defaultMaxParam, params: map[string]*paramProfile{}}
+	return &Profiler{
+		MinSamples: DefaultShapeMinSamples, UsualMinSamples: DefaultShapeUsualMinSamples,
+		UsualMinDistinct: DefaultShapeUsualMinDistinct, UsualMinClients: DefaultShapeUsualMinClients,
+		LearnBelow: DefaultSecondStageSkip, MaxServices: DefaultShapeMaxServices,
+		MaxEndpoints: DefaultShapeMaxEndpoints, MaxParams: DefaultShapeMaxParams,
+		MaxTotalParams: DefaultShapeMaxTotalParams,
+	}
 }
 
 // templatePath replaces id-like segments (numbers, uuids, long hex or
@@ -212,89 +387,267 @@ func partKey(part string) string {
 	return b.String()
 }
 
-func profileKey(service, method, path, part string) string {
-	return service + " " + method + " " + templatePath(path) + " " + partKey(part)
-}
+func endpointKey(method, path string) string { return method + " " + templatePath(path) }
 
 // Shape implements Shapes.
 func (p *Profiler) Shape(service, method, path, part string) (Shape, bool) {
-	p.mu.RLock()
-	pp := p.params[profileKey(service, method, path, part)]
-	var sh Shape
-	ok := pp != nil && pp.n >= p.MinSamples
-	if ok {
-		sh = pp.shape()
+	if p == nil {
+		return Shape{}, false
 	}
-	p.mu.RUnlock()
-	return sh, ok
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	pp := p.lookup(service, endpointKey(method, path), partKey(part))
+	if pp == nil || pp.n < max(1, p.MinSamples) {
+		return Shape{}, false
+	}
+	return pp.shape(p), true
 }
 
-func (pp *paramProfile) shape() Shape {
+func (p *Profiler) lookup(service, ep, part string) *paramProfile {
+	sp := p.services[service]
+	if sp == nil {
+		return nil
+	}
+	e := sp.endpoints[ep]
+	if e == nil {
+		return nil
+	}
+	return e.params[part]
+}
+
+func (pp *paramProfile) shape(p *Profiler) Shape {
 	sh := Shape{Type: "string", MaxLen: pp.maxLen}
+	fits := func(k int) bool { return (pp.n-k)*100 <= pp.n }
 	switch {
-	case pp.ints == pp.n:
+	case fits(pp.ints):
 		sh.Type = "integer"
-	case pp.nums == pp.n:
+	case fits(pp.nums):
 		sh.Type = "number"
-	case pp.bools == pp.n:
+	case fits(pp.bools):
 		sh.Type = "boolean"
-	case pp.uuids == pp.n:
+	case fits(pp.uuids):
 		sh.Type = "uuid"
-	case len(pp.values) <= maxEnum && pp.n >= 4*len(pp.values):
+	case !pp.open && len(pp.values) > 0 && pp.n >= 4*len(pp.values):
 		sh.Type = "enum"
 		sh.Enum = pp.values
 	}
-	for c, k := range pp.classes {
-		if k*usualShare >= pp.n {
-			sh.Usual = append(sh.Usual, c)
+	if pp.n < p.UsualMinSamples {
+		return sh
+	}
+	for _, c := range pp.classes {
+		if c.n*usualShare >= pp.n && len(c.values) >= p.UsualMinDistinct && len(c.clients) >= p.UsualMinClients {
+			sh.Usual = append(sh.Usual, c.class)
 		}
 	}
 	return sh
 }
 
-// Learn records the values of req (of service) as normal for their
-// endpoint, and the classes of the findings they trigger. Feed it traffic
-// the caller trusts (a warm-up window, or requests no rule blocked):
-// whatever it learns lowers confidence later.
-func (p *Profiler) Learn(d *Detector, req *call.Request, service string) {
-	type seen struct{ part, v string }
+// Learn records the values of req (of service, from client; "" when
+// unknown) as normal for their endpoint, with the classes of findings,
+// the findings d.Inspect returned for req. A request with a finding at
+// or above LearnBelow teaches nothing; it reports whether req was
+// learned. Only query, form, JSON, cookie, header and multipart values
+// are learned (not the path, which is the endpoint, nor names).
+func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string, findings []Finding) bool {
+	if req == nil {
+		return false
+	}
+	ep := endpointKey(req.Method, req.Path)
+	if len(ep) > maxKeyLen {
+		return false
+	}
+	if !p.sample(service, ep) {
+		return false
+	}
+	if p.blocks(service, ep, findings) {
+		p.mu.Lock()
+		p.stats.Skipped++
+		p.mu.Unlock()
+		return false
+	}
+	type seen struct {
+		part, v   string
+		sensitive bool
+	}
 	var vals []seen
 	s := d.scratch.Get().(*scan)
 	s.reset(d, req, d.maskFor(service, req.Path))
-	s.learn = func(part, v string) { vals = append(vals, seen{part, v}) }
+	s.learn = func(pr *partRef, raw string, plus bool) {
+		if pr.kind&(mustBit(KindPath)|mustBit(KindKey)) != 0 {
+			return
+		}
+		vals = append(vals, seen{pr.String(), decode(raw, plus, d.cfg.MaxDecodePasses), pr.sensitive})
+	}
 	s.run()
 	s.learn = nil
-	findings := s.findings
 	s.findings = nil
 	d.scratch.Put(s)
 
+	clientHash := hash32(client)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, sv := range vals {
-		k := profileKey(service, req.Method, req.Path, sv.part)
-		pp := p.params[k]
-		if pp == nil {
-			if len(p.params) >= p.MaxParams {
-				continue
-			}
-			pp = &paramProfile{}
-			p.params[k] = pp
-		}
-		pp.add(sv.v)
+	p.stats.Learned++
+	e := p.endpoint(service, ep)
+	if e == nil {
+		return true
 	}
-	for _, f := range findings {
-		pp := p.params[profileKey(service, req.Method, req.Path, f.Part)]
+	e.requests++
+	for _, sv := range vals {
+		if pp := p.param(e, partKey(sv.part)); pp != nil {
+			pp.add(sv.v, sv.sensitive)
+		}
+	}
+	// A class counts once per part and request, with the value it came from.
+	for i, f := range findings {
+		k := partKey(f.Part)
+		dup := false
+		for _, g := range findings[:i] {
+			if classFamily(g.Class) == classFamily(f.Class) && partKey(g.Part) == k {
+				dup = true
+				break
+			}
+		}
+		if dup {
+			continue
+		}
+		pp := e.params[k]
 		if pp == nil {
 			continue
 		}
-		if pp.classes == nil {
-			pp.classes = map[string]int{}
+		v := ""
+		for _, sv := range vals {
+			if sv.part == f.Part {
+				v = sv.v
+				break
+			}
 		}
-		pp.classes[f.Class]++
+		pp.addClass(classFamily(f.Class), hash32(v), clientHash, client != "")
 	}
+	return true
 }
 
-func (pp *paramProfile) add(v string) {
+// sample reports whether a request of ep is walked: every one until the
+// endpoint has learned from saturateAt requests, then 1 in sampleEvery,
+// so a busy endpoint's learning costs little and its shapes still follow
+// changes.
+func (p *Profiler) sample(service, ep string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	sp := p.services[service]
+	if sp == nil {
+		return true
+	}
+	e := sp.endpoints[ep]
+	if e == nil || e.requests < saturateAt {
+		return true
+	}
+	return e.seen.Add(1)%sampleEvery == 0
+}
+
+// blocks reports whether findings hold one at or above LearnBelow, with
+// this profiler's own lowering undone.
+func (p *Profiler) blocks(service, ep string, findings []Finding) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, f := range findings {
+		conf := f.Confidence
+		if pp := p.lookup(service, ep, partKey(f.Part)); pp != nil && pp.n >= max(1, p.MinSamples) {
+			if sh := pp.shape(p); !sh.typed() && sh.usual(f.Class) && conf+shapeFitPenalty < shapeLowerCeiling {
+				conf += shapeFitPenalty
+			}
+		}
+		if conf >= p.LearnBelow {
+			return true
+		}
+	}
+	return false
+}
+
+// endpoint returns the profile of ep of service, creating both within
+// bounds; nil when a table is full.
+func (p *Profiler) endpoint(service, ep string) *endpointProfile {
+	if p.services == nil {
+		p.services = map[string]*svcProfile{}
+	}
+	sp := p.services[service]
+	if sp == nil {
+		if len(p.services) >= p.MaxServices {
+			p.stats.Refused++
+			return nil
+		}
+		sp = &svcProfile{endpoints: map[string]*endpointProfile{}}
+		p.services[service] = sp
+		p.stats.Services++
+	}
+	e := sp.endpoints[ep]
+	if e != nil {
+		return e
+	}
+	if len(sp.endpoints) >= p.MaxEndpoints {
+		p.stats.Refused++
+		if sp.refused++; sp.refused%sweepEvery == 0 {
+			for k, x := range sp.endpoints {
+				if x.requests < p.MinSamples {
+					p.total -= len(x.params)
+					p.stats.Params -= uint64(len(x.params))
+					p.stats.Endpoints--
+					p.stats.Swept++
+					delete(sp.endpoints, k)
+				}
+			}
+		}
+		if len(sp.endpoints) >= p.MaxEndpoints {
+			return nil
+		}
+	}
+	e = &endpointProfile{params: map[string]*paramProfile{}}
+	sp.endpoints[ep] = e
+	p.stats.Endpoints++
+	return e
+}
+
+func (p *Profiler) param(e *endpointProfile, k string) *paramProfile {
+	pp := e.params[k]
+	if pp != nil {
+		return pp
+	}
+	if len(k) > maxKeyLen {
+		return nil
+	}
+	if len(e.params) >= p.MaxParams || p.total >= p.MaxTotalParams {
+		p.stats.Refused++
+		if e.refused++; e.refused%sweepEvery == 0 {
+			for k, x := range e.params {
+				if x.n < p.MinSamples {
+					delete(e.params, k)
+					p.total--
+					p.stats.Params--
+					p.stats.Swept++
+				}
+			}
+		}
+		if len(e.params) >= p.MaxParams || p.total >= p.MaxTotalParams {
+			return nil
+		}
+	}
+	pp = &paramProfile{}
+	e.params[k] = pp
+	p.total++
+	p.stats.Params++
+	return pp
+}
+
+// Stats returns the profiler's counters.
+func (p *Profiler) Stats() ProfilerStats {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.stats
+}
+
+func (pp *paramProfile) add(v string, sensitive bool) {
+	if pp.n >= decayAt {
+		pp.decay()
+	}
 	pp.n++
 	pp.maxLen = max(pp.maxLen, len(v))
 	switch {
@@ -308,12 +661,65 @@ func (pp *paramProfile) add(v string) {
 	case isUUID(v):
 		pp.uuids++
 	}
-	if len(pp.values) <= maxEnum && len(v) <= 64 {
-		for _, e := range pp.values {
-			if e == v {
-				return
-			}
-		}
-		pp.values = append(pp.values, v)
+	if pp.open {
+		return
 	}
+	for _, e := range pp.values {
+		if e == v {
+			return
+		}
+	}
+	// Secrets are never kept; long or many values make it open.
+	if sensitive || len(v) > maxEnumLen || len(pp.values) >= maxEnum {
+		pp.open, pp.values = true, nil
+		return
+	}
+	pp.values = append(pp.values, strings.Clone(v))
+}
+
+func (pp *paramProfile) decay() {
+	pp.n /= 2
+	pp.ints /= 2
+	pp.nums /= 2
+	pp.bools /= 2
+	pp.uuids /= 2
+	for i := range pp.classes {
+		pp.classes[i].n /= 2
+	}
+}
+
+func (pp *paramProfile) addClass(class string, vh, ch uint32, known bool) {
+	var c *classCount
+	for i := range pp.classes {
+		if pp.classes[i].class == class {
+			c = &pp.classes[i]
+		}
+	}
+	if c == nil {
+		pp.classes = append(pp.classes, classCount{class: class})
+		c = &pp.classes[len(pp.classes)-1]
+	}
+	c.n++
+	c.values = addDistinct(c.values, vh)
+	if known {
+		c.clients = addDistinct(c.clients, ch)
+	}
+}
+
+func addDistinct(s []uint32, h uint32) []uint32 {
+	if len(s) >= maxDistinct {
+		return s
+	}
+	for _, x := range s {
+		if x == h {
+			return s
+		}
+	}
+	return append(s, h)
+}
+
+func hash32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
