@@ -72,11 +72,28 @@ volatile const __u32 budgets_on = 0;
  * whose head starts inside a segment (pipelining) is not seen: it stays
  * under the budget of the message before it, and a skip there is a gap to
  * the parser, which resynchronises. Streams that never start a message
- * (HTTP/2 from its "PRI *" preface on, TLS records, other protocols) keep
- * no state and are copied as before. */
+ * (HTTP/2 from its "PRI *" preface on, other protocols) keep no state and
+ * are copied as before.
+ *
+ * TLS ciphertext is the exception: userspace ignores a flow direction whose
+ * first bytes are a TLS record header (the TLS probes see its plaintext),
+ * yet copying its records cost every HTTPS request ~1 us of softirq here
+ * and a ring record, a decode and a flow lookup in the agent (issue #8).
+ * A direction that starts with a record header gets the budget
+ * BUDGET_CIPHERTEXT: its first segment is copied up to TLS_PEEK_BYTES (so
+ * userspace still sees and ignores the flow), later segments are not
+ * captured at all unless they carry FIN/RST (the flow's end) or go to a
+ * held port (protect mode's hold point releases a segment when its chunk
+ * has been through the pipeline), which are copied up to TLS_PEEK_BYTES.
+ * A later message start ("GET ", "HTTP/") on the same direction still
+ * rewrites the state, so a flow cannot hide a plaintext request behind a
+ * TLS-looking first segment. */
+#define BUDGET_CIPHERTEXT 0xFFFFFFFFu
+#define TLS_PEEK_BYTES 8
 struct budget_state {
 	__u32 start_seq; /* sequence number of the message's first byte */
-	__u32 budget;    /* bytes of the message to copy; 0: unlimited */
+	__u32 budget;    /* bytes of the message to copy; 0: unlimited;
+			  * BUDGET_CIPHERTEXT: a TLS record stream */
 };
 
 #define MAX_BUDGET_FLOWS 65536
@@ -433,10 +450,23 @@ static __always_inline int message_start(struct __sk_buff *skb, __u32 pay_off, _
 	return 0;
 }
 
+/* tls_record_start reports a TLS record header at the segment's start:
+ * handshake, alert, change cipher spec or application data, version 3.x
+ * (what userspace's looksTLS accepts). */
+static __always_inline int tls_record_start(struct __sk_buff *skb, __u32 pay_off, __u32 pay_len)
+{
+	__u8 b[3];
+
+	if (pay_len < 5 || bpf_skb_load_bytes(skb, pay_off, b, sizeof(b)) < 0)
+		return 0;
+	return b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03 && b[2] <= 0x04;
+}
+
 /* copy_allowance returns how many bytes of this segment's payload to copy
- * under its message's budget (see budget_flows). */
+ * under its message's budget (see budget_flows); *cipher is set for a
+ * later segment of a TLS record stream (BUDGET_CIPHERTEXT). */
 static __always_inline __u32 copy_allowance(struct __sk_buff *skb, struct flow_key *key,
-					     __u32 pay_off, __u32 pay_len, __u32 seq)
+					     __u32 pay_off, __u32 pay_len, __u32 seq, int *cipher)
 {
 	struct budget_state *st;
 	__u32 off;
@@ -471,6 +501,17 @@ static __always_inline __u32 copy_allowance(struct __sk_buff *skb, struct flow_k
 		return pay_len;
 	}
 	st = bpf_map_lookup_elem(&budget_flows, key);
+	if (st && st->budget == BUDGET_CIPHERTEXT) {
+		*cipher = 1;
+		return 0;
+	}
+	if (!st && tls_record_start(skb, pay_off, pay_len)) {
+		struct budget_state ns = {.start_seq = seq, .budget = BUDGET_CIPHERTEXT};
+
+		if (bpf_map_update_elem(&budget_flows, key, &ns, BPF_ANY) < 0)
+			count(CNT_BUDGET_FLOWS_LOST, 1);
+		return pay_len < TLS_PEEK_BYTES ? pay_len : TLS_PEEK_BYTES;
+	}
 	if (!st || st->budget == 0)
 		return pay_len;
 	off = seq - st->start_seq;
@@ -564,8 +605,18 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 source)
 	ev->source = source;
 	__u32 seq = bpf_ntohl(tcp.seq);
 	__u32 copy_len = pay_len;
+	int cipher = 0;
 	if (budgets_on)
-		copy_len = copy_allowance(skb, &key, pay_off, pay_len, flags & AW_TCP_SYN ? seq + 1 : seq);
+		copy_len = copy_allowance(skb, &key, pay_off, pay_len, flags & AW_TCP_SYN ? seq + 1 : seq,
+					  &cipher);
+	if (cipher) {
+		if (!(flags & (AW_TCP_FIN | AW_TCP_RST)) &&
+		    !(source == CHUNK_SRC_TC_INGRESS && bpf_map_lookup_elem(&wake_ports, &key.dport))) {
+			count(CNT_CIPHERTEXT_SKIPPED, 1);
+			return TCX_NEXT;
+		}
+		copy_len = pay_len < TLS_PEEK_BYTES ? pay_len : TLS_PEEK_BYTES;
+	}
 	ev->seq = seq;
 	emit_chunks(skb, pay_off, pay_len, copy_len, flags);
 	return TCX_NEXT;

@@ -37,6 +37,7 @@ type config struct {
 	agent   string
 	noAgent bool
 	verbose bool
+	profile string
 }
 
 // window is one wrk run.
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&cfg.agent, "agent", "", "apiwarden binary (default: build ./cmd/apiwarden)")
 	flag.BoolVar(&cfg.noAgent, "no-agent", false, "run only A windows (harness check)")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every window")
+	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first B window of each server to FILE.SERVER")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if os.Geteuid() != 0 {
@@ -156,12 +158,24 @@ func (b *bench) run(ctx context.Context) error {
 		targets = append(targets, target{name: name, url: "https://" + s.Addr + path, srv: s})
 	}
 	res := map[string][]window{}
+	profiled := map[string]bool{}
 	for i, on := range b.schedule() {
 		if err := b.setAgent(on); err != nil {
 			return err
 		}
 		for _, t := range targets {
+			var prof chan error
+			if on && b.cfg.profile != "" && !profiled[t.name] {
+				profiled[t.name] = true
+				prof = make(chan error, 1)
+				go func() { prof <- b.agent.Profile(b.cfg.window-time.Second, b.cfg.profile+"."+t.name) }()
+			}
 			w, err := b.wrk(ctx, t)
+			if prof != nil {
+				if perr := <-prof; perr != nil {
+					b.log.Warn("profile", "err", perr)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -224,7 +238,11 @@ func (b *bench) setAgent(on bool) error {
 		return nil
 	}
 	b.agentN++
-	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Ifaces: b.topo.Ifaces(),
+	var extra []string
+	if b.cfg.profile != "" {
+		extra = append(extra, "--pprof")
+	}
+	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Ifaces: b.topo.Ifaces(), Extra: extra,
 		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN))})
 	if err != nil {
 		return err

@@ -87,6 +87,7 @@ enum capture_counter {
 	CNT_SEGMENTS_SKIPPED,   /* segments cut short by their message's copy budget */
 	CNT_BYTES_SKIPPED,      /* payload bytes past a copy budget: counted, not copied */
 	CNT_BUDGET_FLOWS_LOST,  /* copy budget state not stored (map update failed) */
+	CNT_CIPHERTEXT_SKIPPED, /* TLS record segments not captured (the probes see them) */
 	CNT_MAX,
 };
 

@@ -110,11 +110,12 @@ func TestBudgetResponsesAndPortOverride(t *testing.T) {
 
 func TestBudgetLeavesOtherStreamsAlone(t *testing.T) {
 	s := newTestSensor(t, Config{Budgets: true, RequestBudget: 1024, ResponseBudget: 1024})
-	// HTTP/2 preface and frames, TLS records, lower-case "methods": no
-	// message start, no state, every byte copied.
+	// HTTP/2 preface and frames, lower-case "methods", a TLS-looking
+	// version byte out of range: no message start, no state, every byte
+	// copied.
 	for i, p := range [][]byte{
 		append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), make([]byte, 3000)...),
-		append([]byte{0x17, 0x03, 0x03, 0x10, 0x00}, make([]byte, 3000)...),
+		append([]byte{0x17, 0x03, 0x05, 0x10, 0x00}, make([]byte, 3000)...),
 		append([]byte("get / HTTP/1.1\r\n"), make([]byte, 3000)...),
 	} {
 		src := cli4
@@ -138,4 +139,70 @@ func TestBudgetLeavesOtherStreamsAlone(t *testing.T) {
 
 func netipPort(ap netip.AddrPort, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr(), port)
+}
+
+// tlsRecord is a TLS record header of the given type followed by n bytes.
+func tlsRecord(typ byte, n int) []byte {
+	return append([]byte{typ, 0x03, 0x03, byte(n >> 8), byte(n)}, make([]byte, n)...)
+}
+
+// A TLS record stream: its first segment is copied up to the peek bytes
+// (userspace sees it and ignores the flow), later segments are not
+// captured, FIN/RST still are (the flow's end), and a plaintext message
+// start on the same direction turns copying back on.
+func TestBudgetCiphertextStreamIsNotCopied(t *testing.T) {
+	s := newTestSensor(t, Config{Budgets: true, RequestBudget: 1024, ResponseBudget: 1024})
+	hello := tlsRecord(0x16, 500)
+	data := tlsRecord(0x17, 1400)
+	got := runBudget(t, s,
+		tcpSeg{src: cli4, dst: srv4, seq: 1, flags: apicap.FlagACK, payload: hello},
+		tcpSeg{src: cli4, dst: srv4, seq: 506, flags: apicap.FlagACK, payload: data},
+		tcpSeg{src: cli4, dst: srv4, seq: 1911, flags: apicap.FlagACK, payload: make([]byte, 700)}, // record continuation
+		tcpSeg{src: cli4, dst: srv4, seq: 2611, flags: apicap.FlagACK | apicap.FlagFIN, payload: tlsRecord(0x15, 2)})
+	want := []budgetChunk{{8, 505, true}, {7, 7, false}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ciphertext stream: got %v, want %v (peek of the first record, then only the FIN segment, peeked)", got, want)
+	}
+	// The server's direction is its own stream: its first record is peeked.
+	if got := runBudget(t, s, tcpSeg{src: srv4, dst: cli4, seq: 1, flags: apicap.FlagACK, payload: tlsRecord(0x16, 90)}); len(got) != 1 || got[0].copied != 8 {
+		t.Errorf("server direction: %v", got)
+	}
+	// Shortest header that counts: 5 bytes; 4 bytes is not a record.
+	other := netipPort(cli4, 42001)
+	if got := runBudget(t, s, tcpSeg{src: other, dst: srv4, seq: 1, flags: apicap.FlagACK, payload: []byte{0x17, 0x03, 0x03, 0x00}},
+		tcpSeg{src: other, dst: srv4, seq: 5, flags: apicap.FlagACK, payload: make([]byte, 100)}); len(got) != 2 || got[1].copied != 100 {
+		t.Errorf("4-byte segment taken for a record: %v", got)
+	}
+	// A request line after a TLS-looking start is copied under its budget.
+	p := request(600)
+	if got := runBudget(t, s, tcpSeg{src: cli4, dst: srv4, seq: 2618, flags: apicap.FlagACK, payload: p}); len(got) != 1 || got[0].copied != 600 || got[0].skipped {
+		t.Errorf("plaintext message after ciphertext: %v", got)
+	}
+	c, err := s.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c["ciphertext_segments_skipped"] != 2 {
+		t.Errorf("ciphertext_segments_skipped = %d, want 2", c["ciphertext_segments_skipped"])
+	}
+}
+
+// A held port's ciphertext segments (a TLS handshake before the server's
+// first read) still reach userspace, peeked: the hold point releases a
+// segment only once its chunk went through the pipeline.
+func TestBudgetCiphertextOfHeldPortIsPeeked(t *testing.T) {
+	s := newTestSensor(t, Config{Budgets: true, RequestBudget: 1024, ResponseBudget: 1024})
+	if err := s.SetWakePorts([]uint16{srv4.Port()}); err != nil {
+		t.Fatal(err)
+	}
+	got := runBudget(t, s,
+		tcpSeg{src: cli4, dst: srv4, seq: 1, flags: apicap.FlagACK, payload: tlsRecord(0x16, 300)},
+		tcpSeg{src: cli4, dst: srv4, seq: 306, flags: apicap.FlagACK, payload: tlsRecord(0x14, 1)},
+		// The response direction of a held port is not held: not captured.
+		tcpSeg{src: srv4, dst: cli4, seq: 1, flags: apicap.FlagACK, payload: tlsRecord(0x16, 100)},
+		tcpSeg{src: srv4, dst: cli4, seq: 106, flags: apicap.FlagACK, payload: tlsRecord(0x17, 100)})
+	want := []budgetChunk{{8, 305, true}, {6, 6, false}, {8, 105, true}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("held port: got %v, want %v", got, want)
+	}
 }

@@ -22,21 +22,22 @@ type captureBudgetState struct {
 type captureCaptureCounter uint32
 
 const (
-	captureCaptureCounterCNT_SEGMENTS_SEEN     captureCaptureCounter = 0
-	captureCaptureCounterCNT_CHUNKS_CAPTURED   captureCaptureCounter = 1
-	captureCaptureCounterCNT_BYTES_CAPTURED    captureCaptureCounter = 2
-	captureCaptureCounterCNT_CHUNKS_TRUNCATED  captureCaptureCounter = 3
-	captureCaptureCounterCNT_BYTES_TRUNCATED   captureCaptureCounter = 4
-	captureCaptureCounterCNT_CHUNKS_LOST       captureCaptureCounter = 5
-	captureCaptureCounterCNT_NON_TCP           captureCaptureCounter = 6
-	captureCaptureCounterCNT_PORT_FILTERED     captureCaptureCounter = 7
-	captureCaptureCounterCNT_MALFORMED         captureCaptureCounter = 8
-	captureCaptureCounterCNT_NOT_PARSED        captureCaptureCounter = 9
-	captureCaptureCounterCNT_SEEN_ELSEWHERE    captureCaptureCounter = 10
-	captureCaptureCounterCNT_SEGMENTS_SKIPPED  captureCaptureCounter = 11
-	captureCaptureCounterCNT_BYTES_SKIPPED     captureCaptureCounter = 12
-	captureCaptureCounterCNT_BUDGET_FLOWS_LOST captureCaptureCounter = 13
-	captureCaptureCounterCNT_MAX               captureCaptureCounter = 14
+	captureCaptureCounterCNT_SEGMENTS_SEEN      captureCaptureCounter = 0
+	captureCaptureCounterCNT_CHUNKS_CAPTURED    captureCaptureCounter = 1
+	captureCaptureCounterCNT_BYTES_CAPTURED     captureCaptureCounter = 2
+	captureCaptureCounterCNT_CHUNKS_TRUNCATED   captureCaptureCounter = 3
+	captureCaptureCounterCNT_BYTES_TRUNCATED    captureCaptureCounter = 4
+	captureCaptureCounterCNT_CHUNKS_LOST        captureCaptureCounter = 5
+	captureCaptureCounterCNT_NON_TCP            captureCaptureCounter = 6
+	captureCaptureCounterCNT_PORT_FILTERED      captureCaptureCounter = 7
+	captureCaptureCounterCNT_MALFORMED          captureCaptureCounter = 8
+	captureCaptureCounterCNT_NOT_PARSED         captureCaptureCounter = 9
+	captureCaptureCounterCNT_SEEN_ELSEWHERE     captureCaptureCounter = 10
+	captureCaptureCounterCNT_SEGMENTS_SKIPPED   captureCaptureCounter = 11
+	captureCaptureCounterCNT_BYTES_SKIPPED      captureCaptureCounter = 12
+	captureCaptureCounterCNT_BUDGET_FLOWS_LOST  captureCaptureCounter = 13
+	captureCaptureCounterCNT_CIPHERTEXT_SKIPPED captureCaptureCounter = 14
+	captureCaptureCounterCNT_MAX                captureCaptureCounter = 15
 )
 
 type captureChunkEvent struct {

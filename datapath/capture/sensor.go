@@ -91,20 +91,21 @@ func (c Config) validate() error {
 // counterNames names the kernel counters in Counters(); indexed by enum
 // capture_counter (constants generated from apiwarden_events.h).
 var counterNames = [...]string{
-	captureCaptureCounterCNT_SEGMENTS_SEEN:     "segments_seen",
-	captureCaptureCounterCNT_CHUNKS_CAPTURED:   "chunks_captured",
-	captureCaptureCounterCNT_BYTES_CAPTURED:    "bytes_captured",
-	captureCaptureCounterCNT_CHUNKS_TRUNCATED:  "chunks_truncated",
-	captureCaptureCounterCNT_BYTES_TRUNCATED:   "bytes_truncated",
-	captureCaptureCounterCNT_CHUNKS_LOST:       "chunks_lost",
-	captureCaptureCounterCNT_NON_TCP:           "non_tcp",
-	captureCaptureCounterCNT_PORT_FILTERED:     "port_filtered",
-	captureCaptureCounterCNT_MALFORMED:         "malformed",
-	captureCaptureCounterCNT_NOT_PARSED:        "not_parsed",
-	captureCaptureCounterCNT_SEEN_ELSEWHERE:    "seen_elsewhere",
-	captureCaptureCounterCNT_SEGMENTS_SKIPPED:  "segments_skipped",
-	captureCaptureCounterCNT_BYTES_SKIPPED:     "bytes_skipped",
-	captureCaptureCounterCNT_BUDGET_FLOWS_LOST: "budget_flows_lost",
+	captureCaptureCounterCNT_SEGMENTS_SEEN:      "segments_seen",
+	captureCaptureCounterCNT_CHUNKS_CAPTURED:    "chunks_captured",
+	captureCaptureCounterCNT_BYTES_CAPTURED:     "bytes_captured",
+	captureCaptureCounterCNT_CHUNKS_TRUNCATED:   "chunks_truncated",
+	captureCaptureCounterCNT_BYTES_TRUNCATED:    "bytes_truncated",
+	captureCaptureCounterCNT_CHUNKS_LOST:        "chunks_lost",
+	captureCaptureCounterCNT_NON_TCP:            "non_tcp",
+	captureCaptureCounterCNT_PORT_FILTERED:      "port_filtered",
+	captureCaptureCounterCNT_MALFORMED:          "malformed",
+	captureCaptureCounterCNT_NOT_PARSED:         "not_parsed",
+	captureCaptureCounterCNT_SEEN_ELSEWHERE:     "seen_elsewhere",
+	captureCaptureCounterCNT_SEGMENTS_SKIPPED:   "segments_skipped",
+	captureCaptureCounterCNT_BYTES_SKIPPED:      "bytes_skipped",
+	captureCaptureCounterCNT_BUDGET_FLOWS_LOST:  "budget_flows_lost",
+	captureCaptureCounterCNT_CIPHERTEXT_SKIPPED: "ciphertext_segments_skipped",
 }
 
 // CounterDecodeErrors is the userspace counter of records DecodeChunk

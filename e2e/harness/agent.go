@@ -316,3 +316,27 @@ func AttachedPrograms(iface string) ([]string, error) {
 	}
 	return progs, nil
 }
+
+// Profile saves the agent's CPU profile over d (it must run with --pprof)
+// to file.
+func (a *Agent) Profile(d time.Duration, file string) error {
+	secs := max(1, int(d.Seconds()))
+	c := &http.Client{Timeout: d + 10*time.Second, Transport: a.hc.Transport}
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", a.Base, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
