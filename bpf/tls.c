@@ -555,7 +555,39 @@ int tls_go_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Attached at each RET of the function: RAX holds n. */
+/* A pt_regs field read the compiler cannot fold: with plain loads clang
+ * turns the switch below into ctx + computed offset, which the verifier
+ * rejects (a ctx pointer must be read at constant offsets). */
+#define TLS_CTX_REG(ctx, f)                                                    \
+	({                                                                     \
+		__u64 _v;                                                      \
+		asm volatile("%0 = *(u64 *)(%1 + %2)"                          \
+			     : "=r"(_v)                                        \
+			     : "r"(ctx), "i"(offsetof(struct pt_regs, f)));    \
+		_v;                                                            \
+	})
+
+static __always_inline __u64 tls_reg_value(struct pt_regs *ctx, __u64 reg)
+{
+	switch (reg) {
+	case TLS_REG_BX: return TLS_CTX_REG(ctx, bx);
+	case TLS_REG_CX: return TLS_CTX_REG(ctx, cx);
+	case TLS_REG_DX: return TLS_CTX_REG(ctx, dx);
+	case TLS_REG_SI: return TLS_CTX_REG(ctx, si);
+	case TLS_REG_DI: return TLS_CTX_REG(ctx, di);
+	case TLS_REG_R8: return TLS_CTX_REG(ctx, r8);
+	case TLS_REG_R9: return TLS_CTX_REG(ctx, r9);
+	case TLS_REG_R10: return TLS_CTX_REG(ctx, r10);
+	case TLS_REG_R11: return TLS_CTX_REG(ctx, r11);
+	default: return TLS_CTX_REG(ctx, ax);
+	}
+}
+
+/* Attached where (*Conn).Read knows n: at each RET (n in RAX, the fallback:
+ * a RET is single-stepped, ~10-20 us a hit on our VMs), or at the one
+ * conditional jump that tests n right after the plaintext was copied into
+ * b (an emulated instruction; the register travels in the cookie, see
+ * goReadDataPoint). Either is hit once per call that returns data. */
 SEC("uprobe")
 int tls_go_ret(struct pt_regs *ctx)
 {
@@ -566,7 +598,7 @@ int tls_go_ret(struct pt_regs *ctx)
 		return 0;
 	struct tls_call c = *call;
 	bpf_map_delete_elem(&tls_go_active, &k);
-	__s64 n = ctx->ax;
+	__s64 n = tls_reg_value(ctx, TLS_COOKIE_REG(bpf_get_attach_cookie(ctx)));
 	if (n > 0)
 		emit(k.tgid, c.fd, c.dir, c.buf, n);
 	return 0;

@@ -35,9 +35,26 @@
  * of enforce_match.h). */
 #define TLS_CARRY_BYTES 16
 
-/* Probe cookie: the low byte is the direction, the next byte the mode. */
+/* Probe cookie: the low byte is the direction, the next byte the mode,
+ * the third (Go read data point) the register holding n (enum tls_reg). */
 #define TLS_COOKIE_DIR(c) ((c) & 0xff)
 #define TLS_COOKIE_MODE(c) (((c) >> 8) & 0xff)
+#define TLS_COOKIE_REG(c) (((c) >> 16) & 0xff)
+
+/* Where tls_go_ret finds n: RAX at a RET; at the Go read data point
+ * (datapath/tls/gotls.go) whichever register the compiler chose. */
+enum tls_reg {
+	TLS_REG_AX = 0,
+	TLS_REG_BX = 1,
+	TLS_REG_CX = 2,
+	TLS_REG_DX = 3,
+	TLS_REG_SI = 4,
+	TLS_REG_DI = 5,
+	TLS_REG_R8 = 6,
+	TLS_REG_R9 = 7,
+	TLS_REG_R10 = 8,
+	TLS_REG_R11 = 9,
+};
 
 enum tls_dir {
 	TLS_DIR_READ = 0,

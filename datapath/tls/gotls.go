@@ -14,8 +14,12 @@ import (
 //
 // Uretprobes must not be used on Go code: they overwrite the return address
 // on the goroutine stack, which the runtime copies when it grows. So the
-// sensor puts one uprobe at the entry of Read (arguments) and one at every
-// RET instruction (results), matched by the goroutine pointer in R14.
+// sensor puts one uprobe at the entry of Read (arguments) and one where n
+// is known, matched by the goroutine pointer in R14: the conditional jump
+// that tests n right after the plaintext was copied (goReadDataPoint, an
+// emulated instruction), or, when the compiled code has another shape, one
+// at every RET (single-stepped: ~20 us a hit under load on our VM, a
+// quarter of a Go HTTPS server's CPU in bench/tls).
 // Write gets only the entry probe and is emitted with n = len(b): it writes
 // all of b unless the connection fails (then the stream is dead anyway),
 // and RET probes are single-stepped, ~10 us each on our VMs.
@@ -33,8 +37,9 @@ import (
 // wrapper type) yields no socket; the kernel counts TLS_CNT_NOT_SOCKET.
 
 const (
-	goSymRead  = "crypto/tls.(*Conn).Read"
-	goSymWrite = "crypto/tls.(*Conn).Write"
+	goSymRead    = "crypto/tls.(*Conn).Read"
+	goSymWrite   = "crypto/tls.(*Conn).Write"
+	goSymMemmove = "runtime.memmove"
 	// goMinVersion is the first release with the register ABI on amd64.
 	goMinVersion = "go1.17"
 )
@@ -124,6 +129,7 @@ func goTLSPlan(ef *elfFile, r io.ReaderAt) (*plan, error) {
 		}
 		return nil, err
 	}
+	memmove, _ := ef.goFuncs(goSymMemmove)
 	for _, fn := range []struct {
 		sym string
 		dir uint64
@@ -146,6 +152,18 @@ func goTLSPlan(ef *elfFile, r io.ReaderAt) (*plan, error) {
 			// Emitted at entry with n = len(b): see tls_go_enter.
 			continue
 		}
+		// The data point: one emulated probe where n is known, instead
+		// of a single-stepped one at every RET.
+		if mm, ok := memmove[goSymMemmove]; ok {
+			if addr, reg, ok := goReadDataPoint(ins, mm.entry); ok {
+				pt, err := ef.point(fn.sym, addr, probeGoRet, cookie(fn.dir, modeRetInt64)|uint64(reg)<<16)
+				if err != nil {
+					return nil, err
+				}
+				p.points = append(p.points, pt)
+				continue
+			}
+		}
 		rets := 0
 		for _, in := range ins {
 			if in.Op != x86asm.RET {
@@ -163,4 +181,83 @@ func goTLSPlan(ef *elfFile, r io.ReaderAt) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// Registers tls_go_ret can read n from (enum tls_reg in tls_types.h).
+var goDataRegs = map[x86asm.Reg]uint8{
+	x86asm.RAX: 0, x86asm.RBX: 1, x86asm.RCX: 2, x86asm.RDX: 3, x86asm.RSI: 4,
+	x86asm.RDI: 5, x86asm.R8: 6, x86asm.R9: 7, x86asm.R10: 8, x86asm.R11: 9,
+}
+
+// goReadDataPoint finds where (*Conn).Read knows n without a RET probe.
+// Read ends with the inlined bytes.(*Reader).Read of c.input:
+//
+//	n = copy(b, r.s[r.i:])   // CALL runtime.memmove (skipped when src == dst)
+//	r.i += n                 // ADDQ Rn, off(Rx) (then maybe NOP padding)
+//	if n != 0 && ...         // TESTQ Rn, Rn; Jcc
+//
+// and returns n. The Jcc is emulated by the kernel (no single step), every
+// call that copies data passes it exactly once, the plaintext is in b by
+// then, and Rn still holds n. The pattern must appear exactly once; any
+// other shape (another compiler, an instrumented build) keeps the RET
+// probes. Checked on go1.22 and go1.26 builds by the Go TLS tests.
+func goReadDataPoint(ins []insn, memmove uint64) (uint64, uint8, bool) {
+	var found []struct {
+		addr uint64
+		reg  uint8
+	}
+	for i, in := range ins {
+		if in.Op != x86asm.CALL {
+			continue
+		}
+		rel, ok := in.Args[0].(x86asm.Rel)
+		if !ok || in.addr+uint64(in.Len)+uint64(int64(rel)) != memmove {
+			continue
+		}
+		// The ADD of n to the reader's offset, a few instructions on.
+		for j := i + 1; j < len(ins) && j <= i+8; j++ {
+			a := ins[j]
+			if a.Op == x86asm.CALL || a.Op == x86asm.RET {
+				break
+			}
+			if a.Op != x86asm.ADD {
+				continue
+			}
+			_, dstMem := a.Args[0].(x86asm.Mem)
+			rn, srcReg := a.Args[1].(x86asm.Reg)
+			code, known := goDataRegs[rn]
+			if !dstMem || !srcReg || !known {
+				break
+			}
+			// Alignment padding may sit between the ADD and the test
+			// (go1.22 puts a NOPW there).
+			k := j + 1
+			for k < len(ins) && ins[k].Op == x86asm.NOP {
+				k++
+			}
+			if k+1 >= len(ins) {
+				break
+			}
+			t, jc := ins[k], ins[k+1]
+			if t.Op == x86asm.TEST && t.Args[0] == rn && t.Args[1] == rn && isJcc(jc.Op) && emulated(jc.Inst) {
+				found = append(found, struct {
+					addr uint64
+					reg  uint8
+				}{jc.addr, code})
+			}
+			break
+		}
+	}
+	if len(found) != 1 {
+		return 0, 0, false
+	}
+	return found[0].addr, found[0].reg, true
+}
+
+func isJcc(op x86asm.Op) bool {
+	switch op {
+	case x86asm.JE, x86asm.JNE:
+		return true
+	}
+	return false
 }

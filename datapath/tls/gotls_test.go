@@ -116,7 +116,48 @@ func TestGoTLSOtherToolchain(t *testing.T) {
 	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 	waitPort(t, port)
 	checkServer(t, s, c, srv.Process.Pid, port, "go-tls", "/size/9", "012345678")
-	if _, d := s.Visibility(srv.Process.Pid); !strings.HasPrefix(d, toolchain) {
-		t.Errorf("detail %q", d)
+	if _, d := s.Visibility(srv.Process.Pid); !strings.HasPrefix(d, toolchain) || strings.Contains(d, "single-stepped") {
+		t.Errorf("detail %q (want the read data point, no single-stepped probe)", d)
+	}
+}
+
+// goReadCode is Read's tail as go1.26 compiles it: CALL runtime.memmove;
+// (reload) ADDQ CX, 0x2e0(SI); [pad] TESTQ CX, CX; JE.
+func goReadCode(base, memmove uint64, pad bool) []byte {
+	code := []byte{0xe8, 0, 0, 0, 0}
+	rel := int32(int64(memmove) - int64(base+5))
+	code[1], code[2], code[3], code[4] = byte(rel), byte(rel>>8), byte(rel>>16), byte(rel>>24)
+	code = append(code, 0x48, 0x8b, 0x4c, 0x24, 0x28)             // MOVQ 0x28(SP), CX
+	code = append(code, 0x48, 0x01, 0x8e, 0xe0, 0x02, 0x00, 0x00) // ADDQ CX, 0x2e0(SI)
+	if pad {
+		code = append(code, 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00) // NOPW
+	}
+	code = append(code, 0x48, 0x85, 0xc9)                   // TESTQ CX, CX
+	return append(code, 0x0f, 0x84, 0xca, 0x00, 0x00, 0x00) // JE
+}
+
+func TestGoReadDataPoint(t *testing.T) {
+	const base, memmove = 0x1000, 0x400
+	for _, pad := range []bool{false, true} {
+		code := goReadCode(base, memmove, pad)
+		addr, reg, ok := goReadDataPoint(decode(code, base, 0), memmove)
+		if !ok || addr != base+uint64(len(code))-6 || reg != 2 {
+			t.Errorf("pad %v: got %#x reg %d ok %v, want the JE at %#x, RCX (2)", pad, addr, reg, ok, base+len(code)-6)
+		}
+	}
+	// A call to another function, or the pattern twice: RET probes instead.
+	if _, _, ok := goReadDataPoint(decode(goReadCode(base, memmove, false), base, 0), memmove+16); ok {
+		t.Error("matched a call that is not runtime.memmove")
+	}
+	one := goReadCode(base, memmove, false)
+	two := append(one, goReadCode(base+uint64(len(one)), memmove, false)...)
+	if _, _, ok := goReadDataPoint(decode(two, base, 0), memmove); ok {
+		t.Error("ambiguous pattern (twice) accepted")
+	}
+	// TEST of another register than the one added: no point.
+	bad := goReadCode(base, memmove, false)
+	bad[len(bad)-7] = 0xd2 // TESTQ DX, DX
+	if _, _, ok := goReadDataPoint(decode(bad, base, 0), memmove); ok {
+		t.Error("TEST of a different register accepted")
 	}
 }

@@ -73,6 +73,11 @@ func TestPlanGoBinary(t *testing.T) {
 	if len(a.plan.points) != len(b.plan.points) {
 		t.Fatalf("full %d points, stripped %d", len(a.plan.points), len(b.plan.points))
 	}
+	// This toolchain's Read has the data point: three probes (Read entry,
+	// Read data point, Write entry), none single-stepped.
+	if len(b.plan.points) != 3 || b.plan.slowCount() != 0 {
+		t.Errorf("want 3 fast points (entries + read data point), got %d, %d slow", len(b.plan.points), b.plan.slowCount())
+	}
 	for i := range a.plan.points {
 		if a.plan.points[i].Addr != b.plan.points[i].Addr {
 			t.Errorf("point %d: full %v, stripped %v", i, a.plan.points[i], b.plan.points[i])
