@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/corazawaf/libinjection-go"
-	"github.com/coregx/ahocorasick"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
@@ -793,15 +792,27 @@ var scannerNames = []string{"nikto", "sqlmap", "nmap", "masscan", "nessus", "acu
 	"feroxbuster", "skipfish", "appscan", "qualys", "zap/", "owasp zap", "dirb/", "xsser", "bsqlbf", "sqlninja", "pangolin",
 	"absinthe", "vega/", "jaeles", "httpx", "interactsh", "log4j-scan", "struts-pwn", "metis", "masscan-ng", "cgichk", "webshag"}
 
-// scannerNamesAC finds any of scannerNames in one pass (52 substring
-// searches per request before).
-var scannerNamesAC = func() *ahocorasick.Automaton {
-	a, err := ahocorasick.NewBuilder().AddStrings(scannerNames).Build()
-	if err != nil {
-		panic(err)
+// scannerByFirst lists scannerNames by first byte: one pass over a User-Agent
+// tests only the names starting with each byte (52 substring searches per
+// request before; the Aho-Corasick automaton's start-byte prefilter costs
+// more than that on a short value).
+var scannerByFirst = func() (t [256][]string) {
+	for _, n := range scannerNames {
+		t[n[0]] = append(t[n[0]], n)
 	}
-	return a
+	return t
 }()
+
+func containsScannerName(ua []byte) bool {
+	for i, c := range ua {
+		for _, n := range scannerByFirst[c] {
+			if len(ua)-i >= len(n) && string(ua[i:i+len(n)]) == n {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 func checkScannerUA(req *call.Request, _ *Config) (string, string, bool) {
 	for _, h := range req.Headers {
@@ -822,7 +833,7 @@ func checkScannerUA(req *call.Request, _ *Config) (string, string, bool) {
 func scannerUA(ua string) bool {
 	var buf [256]byte
 	if len(ua) > len(buf) || !isASCII(ua) {
-		return scannerNamesAC.IsMatch([]byte(strings.ToLower(ua)))
+		return containsScannerName([]byte(strings.ToLower(ua)))
 	}
 	b := buf[:len(ua)]
 	for i := 0; i < len(ua); i++ {
@@ -832,7 +843,7 @@ func scannerUA(ua string) bool {
 		}
 		b[i] = c
 	}
-	return scannerNamesAC.IsMatch(b)
+	return containsScannerName(b)
 }
 
 func isASCII(s string) bool {

@@ -92,4 +92,11 @@ func TestScannerUAMatchesToLower(t *testing.T) {
 			t.Errorf("%q: %v, want %v", ua, got, want)
 		}
 	}
+	for _, n := range scannerNames {
+		for _, ua := range []string{n, strings.ToUpper(n), "Mozilla/5.0 (" + strings.ToUpper(n[:1]) + n[1:] + ")", n[:len(n)-1]} {
+			if got, want := scannerUA(ua), ref(ua); got != want {
+				t.Errorf("%q: %v, want %v", ua, got, want)
+			}
+		}
+	}
 }
