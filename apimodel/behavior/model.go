@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/apiwarden/apiwarden/apimodel/call"
 	"github.com/apiwarden/apiwarden/apimodel/detect"
 	"github.com/apiwarden/apiwarden/apimodel/inventory"
@@ -160,7 +162,15 @@ type Model struct {
 	findings map[string]uint64
 }
 
-type clientKey struct{ client, endpoint string }
+// clientKey is one client (address and credential hash, what
+// Identity.Key spells as a string) on one endpoint; endpoint is the
+// endpoint LRU's own key string, so building a clientKey allocates
+// nothing.
+type clientKey struct {
+	addr       netip.Addr
+	credential string
+	endpoint   string
+}
 
 // Response bodies are scanned for sensitive data on every call while an
 // endpoint is young and on one call in sampleEvery after (issue #8: the
@@ -171,16 +181,48 @@ const (
 	sampleEvery = 16
 )
 
-// sampleResponse tells whether this call's response body is scanned.
-func (m *Model) sampleResponse(ep string) bool {
+// sampleResponse tells whether this call's response body is scanned (ep
+// is the endpoint key, see appendEndpointKey).
+func (m *Model) sampleResponse(ep []byte) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st, ok := m.endpoints.peek(ep)
+	e, ok := m.endpoints.m[string(ep)] // no allocation for the lookup
 	if !ok {
 		return true
 	}
+	st := e.Value.(*lruEntry[string, *endpointState]).v
 	return st.Calls < sampleAll || st.Calls%sampleEvery == 0
 }
+
+// appendEndpointKey appends the endpoint LRU's key of a call,
+// "service METHOD template".
+func appendEndpointKey(b []byte, service, method, template string) []byte {
+	b = append(b, service...)
+	b = append(b, ' ')
+	b = append(b, method...)
+	b = append(b, ' ')
+	return append(b, template...)
+}
+
+// endpoint returns the state of the endpoint keyed key (created when
+// absent) and the key as a string the LRU keeps: only a new endpoint
+// allocates its key.
+func (m *Model) endpoint(key []byte) (*endpointState, string) {
+	l := m.endpoints
+	if e, ok := l.m[string(key)]; ok {
+		l.ll.MoveToFront(e)
+		en := e.Value.(*lruEntry[string, *endpointState])
+		return en.v, en.k
+	}
+	k := string(key)
+	return l.get(k, newEndpointState), k
+}
+
+func newEndpointState() *endpointState {
+	return &endpointState{Fields: map[string]uint8{}, Sensitive: map[string]bool{}, fired: map[string]time.Time{}}
+}
+
+func newClientState() *clientState { return &clientState{fired: map[string]bool{}} }
 
 // New returns an empty model.
 func New(cfg Config, log *slog.Logger) *Model {
@@ -287,15 +329,21 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 		template = c.Request.Path
 	}
 	id := m.identify(c)
-	epName := c.Request.Method + " " + template
+	// The endpoint key is built in a stack buffer: looking an endpoint
+	// up allocates nothing (the "METHOD template" string of a finding is
+	// built only when one is raised).
+	var keyBuf [160]byte
+	epKey := appendEndpointKey(keyBuf[:0], service, c.Request.Method, template)
 	now := c.Request.Start
 	if now.IsZero() {
 		now = m.cfg.Now()
 	}
-	ids := objectIDs(c.Request.Path, template)
-	fields, acct := requestFields(c.Request)
+	var idBuf [8]uint32
+	ids := appendObjectIDs(idBuf[:0], c.Request.Path, template)
+	var fieldBuf [16]field
+	fields, acct := appendRequestFields(fieldBuf[:0], c.Request)
 	var sens []string
-	if c.Response != nil && len(c.Response.Body) > 0 && !c.Response.BodyTruncated && m.sampleResponse(service+" "+epName) {
+	if c.Response != nil && len(c.Response.Body) > 0 && !c.Response.BodyTruncated && m.sampleResponse(epKey) {
 		sens = responseSensitive(c.Response)
 	}
 	account := ""
@@ -311,13 +359,9 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
-	r := run{m: m, id: id, service: service, endpoint: epName}
-	ep := m.endpoints.get(service+" "+epName, func() *endpointState {
-		return &endpointState{Fields: map[string]uint8{}, Sensitive: map[string]bool{}, fired: map[string]time.Time{}}
-	})
-	cl := m.clients.get(clientKey{id.Key(), service + " " + epName}, func() *clientState {
-		return &clientState{fired: map[string]bool{}}
-	})
+	ep, epKeyStr := m.endpoint(epKey)
+	r := run{m: m, id: id, service: service, method: c.Request.Method, template: template}
+	cl := m.clients.get(clientKey{id.Addr, id.Credential, epKeyStr}, newClientState)
 	learned := ep.learned(&m.cfg)
 
 	// Windows roll lazily, at the first call past their end; a closed
@@ -339,8 +383,8 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	}
 	ep.winCount++
 	cl.count++
-	for _, v := range ids {
-		cl.ids.add(hashID(v))
+	for _, h := range ids {
+		cl.ids.add(h)
 	}
 	cl.idsAdded += len(ids)
 
@@ -410,8 +454,23 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	}
 
 	// Schema drift, after learning; during learning the fields are learned.
+	var nameBuf [96]byte
 	for _, f := range fields {
-		old, seen := ep.Fields[f.name]
+		// The field's name is assembled in a stack buffer: a field the
+		// endpoint already knows costs a lookup, no string.
+		nb := f.appendName(nameBuf[:0])
+		old, seen := ep.Fields[string(nb)]
+		if seen && !learned {
+			ep.Fields[string(nb)] = old | f.typ
+			continue
+		}
+		if seen && old&f.typ != 0 {
+			continue
+		}
+		if !seen && len(ep.Fields) >= m.cfg.MaxFields {
+			continue
+		}
+		f.name = string(nb)
 		switch {
 		case !seen && len(ep.Fields) >= m.cfg.MaxFields:
 			continue
@@ -485,7 +544,8 @@ type run struct {
 	m        *Model
 	id       Identity
 	service  string
-	endpoint string
+	method   string
+	template string
 	out      []Anomaly
 }
 
@@ -516,7 +576,7 @@ func (r *run) emit(rule string, sev detect.Severity, conf int, part, ev string, 
 	r.out = append(r.out, Anomaly{
 		Finding: detect.Finding{RuleID: base, Class: Class, Severity: sev, Confidence: conf, Part: part,
 			Excerpt: ev, Description: description[base]},
-		Client: r.id, Service: r.service, Endpoint: r.endpoint, Block: block,
+		Client: r.id, Service: r.service, Endpoint: r.method + " " + r.template, Block: block,
 	})
 }
 
@@ -554,25 +614,29 @@ var description = map[string]string{
 	RuleZombieEndpoint:     "deprecated endpoint still called (OWASP API9)",
 }
 
-// objectIDs returns the path segments the template marks as parameters,
-// walking both strings without splitting them (this runs on every call).
-func objectIDs(path, template string) []string {
+// appendObjectIDs appends, for each path segment the template marks as a
+// parameter, hashID("{param}=value") to out. It walks both strings without
+// splitting them and builds each id in a stack buffer: this runs on every
+// call and the model keeps only the hashes.
+func appendObjectIDs(out []uint32, path, template string) []uint32 {
 	if strings.IndexByte(template, '{') < 0 {
-		return nil
+		return out
 	}
-	var out []string
+	n := len(out)
+	var buf [128]byte
 	for {
 		var ps, ts string
 		ps, path = nextSeg(path)
 		ts, template = nextSeg(template)
 		if ps == "" || ts == "" {
 			if ps != ts {
-				return nil
+				return out[:n]
 			}
 			return out
 		}
 		if ts[0] == '{' {
-			out = append(out, ts+"="+ps)
+			b := append(append(append(buf[:0], ts...), '='), ps...)
+			out = append(out, uint32(xxhash.Sum64(b)))
 		}
 	}
 }
@@ -609,28 +673,57 @@ func typeNames(t uint8) string {
 	return strings.Join(out, "|")
 }
 
+// field is one request field. appendRequestFields leaves name empty and
+// names it by parts (pre + key, then "." + sub for a nested JSON member),
+// so listing the fields of a call builds no strings; requestFields fills
+// name in.
 type field struct {
-	name string
-	typ  uint8
+	name     string
+	pre      string // "query:" or "json:"
+	key, sub string
+	typ      uint8
+}
+
+// appendName appends the field's name ("query:q", "json:a.b") to b.
+func (f *field) appendName(b []byte) []byte {
+	if f.name != "" {
+		return append(b, f.name...)
+	}
+	b = append(append(b, f.pre...), f.key...)
+	if f.sub != "" {
+		b = append(append(b, '.'), f.sub...)
+	}
+	return b
 }
 
 // requestFields lists a request's query parameters and top-level (and
 // one-level nested) JSON body fields with their types, and the account a
 // JSON login body names (username, email, login...).
 func requestFields(r *call.Request) (out []field, account string) {
+	out, account = appendRequestFields(nil, r)
+	for i := range out {
+		out[i].name = string(out[i].appendName(nil))
+	}
+	return out, account
+}
+
+// appendRequestFields is requestFields appending to out, with the names
+// left in parts.
+func appendRequestFields(out []field, r *call.Request) (_ []field, account string) {
+	base := len(out)
 	for kv := range strings.SplitSeq(r.RawQuery, "&") {
 		if kv == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		if len(k) > 64 || len(out) >= 64 {
+		if len(k) > 64 || len(out)-base >= 64 {
 			continue
 		}
 		t := tString
 		if isInt(v) {
 			t = tInteger
 		}
-		out = append(out, field{"query:" + k, t})
+		out = append(out, field{pre: "query:", key: k, typ: t})
 	}
 	if len(r.Body) == 0 || r.BodyTruncated || len(r.Body) > 64<<10 {
 		return out, ""
@@ -649,11 +742,11 @@ func requestFields(r *call.Request) (out []field, account string) {
 		if len(k) > 64 {
 			return true
 		}
-		if len(out) >= 128 {
+		if len(out)-base >= 128 {
 			return false
 		}
 		t := jsonType(v)
-		out = append(out, field{"json:" + k, t})
+		out = append(out, field{pre: "json:", key: k, typ: t})
 		if t == tString && account == "" && isAccountKey(k) {
 			account = jsonString(v)
 		}
@@ -662,10 +755,10 @@ func requestFields(r *call.Request) (out []field, account string) {
 				if len(sk) > 64 {
 					return true
 				}
-				if len(out) >= 128 {
+				if len(out)-base >= 128 {
 					return false
 				}
-				out = append(out, field{"json:" + k + "." + sk, jsonType(sv)})
+				out = append(out, field{pre: "json:", key: k, sub: sk, typ: jsonType(sv)})
 				return true
 			})
 		}
@@ -735,7 +828,30 @@ func isAuthEndpoint(path string, fields []field) bool {
 		}
 	}
 	for _, f := range fields {
-		if strings.Contains(strings.ToLower(f.name), "password") {
+		// ASCII folding equals strings.ToLower here: no other rune lowers
+		// to a letter of "password".
+		if f.name != "" && containsFold(f.name, "password") || containsFold(f.key, "password") || containsFold(f.sub, "password") {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w,
+// ignoring ASCII case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
 			return true
 		}
 	}

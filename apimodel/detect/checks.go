@@ -792,19 +792,67 @@ var scannerNames = []string{"nikto", "sqlmap", "nmap", "masscan", "nessus", "acu
 	"feroxbuster", "skipfish", "appscan", "qualys", "zap/", "owasp zap", "dirb/", "xsser", "bsqlbf", "sqlninja", "pangolin",
 	"absinthe", "vega/", "jaeles", "httpx", "interactsh", "log4j-scan", "struts-pwn", "metis", "masscan-ng", "cgichk", "webshag"}
 
+// scannerByFirst lists scannerNames by first byte: one pass over a User-Agent
+// tests only the names starting with each byte (52 substring searches per
+// request before; the Aho-Corasick automaton's start-byte prefilter costs
+// more than that on a short value).
+var scannerByFirst = func() (t [256][]string) {
+	for _, n := range scannerNames {
+		t[n[0]] = append(t[n[0]], n)
+	}
+	return t
+}()
+
+func containsScannerName(ua []byte) bool {
+	for i, c := range ua {
+		for _, n := range scannerByFirst[c] {
+			if len(ua)-i >= len(n) && string(ua[i:i+len(n)]) == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func checkScannerUA(req *call.Request, _ *Config) (string, string, bool) {
 	for _, h := range req.Headers {
 		if !headerNameIs(h.Name, "user-agent") {
 			continue
 		}
-		ua := strings.ToLower(h.Value)
-		for _, n := range scannerNames {
-			if strings.Contains(ua, n) {
-				return "header:User-Agent", h.Value, true
-			}
+		if scannerUA(h.Value) {
+			return "header:User-Agent", h.Value, true
 		}
 	}
 	return "", "", false
+}
+
+// scannerUA reports whether strings.ToLower(ua) contains a scanner name.
+// An ASCII value is lowered into a stack buffer (no allocation); any other
+// goes through strings.ToLower, whose Unicode folding (the Kelvin sign
+// lowers to 'k') the ASCII path would miss.
+func scannerUA(ua string) bool {
+	var buf [256]byte
+	if len(ua) > len(buf) || !isASCII(ua) {
+		return containsScannerName([]byte(strings.ToLower(ua)))
+	}
+	b := buf[:len(ua)]
+	for i := 0; i < len(ua); i++ {
+		c := ua[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return containsScannerName(b)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 var reMultipartCharset = regexp.MustCompile(`(?i)content-type\s*:[^\r\n]*?charset\s*=\s*["']?([\w.:-]+)`)
@@ -854,7 +902,7 @@ func checkProtocolPolicy(req *call.Request, _ *Config) (string, string, bool) {
 		return "query", "NUL byte in the query", true
 	}
 	for _, h := range req.Headers {
-		ln := strings.ToLower(strings.TrimSpace(h.Name))
+		ln := lowerHeaderName(h.Name)
 		if restrictedHeaders[ln] {
 			return "header:" + h.Name, "restricted header " + h.Name, true
 		}
@@ -984,6 +1032,9 @@ func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
 				return "header:Accept-Encoding", h.Value, true
 			}
 		case headerNameIs(h.Name, "accept"):
+			if isASCII(h.Value) && !containsFold(h.Value, "charset") {
+				continue // nothing to judge (an ASCII value lowers byte for byte)
+			}
 			lv := strings.ToLower(h.Value)
 			for {
 				i := strings.Index(lv, "charset")

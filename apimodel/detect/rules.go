@@ -160,6 +160,9 @@ type rule struct {
 	decoded  bool
 	check    checkFunc
 	reqCheck requestCheckFunc
+	// gql is the document form of a GraphQL request check (the scan
+	// parses the documents once for all of them).
+	gql graphQLDocCheck
 	// always is set for rules without keywords: they run on every part of
 	// their kinds (their check has its own cheap gate).
 	always bool
@@ -265,6 +268,7 @@ func compileRule(spec RuleSpec, idx int) (*rule, error) {
 	if spec.Check != "" {
 		if r.kinds&mustBit(KindRequest) != 0 {
 			r.reqCheck = requestCheck(spec.Check)
+			r.gql = graphQLCheck(spec.Check)
 			if r.reqCheck == nil {
 				return nil, fmt.Errorf("%w %s: unknown request check %q", errRule, spec.ID, spec.Check)
 			}

@@ -46,6 +46,10 @@ type scan struct {
 	// learn, when set, receives every value instead of the rules
 	// (Profiler.Learn walks a request without matching it).
 	learn func(p *partRef, raw string, plus bool)
+	// graphQLOps of the request, parsed by the first GraphQL check.
+	gqlDone  bool
+	gqlDocs  []string
+	gqlBatch int
 }
 
 type suspectHit struct {
@@ -109,6 +113,7 @@ func (p *partRef) String() string {
 func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 	s.d, s.req, s.disabled = d, req, disabled
 	s.findings = nil
+	s.gqlDone, s.gqlDocs, s.gqlBatch = false, nil, 0
 	s.values = s.values[:0]
 	s.suspects = s.suspects[:0]
 	s.suspect = false
@@ -167,7 +172,17 @@ func (s *scan) requestRules() {
 			continue
 		}
 		r := s.d.rules[i]
-		part, ev, ok := r.reqCheck(s.req, &s.d.cfg)
+		var part, ev string
+		var ok bool
+		if r.gql != nil {
+			if !s.gqlDone {
+				s.gqlDocs, s.gqlBatch = graphQLOps(s.req)
+				s.gqlDone = true
+			}
+			part, ev, ok = r.gql(s.gqlDocs, s.gqlBatch)
+		} else {
+			part, ev, ok = r.reqCheck(s.req, &s.d.cfg)
+		}
 		if ok {
 			if len(ev) > s.d.cfg.MaxExcerpt {
 				ev = ev[:s.d.cfg.MaxExcerpt] + "…"
@@ -175,6 +190,7 @@ func (s *scan) requestRules() {
 			s.emit(r, printable(part), printable(ev))
 		}
 	}
+	s.gqlDocs = nil // the scan is pooled: keep no request text
 }
 
 // value inspects one attacker-controlled string. It returns false once the

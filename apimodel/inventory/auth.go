@@ -14,7 +14,13 @@ const maxAuthNameLen = 64
 // "bearer-jwt", "bearer", "basic", another Authorization scheme lower-cased,
 // "api-key:<header>", "cookie:<name>", "query-key:<param>", or "none".
 func detectAuth(h call.Headers, queryKeys []string) []string {
-	var out []string
+	return appendAuth(nil, h, queryKeys)
+}
+
+// appendAuth is detectAuth appending to out (a caller's buffer: the
+// inventory's per-call scratch has room for the usual one or two).
+func appendAuth(out []string, h call.Headers, queryKeys []string) []string {
+	base := len(out)
 	for _, f := range h {
 		name := f.Name
 		switch {
@@ -29,7 +35,7 @@ func detectAuth(h call.Headers, queryKeys []string) []string {
 	for _, k := range queryKeys {
 		out = append(out, "query-key:"+k)
 	}
-	if len(out) == 0 {
+	if len(out) == base {
 		return noAuth
 	}
 	return out

@@ -116,15 +116,24 @@ type inferResult struct {
 // data kinds in its keys and leaves. It returns ok=false when the body is
 // not one complete JSON value.
 func inferJSON(body []byte, lim inferLimits) (inferResult, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	v, ok := decodeJSON(body)
+	if !ok {
 		return inferResult{}, false
 	}
 	var r inferResult
 	r.schema = r.infer(v, 0, lim)
 	return r, true
+}
+
+// decodeJSON decodes the first JSON value of body, numbers kept as text.
+func decodeJSON(body []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
 }
 
 func (r *inferResult) infer(v any, depth int, lim inferLimits) *Schema {

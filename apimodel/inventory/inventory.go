@@ -59,6 +59,14 @@ type Config struct {
 	// Observe, so sampling keeps the hot path cheap.
 	SchemaSampleAll   uint64
 	SchemaSampleEvery uint64
+	// Once SchemaStableSamples samples in a row left an endpoint's schemas
+	// and sensitive kinds unchanged, its sampling interval doubles, up to
+	// one call in SchemaSampleMaxEvery; a sample that changes them brings
+	// it back to SchemaSampleEvery. Counts (calls, statuses, parameters)
+	// are exact whatever the interval: only body inference is sampled.
+	// SchemaSampleMaxEvery <= SchemaSampleEvery turns the backoff off.
+	SchemaStableSamples  uint64
+	SchemaSampleMaxEvery uint64
 	// GRPCDescriptors, when set, names and types the fields of gRPC
 	// messages of the methods it knows (grpcschema.Registry, loaded from
 	// user-supplied descriptor sets). nil, or a method it does not know,
@@ -74,22 +82,24 @@ type GRPCDescriptors interface {
 
 // Defaults for zero Config fields.
 const (
-	DefaultMaxServices         = 256
-	DefaultMaxEndpoints        = 2000
-	DefaultMaxTotalEndpoints   = 20000
-	DefaultMaxSegmentValues    = 10
-	DefaultMaxCollectionValues = 50
-	DefaultMaxPathSegments     = 32
-	DefaultMaxProcesses        = 16
-	DefaultMaxQueryParams      = 64
-	DefaultMaxContentTypes     = 8
-	DefaultMaxAuthSchemes      = 16
-	DefaultMaxSchemaDepth      = 8
-	DefaultMaxSchemaProperties = 128
-	DefaultMaxSchemaNodes      = 512
-	DefaultMaxBodyBytes        = 256 << 10
-	DefaultSchemaSampleAll     = 64
-	DefaultSchemaSampleEvery   = 16
+	DefaultMaxServices          = 256
+	DefaultMaxEndpoints         = 2000
+	DefaultMaxTotalEndpoints    = 20000
+	DefaultMaxSegmentValues     = 10
+	DefaultMaxCollectionValues  = 50
+	DefaultMaxPathSegments      = 32
+	DefaultMaxProcesses         = 16
+	DefaultMaxQueryParams       = 64
+	DefaultMaxContentTypes      = 8
+	DefaultMaxAuthSchemes       = 16
+	DefaultMaxSchemaDepth       = 8
+	DefaultMaxSchemaProperties  = 128
+	DefaultMaxSchemaNodes       = 512
+	DefaultMaxBodyBytes         = 256 << 10
+	DefaultSchemaSampleAll      = 64
+	DefaultSchemaSampleEvery    = 16
+	DefaultSchemaStableSamples  = 8
+	DefaultSchemaSampleMaxEvery = 1024
 )
 
 func (c *Config) setDefaults() {
@@ -118,6 +128,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.SchemaSampleEvery == 0 {
 		c.SchemaSampleEvery = DefaultSchemaSampleEvery
+	}
+	if c.SchemaStableSamples == 0 {
+		c.SchemaStableSamples = DefaultSchemaStableSamples
+	}
+	if c.SchemaSampleMaxEvery == 0 {
+		c.SchemaSampleMaxEvery = DefaultSchemaSampleMaxEvery
 	}
 }
 
@@ -212,6 +228,43 @@ type endpoint struct {
 	// mergedInto is set when a learned template absorbed this endpoint, so
 	// an Observe that parsed a body outside the lock finds the survivor.
 	mergedInto *endpoint
+
+	// sampleGap is the body sampling interval past SchemaSampleAll (0:
+	// SchemaSampleEvery), always SchemaSampleEvery times a power of two,
+	// so the calls sampled are a subset of the fixed interval's;
+	// stableSamples counts the samples in a row that changed nothing.
+	sampleGap     uint64
+	stableSamples uint64
+}
+
+// sampleDue tells whether the call just counted (ep.Count) has its
+// bodies sampled.
+func (ep *endpoint) sampleDue(cfg *Config) bool {
+	gap := ep.sampleGap
+	if gap == 0 {
+		gap = cfg.SchemaSampleEvery
+	}
+	return ep.Count <= cfg.SchemaSampleAll || ep.Count%gap == 0
+}
+
+// noteSample adapts the sampling interval to a sample's outcome.
+func (ep *endpoint) noteSample(changed bool, cfg *Config) {
+	if changed {
+		ep.sampleGap, ep.stableSamples = 0, 0
+		return
+	}
+	ep.stableSamples++
+	if ep.Count <= cfg.SchemaSampleAll || ep.stableSamples < cfg.SchemaStableSamples {
+		return
+	}
+	ep.stableSamples = 0
+	gap := ep.sampleGap
+	if gap == 0 {
+		gap = cfg.SchemaSampleEvery
+	}
+	if gap <= cfg.SchemaSampleMaxEvery/2 {
+		ep.sampleGap = gap * 2
+	}
 }
 
 // New returns an empty inventory.
@@ -273,6 +326,8 @@ type prepared struct {
 	segBuf   [12]string
 	kindBuf  [12]valueKinds
 	queryBuf [8]queryValue
+	authBuf  [4]string
+	walkBuf  [12]string
 	keyBuf   []byte
 }
 
@@ -315,6 +370,8 @@ var preparedPool = sync.Pool{New: func() any { return new(prepared) }}
 func (p *prepared) release() {
 	clear(p.segBuf[:])
 	clear(p.queryBuf[:])
+	clear(p.authBuf[:])
+	clear(p.walkBuf[:])
 	kb := p.keyBuf[:0]
 	*p = prepared{keyBuf: kb}
 	preparedPool.Put(p)
@@ -347,7 +404,7 @@ func (inv *Inventory) prepare(c *call.Call, p *prepared) bool {
 	}
 	var queryKeys []string
 	p.query, queryKeys, p.sensitive = appendQuery(p.queryBuf[:0], req.RawQuery, p.sensitive)
-	p.auth = detectAuth(req.Headers, queryKeys)
+	p.auth = appendAuth(p.authBuf[:0], req.Headers, queryKeys)
 	p.reqCT = mediaType(req.Headers.Get("Content-Type"))
 	if c.Response != nil {
 		p.respCT = mediaType(c.Response.Headers.Get("Content-Type"))
@@ -431,7 +488,9 @@ func (inv *Inventory) record(c *call.Call, p *prepared) (*endpoint, bool) {
 			endpoints: map[string]*endpoint{}}
 		inv.services[p.svc] = svc
 	}
-	var walkBuf [12]string
+	// The walk's output lives in the pooled scratch: a stack array here
+	// escaped (one allocation per call).
+	walkBuf := &p.walkBuf
 	var segs []string
 	relearn, ok := false, true
 	if c.Protocol == call.ProtoGRPC {
@@ -467,8 +526,7 @@ func (inv *Inventory) record(c *call.Call, p *prepared) (*endpoint, bool) {
 		inv.total++
 	}
 	inv.update(ep, c, p, segs)
-	sample := ep.Count <= inv.cfg.SchemaSampleAll || ep.Count%inv.cfg.SchemaSampleEvery == 0
-	return ep, sample
+	return ep, ep.sampleDue(&inv.cfg)
 }
 
 func endpointKey(method string, segs []string) string {
@@ -619,6 +677,7 @@ func (inv *Inventory) merge(dst, src *endpoint) {
 	inv.moveTo(src, dst.Segs)
 	inv.c.merged.Add(1)
 	src.mergedInto = dst
+	dst.sampleGap, dst.stableSamples = 0, 0 // new material: sample as often as a young endpoint
 	dst.Count += src.Count
 	dst.NoResponse += src.NoResponse
 	for k, v := range src.Status {
@@ -839,6 +898,17 @@ func (inv *Inventory) sampleBodies(c *call.Call, ep *endpoint, p *prepared) {
 	for ep.mergedInto != nil {
 		ep = ep.mergedInto
 	}
+	code := 0
+	if haveResp {
+		code = c.Response.StatusCode
+	}
+	// Fingerprints only when the interval can back off (two walks of the
+	// merged schemas, ~10 % of a sampled call).
+	backoff := inv.cfg.SchemaSampleMaxEvery > inv.cfg.SchemaSampleEvery
+	var before uint64
+	if backoff {
+		before = ep.samplePrint(haveReq, haveResp, code)
+	}
 	if haveReq {
 		ep.ReqSchema = inv.mergeInto(ep.ReqSchema, req.schema)
 		ep.Sensitive |= req.sensitive
@@ -847,9 +917,11 @@ func (inv *Inventory) sampleBodies(c *call.Call, ep *endpoint, p *prepared) {
 		if ep.RespSchemas == nil {
 			ep.RespSchemas = map[int]*Schema{}
 		}
-		code := c.Response.StatusCode
 		ep.RespSchemas[code] = inv.mergeInto(ep.RespSchemas[code], resp.schema)
 		ep.Sensitive |= resp.sensitive
+	}
+	if backoff {
+		ep.noteSample(ep.samplePrint(haveReq, haveResp, code) != before, &inv.cfg)
 	}
 	inv.mu.Unlock()
 }

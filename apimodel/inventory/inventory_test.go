@@ -585,7 +585,7 @@ func BenchmarkObserve(b *testing.B) {
 func BenchmarkObserveSampled(b *testing.B) {
 	orderReq, _ := os.ReadFile("testdata/order_request.json")
 	orderResp, _ := os.ReadFile("testdata/order_response.json")
-	inv := New(Config{SchemaSampleEvery: 1}, nil)
+	inv := New(Config{SchemaSampleEvery: 1, SchemaSampleMaxEvery: 1}, nil) // no backoff: every call parsed
 	c := newCall("POST", "/api/v1/users/1/orders", withQuery("dry_run=false&page=2"),
 		withReqJSON(string(orderReq)), withRespJSON(201, string(orderResp)),
 		withHeader("Authorization", "Bearer "+testJWT))

@@ -1,7 +1,9 @@
 package inventory
 
 import (
+	"encoding/json"
 	"net/netip"
+	"sort"
 	"strings"
 )
 
@@ -316,9 +318,63 @@ func isJWT(v string) bool {
 // not one JSON value. The behavioural model uses it to notice an endpoint
 // that starts returning a kind it never returned.
 func SensitiveInJSON(body []byte, maxNodes int) []string {
-	r, ok := inferJSON(body, inferLimits{maxDepth: 16, maxProps: 256, maxNodes: maxNodes})
+	v, ok := decodeJSON(body)
 	if !ok {
 		return nil
 	}
-	return r.sensitive.names()
+	w := sensitiveWalk{lim: inferLimits{maxDepth: 16, maxProps: 256, maxNodes: maxNodes}}
+	w.walk(v, 0)
+	return w.sensitive.names()
+}
+
+// sensitiveWalk is inferResult.infer without the schema: it visits the
+// same nodes in the same order under the same bounds and collects the
+// same sensitive kinds, but builds no Schema and formats no string (the
+// behavioural model scans responses for sensitive data only).
+type sensitiveWalk struct {
+	lim       inferLimits
+	nodes     int
+	sensitive sensitiveSet
+}
+
+func (w *sensitiveWalk) walk(v any, depth int) {
+	w.nodes++
+	switch x := v.(type) {
+	case json.Number:
+		if s := string(x); !strings.ContainsAny(s, ".eE") {
+			w.sensitive |= sensitiveInNumber(s)
+		}
+	case string:
+		w.sensitive |= sensitiveInValue(x)
+	case []any:
+		if depth >= w.lim.maxDepth || w.nodes >= w.lim.maxNodes {
+			return
+		}
+		for _, e := range x {
+			if w.nodes >= w.lim.maxNodes {
+				break
+			}
+			w.walk(e, depth+1)
+		}
+	case map[string]any:
+		if len(x) == 0 || depth >= w.lim.maxDepth || w.nodes >= w.lim.maxNodes {
+			return
+		}
+		var buf [32]string
+		keys := buf[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if len(keys) > w.lim.maxProps {
+			keys = keys[:w.lim.maxProps]
+		}
+		for _, k := range keys {
+			if w.nodes >= w.lim.maxNodes {
+				break
+			}
+			w.sensitive |= sensitiveInKey(k)
+			w.walk(x[k], depth+1)
+		}
+	}
 }
