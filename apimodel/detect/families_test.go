@@ -283,3 +283,18 @@ func TestSubstitutionBoundaries(t *testing.T) {
 		{"cmdi-substitution", post("/p", jsonCT, `{"slug":"`+"`cat$IFS/etc/passwd`"+`"}`), post("/p", jsonCT, `{"slug":"`+"`cat-v`"+` is a dog"}`)},
 	})
 }
+
+func TestSQLJSONOperatorBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"sqli-json-operator", get("/g?x=OR+%27%7B%22a%22%3A%22b%22%7D%27+%3F+%27a%27"), get("/g?x=or+%27%7B%22a%22%3A%22b%22%7D%27+what%3F")},
+	})
+}
+
+func TestShellQuoteEvasionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// Quotes inside a command word come in pairs; an English
+		// contraction has one.
+		{"rce-shell-evasion", get("/g?c=%3Bca%27%27t+/etc/passwd"), post("/p", jsonCT, `{"body":"In Java: `+"`List<String> names = new ArrayList<>();`"+` I'm <3 this"}`)},
+		{"rce-shell-evasion", post("/p", jsonCT, `{"c":"w'h'o'a'm'i <(id)"}`), post("/p", jsonCT, `{"c":"I ping'd support {twice}; can't wait"}`)},
+	})
+}
