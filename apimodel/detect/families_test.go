@@ -298,3 +298,11 @@ func TestShellQuoteEvasionBoundaries(t *testing.T) {
 		{"rce-shell-evasion", post("/p", jsonCT, `{"c":"w'h'o'a'm'i <(id)"}`), post("/p", jsonCT, `{"c":"I ping'd support {twice}; can't wait"}`)},
 	})
 }
+
+func TestMailProtocolBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// An IMAP command line starts with a tag (a001, a1, *), not an English word.
+		{"rce-mail-protocol", post("/p", jsonCT, `{"m":"x\na001 delete INBOX"}`), post("/p", jsonCT, `{"m":"Hi\nPlease delete my old address and insert the new one"}`)},
+		{"rce-mail-protocol", post("/p", jsonCT, `{"m":"x\r\n. select INBOX"}`), post("/p", jsonCT, `{"m":"Regards,\r\nAnna select the best option"}`)},
+	})
+}
