@@ -106,7 +106,53 @@ func checkSQLi(decoded string, _ []byte) bool {
 		return false
 	}
 	ok, _ := libinjection.IsSQLi(decoded)
-	return ok
+	return ok && !filterExpression(decoded)
+}
+
+// sqlOnly are words and shapes of SQL an injection needs and a search
+// filter language (JQL, Lucene, OData, SCIM) does not: statements,
+// functions of time and data exfiltration, comments, tautologies.
+var sqlOnly = regexp.MustCompile(`(?i)\b(?:select|union|insert|update|delete|drop|alter|create|exec|execute|declare|sleep|benchmark|waitfor|delay|having|into|outfile|case|when|then|procedure|information_schema|sysobjects|version|database|schema|char|chr|concat|substr|substring|ascii|load_file|pg_sleep|dbms_\w+|utl_\w+|xp_\w+|sp_\w+|0x[0-9a-f]+)\b|@@|\w\(|\d\s*(?:[=<>]|!=)\s*\d|\b(?:or|and|xor|not)\s+(?:true|false|\d|null\b)`)
+
+// filterExpression reports whether v reads as a clause of a search filter
+// language rather than a fragment that continues a SQL query: it starts
+// with a field name, its double-quoted strings open and close at token
+// edges, its parentheses balance, and it holds no apostrophe, backtick,
+// statement separator, comment or SQL-only word (sqlOnly). An injection
+// has to leave a literal or a numeric context first, which such a value
+// cannot do.
+func filterExpression(v string) bool {
+	t := strings.TrimLeft(v, " \t")
+	if t == "" || !isLetter(t[0]) || strings.ContainsAny(t, "'`;#\\") || strings.Contains(t, "--") || strings.Contains(t, "/*") {
+		return false
+	}
+	depth, inStr := 0, false
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if inStr {
+			if c == '"' {
+				if i+1 < len(t) && !strings.ContainsRune(" \t\n),", rune(t[i+1])) {
+					return false
+				}
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			if i > 0 && !strings.ContainsRune(" \t\n(,=~<>!:", rune(t[i-1])) {
+				return false
+			}
+			inStr = true
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth < 0 {
+				return false
+			}
+		}
+	}
+	return !inStr && depth == 0 && !sqlOnly.MatchString(t)
 }
 
 var typoQuotes = strings.NewReplacer("‘", "'", "’", "'", "´", "'", "ʼ", "'")
