@@ -306,3 +306,40 @@ func TestMailProtocolBoundaries(t *testing.T) {
 		{"rce-mail-protocol", post("/p", jsonCT, `{"m":"x\r\n. select INBOX"}`), post("/p", jsonCT, `{"m":"Regards,\r\nAnna select the best option"}`)},
 	})
 }
+
+func TestSQLFilterExpressionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// A JQL/Lucene-style filter is not SQL; the closest injections are.
+		{"sqli-libinjection", get("/s?jql=x%22+AND+1%3D1+--"), get("/s?jql=project+%3D+WEB+AND+status+in+(Open%2C+%22In+Progress%22)+ORDER+BY+created+DESC")},
+		{"sqli-libinjection", get("/s?jql=text+~+%22a%22+AND+sleep(5)"), get("/s?jql=text+~+%22login+error%22+AND+updated+%3E%3D+-7d")},
+		{"sqli-libinjection", get("/s?jql=%22+or+%22%22%3D%22"), get("/s?jql=assignee+%3D+%22Jane+Doe%22+OR+reporter+%3D+%22Jane+Doe%22")},
+	})
+	for _, v := range []string{`name" or "1"="1`, `a AND 1=1`, `x" union select 1`, `(status = open`, `x = y; drop table t`} {
+		if filterExpression(v) {
+			t.Errorf("filterExpression(%q) = true", v)
+		}
+	}
+}
+
+func TestSQLCodeProseLowersConfidence(t *testing.T) {
+	d := newDetector(t, Config{})
+	prose := post("/chat", jsonCT, `{"content":"What does `+"`SELECT COUNT(*) FROM orders GROUP BY status`"+` return?"}`)
+	for _, f := range d.Inspect(prose, "svc") {
+		if f.Class == "sqli" && f.Confidence >= 85 {
+			t.Errorf("SQL quoted as code in a question blocked: %+v", f)
+		}
+	}
+	for _, body := range []string{
+		`{"content":"1' union select count(*) from users -- "}`,
+		`{"content":"What does ` + "`SELECT COUNT(*) FROM orders`" + ` return'; select count(*) from users --"}`,
+		`{"content":"x` + "` union select count(*) from users where `" + `a=1"}`,
+	} {
+		blocked := false
+		for _, f := range d.Inspect(post("/chat", jsonCT, body), "svc") {
+			blocked = blocked || f.Class == "sqli" && f.Confidence >= 85
+		}
+		if !blocked {
+			t.Errorf("not blocked: %s", body)
+		}
+	}
+}

@@ -412,6 +412,12 @@ func (s *scan) emitValue(r *rule, part, excerpt, value string) {
 		conf -= proseDemotion
 		s.d.proseLowered.Add(1)
 	}
+	if r.Class == "sqli" && value != "" && sqlCodeProse(value) {
+		// "What does `SELECT ...` return?": a whole statement quoted as
+		// code in a question, not a fragment continuing a query.
+		conf -= proseDemotion
+		s.d.proseLowered.Add(1)
+	}
 	if r.Class == "xss" && value != "" && markupProse(value) {
 		// A bare tag named in a sentence ("what the <script> tag does")
 		// with nothing after it that could run: text about HTML.
@@ -1126,3 +1132,60 @@ func markupProse(v string) bool {
 	}
 	return words >= 5
 }
+
+// sqlCodeProse reports whether v is a sentence that quotes whole SQL
+// statements in markdown code spans: every span opens after a blank or
+// punctuation, closes before one and starts with a statement verb; the
+// text outside has at least two words and nothing that could end a
+// literal or continue a query (quote other than an apostrophe inside a
+// word, ';', comment, '=', SQL-only words).
+func sqlCodeProse(v string) bool {
+	if strings.IndexByte(v, '`') < 0 || len(v) > 64<<10 {
+		return false
+	}
+	var out strings.Builder
+	spans := 0
+	for i := 0; i < len(v); {
+		if v[i] != '`' {
+			out.WriteByte(v[i])
+			i++
+			continue
+		}
+		if i > 0 && !spanEdge(v[i-1]) {
+			return false
+		}
+		end := strings.IndexByte(v[i+1:], '`')
+		if end < 0 {
+			return false
+		}
+		code := strings.TrimLeft(v[i+1:i+1+end], " \t\n")
+		if !sqlStatementStart.MatchString(code) {
+			return false
+		}
+		spans++
+		i += end + 2
+		if i < len(v) && !spanEdge(v[i]) {
+			return false
+		}
+		out.WriteByte(' ')
+	}
+	o := out.String()
+	if spans == 0 || strings.ContainsAny(o, "\";#=") || strings.Contains(o, "--") || strings.Contains(o, "/*") || sqlOnly.MatchString(o) {
+		return false
+	}
+	for q := strings.IndexByte(o, '\''); q >= 0; q = strings.IndexByte(o, '\'') {
+		if q == 0 || q == len(o)-1 || !isLetter(o[q-1]) || !isLetter(o[q+1]) {
+			return false
+		}
+		o = o[q+1:]
+	}
+	words := 0
+	for _, f := range strings.Fields(out.String()) {
+		if len(f) > 1 && isLetter(f[0]) {
+			words++
+		}
+	}
+	return words >= 2
+}
+
+var sqlStatementStart = regexp.MustCompile(`(?i)^(?:select|with|insert|update|delete|explain|create|alter|drop)\b`)
