@@ -343,3 +343,18 @@ func TestSQLCodeProseLowersConfidence(t *testing.T) {
 		}
 	}
 }
+
+func TestSSRFNotationBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// Circled digits/letters fold to ASCII in a host name (IDNA).
+		{"ssrf-internal-url", get("/g?u=imap://%E2%91%A0%E2%91%A1%E2%91%A6.%E2%93%AA.%E2%93%AA.%E2%91%A0"), get("/g?u=rate+%E2%91%A0%E2%91%A6+stars+%2F%2F+ok")},
+		{"ssrf-internal-url", get("/g?u=irc://%E2%93%9B%E2%93%9E%E2%93%92%E2%93%90%E2%93%9B%E2%93%97%E2%93%9E%E2%93%A2%E2%93%A3"), get("/g?u=irc://irc.libera.chat")},
+		// An IPv4 address as one integer, hex or octal is an evasion wherever it points.
+		{"ssrf-internal-url", get("/g?u=http%3A2852039166"), get("/g?u=http%3A%2F%2Fexample.com")},
+		{"ssrf-internal-url", get("/g?u=http://0x7f.1/"), get("/g?u=http://93.184.216.34/")},
+		{"ssrf-internal-url", get("/g?u=rtmp://017700000001"), get("/g?u=rtmp://live.example.com/app")},
+		{"ssrf-internal-url", get("/g?u=local_file://x/etc/passwd"), get("/g?u=file_name://x")},
+		// Parser confusion: a host-shaped piece after '@' before the path.
+		{"ssrf-internal-url", get("/g?u=http://a.com%3A80%20%26%40127.1.2.3%3A22%2F"), get("/g?u=http://a.com/%40127.1.2.3")},
+	})
+}
