@@ -358,3 +358,15 @@ func TestSSRFNotationBoundaries(t *testing.T) {
 		{"ssrf-internal-url", get("/g?u=http://a.com%3A80%20%26%40127.1.2.3%3A22%2F"), get("/g?u=http://a.com/%40127.1.2.3")},
 	})
 }
+
+func TestTraversalLeadingParentBoundaries(t *testing.T) {
+	upload := func(filename string) *call.Request {
+		body := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + filename + "\"\r\nContent-Type: application/octet-stream\r\n\r\nDATA\r\n--b--\r\n"
+		return post("/upload", "multipart/form-data; boundary=b", body)
+	}
+	runBoundaries(t, []boundary{
+		{"traversal-leading-parent", upload(`..\1.7z`), upload(`1..7.7z`)},
+		{"traversal-leading-parent", get("/g?a=..;.%5C.;%5C."), get("/g?a=see+../docs+for+more")},
+		{"traversal-leading-parent", get("/g?f=../x"), get("/g?f=...and+so+on")},
+	})
+}
