@@ -372,3 +372,10 @@ func TestTraversalLeadingParentBoundaries(t *testing.T) {
 		{"traversal-leading-parent", get("/g?f=../x"), get("/g?f=...and+so+on")},
 	})
 }
+
+func TestPerlInterpolationBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"rce-perl-interpolation", get("/g?x=%40%7B%5B%24%24%5D%7D"), get("/g?x=%40%7Bname%7D+and+%5Bx%5D")},
+		{"rce-perl-interpolation", get("/g?x=%40%7B+++%5B+uc+%27hi%27+%5D+++%7D"), get("/g?x=user%40%7B%22a%22%3A%5B1%5D%2C%22b%22%3A2%7D")},
+	})
+}
