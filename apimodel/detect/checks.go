@@ -304,6 +304,10 @@ func obfuscatedIPHost(hostport string) bool {
 		return strings.HasPrefix(host, "0x") && len(host) > 10 // overlong hex: parsers keep the low bits
 	}
 	parts := strings.Split(host, ".")
+	if len(parts) == 1 && len(host) <= 5 && host[0] != '0' {
+		// "http:8080" is a scheme and a port in many configs.
+		return false
+	}
 	if len(parts) != 4 {
 		return true
 	}

@@ -353,6 +353,7 @@ func TestSSRFNotationBoundaries(t *testing.T) {
 		{"ssrf-internal-url", get("/g?u=irc://%E2%93%9B%E2%93%9E%E2%93%92%E2%93%90%E2%93%9B%E2%93%97%E2%93%9E%E2%93%A2%E2%93%A3"), get("/g?u=irc://irc.libera.chat")},
 		// An IPv4 address as one integer, hex or octal is an evasion wherever it points.
 		{"ssrf-internal-url", get("/g?u=http%3A2852039166"), get("/g?u=http%3A%2F%2Fexample.com")},
+		{"ssrf-internal-url", get("/g?u=http%3A123456789"), post("/p", jsonCT, `{"entrypoint":"http:8080"}`)},
 		{"ssrf-internal-url", get("/g?u=http://0x7f.1/"), get("/g?u=http://93.184.216.34/")},
 		{"ssrf-internal-url", get("/g?u=rtmp://017700000001"), get("/g?u=rtmp://live.example.com/app")},
 		{"ssrf-internal-url", get("/g?u=local_file://x/etc/passwd"), get("/g?u=file_name://x")},
