@@ -106,7 +106,53 @@ func checkSQLi(decoded string, _ []byte) bool {
 		return false
 	}
 	ok, _ := libinjection.IsSQLi(decoded)
-	return ok
+	return ok && !filterExpression(decoded)
+}
+
+// sqlOnly are words and shapes of SQL an injection needs and a search
+// filter language (JQL, Lucene, OData, SCIM) does not: statements,
+// functions of time and data exfiltration, comments, tautologies.
+var sqlOnly = regexp.MustCompile(`(?i)\b(?:select|union|insert|update|delete|drop|alter|create|exec|execute|declare|sleep|benchmark|waitfor|delay|having|into|outfile|case|when|then|procedure|information_schema|sysobjects|version|database|schema|char|chr|concat|substr|substring|ascii|load_file|pg_sleep|dbms_\w+|utl_\w+|xp_\w+|sp_\w+|0x[0-9a-f]+)\b|@@|\w\(|\d\s*(?:[=<>]|!=)\s*\d|\b(?:or|and|xor|not)\s+(?:true|false|\d|null\b)`)
+
+// filterExpression reports whether v reads as a clause of a search filter
+// language rather than a fragment that continues a SQL query: it starts
+// with a field name, its double-quoted strings open and close at token
+// edges, its parentheses balance, and it holds no apostrophe, backtick,
+// statement separator, comment or SQL-only word (sqlOnly). An injection
+// has to leave a literal or a numeric context first, which such a value
+// cannot do.
+func filterExpression(v string) bool {
+	t := strings.TrimLeft(v, " \t")
+	if t == "" || !isLetter(t[0]) || strings.ContainsAny(t, "'`;#\\") || strings.Contains(t, "--") || strings.Contains(t, "/*") {
+		return false
+	}
+	depth, inStr := 0, false
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if inStr {
+			if c == '"' {
+				if i+1 < len(t) && !strings.ContainsRune(" \t\n),", rune(t[i+1])) {
+					return false
+				}
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			if i > 0 && !strings.ContainsRune(" \t\n(,=~<>!:", rune(t[i-1])) {
+				return false
+			}
+			inStr = true
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth < 0 {
+				return false
+			}
+		}
+	}
+	return !inStr && depth == 0 && !sqlOnly.MatchString(t)
 }
 
 var typoQuotes = strings.NewReplacer("‘", "'", "’", "'", "´", "'", "ʼ", "'")
@@ -152,8 +198,11 @@ func checkXSS(decoded string, canon []byte) bool {
 // network, or a cloud metadata service, in any of the IPv4 spellings that
 // resolvers accept (decimal, hex, octal, short forms).
 func checkSSRF(decoded string, _ []byte) bool {
-	s := strings.ToLower(decoded)
+	s := strings.ToLower(foldEnclosed(decoded))
 	s = strings.ReplaceAll(s, "\\", "/")
+	if slashlessURL(s) {
+		return true
+	}
 	for n := 0; n < 4; n++ {
 		i := strings.Index(s, "//")
 		if i < 0 {
@@ -171,9 +220,13 @@ func checkSSRF(decoded string, _ []byte) bool {
 			scheme = "jar"
 		}
 		switch scheme {
-		case "gopher", "dict", "tftp", "ldap", "netdoc", "jar", "sftp":
+		case "gopher", "dict", "tftp", "ldap", "netdoc", "jar", "sftp", "local_file":
 			return true
 		case "http", "https", "ftp", "ws", "wss", "":
+		case "acap", "imap", "imaps", "irc", "ircs", "pop3", "pop3s", "rtmp", "rtsp", "smtp", "smtps",
+			"telnet", "ldaps", "ssh", "redis", "memcached", "mongodb", "mysql", "postgres":
+			// Clients of these protocols connect to the host like an
+			// HTTP client would.
 		default:
 			continue
 		}
@@ -189,11 +242,118 @@ func checkSSRF(decoded string, _ []byte) bool {
 		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
 			auth = auth[at+1:]
 		}
-		if internalHost(auth) {
+		if internalHost(auth) || scheme != "" && obfuscatedIPHost(auth) {
+			return true
+		}
+		// Parsers disagree on where the authority ends ("a.com:80 &@10.0.0.1:22/#
+		// @a.com/"): every host-shaped piece before the path counts.
+		if p := strings.IndexByte(rest, '/'); p > end && strings.IndexByte(rest[:p], '@') >= 0 {
+			for _, piece := range strings.FieldsFunc(rest[:p], func(r rune) bool { return strings.ContainsRune("@ #&?", r) }) {
+				if internalHost(piece) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// slashlessURL finds http:host written without slashes (WHATWG parsers
+// read "http:10.0.0.1" as http://10.0.0.1/) whose host is internal or an
+// IP address in an obfuscated notation.
+func slashlessURL(s string) bool {
+	for off := 0; off < len(s); {
+		i := strings.Index(s[off:], "http")
+		if i < 0 {
+			return false
+		}
+		i += off
+		off = i + 4
+		if i > 0 && isLetter(s[i-1]) {
+			continue
+		}
+		rest := s[i+4:]
+		rest = strings.TrimPrefix(rest, "s")
+		if !strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, ":/") {
+			continue
+		}
+		rest = rest[1:]
+		end := strings.IndexAny(rest, "/?#\n ")
+		if end < 0 {
+			end = len(rest)
+		}
+		if h := rest[:end]; h != "" && (internalHost(h) || obfuscatedIPHost(h)) {
 			return true
 		}
 	}
 	return false
+}
+
+// obfuscatedIPHost reports an IPv4 address written as one integer, in hex
+// or octal, or with fewer than four parts: notations only written to get
+// past a host filter.
+func obfuscatedIPHost(hostport string) bool {
+	host := hostport
+	if j := strings.LastIndexByte(host, ':'); j >= 0 && strings.Count(host, ":") == 1 {
+		host = host[:j]
+	}
+	if !looksNumericHost(host) || strings.Contains(host, ":") {
+		return false
+	}
+	if _, ok := parseLooseIPv4(host); !ok {
+		return strings.HasPrefix(host, "0x") && len(host) > 10 // overlong hex: parsers keep the low bits
+	}
+	parts := strings.Split(host, ".")
+	if len(parts) == 1 && len(host) <= 5 && host[0] != '0' {
+		// "http:8080" is a scheme and a port in many configs.
+		return false
+	}
+	if len(parts) != 4 {
+		return true
+	}
+	for _, p := range parts {
+		if strings.HasPrefix(p, "0x") || len(p) > 1 && p[0] == '0' {
+			return true
+		}
+	}
+	return false
+}
+
+// foldEnclosed maps enclosed alphanumerics (circled digits and letters,
+// dingbat circled digits), which IDNA normalisation turns into ASCII in a
+// host name, to their ASCII form.
+func foldEnclosed(v string) string {
+	if strings.IndexByte(v, 0xe2) < 0 {
+		return v
+	}
+	var b strings.Builder
+	changed := false
+	for _, r := range v {
+		switch {
+		case r >= 0x2460 && r <= 0x2473:
+			b.WriteString(strconv.Itoa(int(r-0x2460) + 1))
+		case r >= 0x2776 && r <= 0x277f:
+			b.WriteString(strconv.Itoa(int(r-0x2776) + 1))
+		case r >= 0x2780 && r <= 0x2789:
+			b.WriteString(strconv.Itoa(int(r-0x2780) + 1))
+		case r >= 0x278a && r <= 0x2793:
+			b.WriteString(strconv.Itoa(int(r-0x278a) + 1))
+		case r == 0x24ea || r == 0x24ff:
+			b.WriteByte('0')
+		case r >= 0x24b6 && r <= 0x24cf:
+			b.WriteByte(byte('a' + r - 0x24b6))
+		case r >= 0x24d0 && r <= 0x24e9:
+			b.WriteByte(byte('a' + r - 0x24d0))
+		default:
+			b.WriteRune(r)
+			continue
+		}
+		changed = true
+	}
+	if !changed {
+		return v
+	}
+	return b.String()
 }
 
 // rebindingSuffixes are wildcard-DNS services that resolve a name to the

