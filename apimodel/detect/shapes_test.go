@@ -136,7 +136,9 @@ func proseRequests(n, from int) []*call.Request {
 func TestShapeLowersUsualClass(t *testing.T) {
 	p := NewProfiler()
 	d := shapeDetector(t, p)
-	mid := jsonPost("/posts/77/comments", `{"comment":"the zzmid tag shows up in the preview","post":1}`)
+	// "size=2": a character markup needs, so the prose demotion of a bare
+	// tag named in a sentence (markupProse) stays out of this test.
+	mid := jsonPost("/posts/77/comments", `{"comment":"the zzmid tag shows up in the preview, size=2","post":1}`)
 	if c := confOf(d.Inspect(mid, "blog"), "t-xss-mid"); c != 85 {
 		t.Fatalf("before learning: %d", c)
 	}
