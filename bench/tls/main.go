@@ -197,7 +197,7 @@ func (b *bench) run(ctx context.Context) error {
 	for _, t := range targets {
 		report(t.name, res[t.name])
 	}
-	fmt.Printf("(A sprd: (max-min)/median of the A windows, the noise floor; agent CPU includes reading both ends: wrk's libssl is probed too)\n")
+	fmt.Printf("(A sprd: (max-min)/median of the A windows, the noise floor; only the server is probed: process scope, wrk is a client)\n")
 	fmt.Printf("total %v\n", time.Since(t0).Round(time.Second))
 	return nil
 }
