@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -830,28 +831,7 @@ func isAuthEndpoint(path string, fields []field) bool {
 	for _, f := range fields {
 		// ASCII folding equals strings.ToLower here: no other rune lowers
 		// to a letter of "password".
-		if f.name != "" && containsFold(f.name, "password") || containsFold(f.key, "password") || containsFold(f.sub, "password") {
-			return true
-		}
-	}
-	return false
-}
-
-// containsFold reports whether s contains the lower-case ASCII word w,
-// ignoring ASCII case.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for ; j < len(w); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != w[j] {
-				break
-			}
-		}
-		if j == len(w) {
+		if f.name != "" && asciifold.Contains(f.name, "password") || asciifold.Contains(f.key, "password") || asciifold.Contains(f.sub, "password") {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -679,7 +680,7 @@ var headerPunct = strings.NewReplacer("-", "", "_", "", ".", "")
 // filename parameters of a multipart body.
 func uploadNames(req *call.Request, yield func(part, name string) bool) {
 	for _, h := range req.Headers {
-		if !containsFold(h.Name, "file") {
+		if !asciifold.Contains(h.Name, "file") {
 			continue // the common case: no allocation per header
 		}
 		n := headerPunct.Replace(strings.ToLower(strings.TrimSpace(h.Name)))
@@ -1192,7 +1193,7 @@ func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
 				return "header:Accept-Encoding", h.Value, true
 			}
 		case headerNameIs(h.Name, "accept"):
-			if isASCII(h.Value) && !containsFold(h.Value, "charset") {
+			if isASCII(h.Value) && !asciifold.Contains(h.Value, "charset") {
 				continue // nothing to judge (an ASCII value lowers byte for byte)
 			}
 			lv := strings.ToLower(h.Value)

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"fmt"
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -523,7 +524,7 @@ func printable(v string) string {
 
 func isSensitiveName(n string) bool {
 	for _, w := range sensitiveWords {
-		if containsFold(n, w) {
+		if asciifold.Contains(n, w) {
 			return true
 		}
 	}
@@ -531,28 +532,6 @@ func isSensitiveName(n string) bool {
 }
 
 var sensitiveWords = []string{"pass", "pwd", "secret", "token", "apikey", "api_key", "session", "auth", "credential"}
-
-// containsFold reports whether s contains the lower-case ASCII word w,
-// ignoring ASCII case, without building a lowered copy of s (it runs on
-// every header and parameter name of every request).
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for ; j < len(w); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != w[j] {
-				break
-			}
-		}
-		if j == len(w) {
-			return true
-		}
-	}
-	return false
-}
 
 // inertPath is inertToken of the path without its slashes.
 func inertPath(p string) bool {

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"strings"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
@@ -80,7 +81,7 @@ func isAPIKeyHeader(name string) bool {
 	}
 	// Most headers contain no "key" at all; test that first without
 	// allocating a lower-cased copy.
-	if !containsFold(name, "key") && !containsFold(name, "token") {
+	if !asciifold.Contains(name, "key") && !asciifold.Contains(name, "token") {
 		return false
 	}
 	ln := strings.ToLower(name)
@@ -88,27 +89,6 @@ func isAPIKeyHeader(name string) bool {
 		return false
 	}
 	return strings.Contains(ln, "key") || ln == "x-auth-token" || ln == "x-access-token" || ln == "x-api-token"
-}
-
-// containsFold reports whether s contains the lower-case ASCII word w,
-// ignoring ASCII case.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for ; j < len(w); j++ {
-			c := s[i+j]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != w[j] {
-				break
-			}
-		}
-		if j == len(w) {
-			return true
-		}
-	}
-	return false
 }
 
 // appendSessionCookies adds "cookie:<name>" for cookies whose name marks a
