@@ -464,7 +464,8 @@ static __always_inline int tls_record_start(struct __sk_buff *skb, __u32 pay_off
 
 /* copy_allowance returns how many bytes of this segment's payload to copy
  * under its message's budget (see budget_flows); *cipher is set for a
- * later segment of a TLS record stream (BUDGET_CIPHERTEXT). */
+ * later segment of a TLS record stream (BUDGET_CIPHERTEXT), which gets the
+ * peek if the caller captures it at all. */
 static __always_inline __u32 copy_allowance(struct __sk_buff *skb, struct flow_key *key,
 					     __u32 pay_off, __u32 pay_len, __u32 seq, int *cipher)
 {
@@ -503,7 +504,7 @@ static __always_inline __u32 copy_allowance(struct __sk_buff *skb, struct flow_k
 	st = bpf_map_lookup_elem(&budget_flows, key);
 	if (st && st->budget == BUDGET_CIPHERTEXT) {
 		*cipher = 1;
-		return 0;
+		return pay_len < TLS_PEEK_BYTES ? pay_len : TLS_PEEK_BYTES;
 	}
 	if (!st && tls_record_start(skb, pay_off, pay_len)) {
 		struct budget_state ns = {.start_seq = seq, .budget = BUDGET_CIPHERTEXT};
@@ -594,6 +595,21 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 source)
 	if (pay_len == 0 && !(flags & (AW_TCP_SYN | AW_TCP_FIN | AW_TCP_RST)))
 		return TCX_NEXT; /* pure ACK: nothing for userspace */
 
+	__u32 seq = bpf_ntohl(tcp.seq);
+	__u32 copy_len = pay_len;
+	int cipher = 0;
+	if (budgets_on)
+		copy_len = copy_allowance(skb, &key, pay_off, pay_len, flags & AW_TCP_SYN ? seq + 1 : seq,
+					  &cipher);
+	/* A later ciphertext segment is dropped from capture before the
+	 * event is built; only the flow's end and held-port segments (their
+	 * verdict waits on a chunk) go on, peeked. */
+	if (cipher && !(flags & (AW_TCP_FIN | AW_TCP_RST)) &&
+	    !(source == CHUNK_SRC_TC_INGRESS && bpf_map_lookup_elem(&wake_ports, &key.dport))) {
+		count(CNT_CIPHERTEXT_SKIPPED, 1);
+		return TCX_NEXT;
+	}
+
 	ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
 		return TCX_NEXT;
@@ -603,20 +619,6 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 source)
 	ev->pid = 0;
 	ev->conn_id = 0;
 	ev->source = source;
-	__u32 seq = bpf_ntohl(tcp.seq);
-	__u32 copy_len = pay_len;
-	int cipher = 0;
-	if (budgets_on)
-		copy_len = copy_allowance(skb, &key, pay_off, pay_len, flags & AW_TCP_SYN ? seq + 1 : seq,
-					  &cipher);
-	if (cipher) {
-		if (!(flags & (AW_TCP_FIN | AW_TCP_RST)) &&
-		    !(source == CHUNK_SRC_TC_INGRESS && bpf_map_lookup_elem(&wake_ports, &key.dport))) {
-			count(CNT_CIPHERTEXT_SKIPPED, 1);
-			return TCX_NEXT;
-		}
-		copy_len = pay_len < TLS_PEEK_BYTES ? pay_len : TLS_PEEK_BYTES;
-	}
 	ev->seq = seq;
 	emit_chunks(skb, pay_off, pay_len, copy_len, flags);
 	return TCX_NEXT;

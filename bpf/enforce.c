@@ -49,15 +49,17 @@ static __always_inline int flagged(const struct flow_key *k, __u8 tcp_flags)
 	struct flow_key rev = {};
 	struct enforce_flag *f;
 
-	flow_key_reverse(k, &rev);
 	f = bpf_map_lookup_elem(&flagged_flows, k);
-	if (!f)
+	if (!f) {
+		flow_key_reverse(k, &rev);
 		f = bpf_map_lookup_elem(&flagged_flows, &rev);
+	}
 	if (!f)
 		return 0;
 	if ((tcp_flags & (AW_TCP_SYN | AW_TCP_ACK)) != AW_TCP_SYN ||
 	    bpf_ktime_get_ns() - f->ts_ns < ENFORCE_FLAG_SYN_GRACE_NS)
 		return 1;
+	flow_key_reverse(k, &rev);
 	bpf_map_delete_elem(&flagged_flows, k);
 	bpf_map_delete_elem(&flagged_flows, &rev);
 	enforce_count(ENF_CNT_FLAG_CLEARED_SYN);

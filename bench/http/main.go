@@ -22,9 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -515,26 +513,12 @@ func (b *bench) profileAgent(server string, d time.Duration) error {
 // fetchProfile saves /debug/pprof/<kind> of the running agent over d to
 // <server>-<file>.
 func (b *bench) fetchProfile(kind, file, server string, d time.Duration) error {
-	secs := max(1, int(d.Seconds()))
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", b.agent.Base, kind, secs))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile: %s", resp.Status)
-	}
 	out := filepath.Join(filepath.Dir(file), server+"-"+filepath.Base(file))
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
+	if err := b.agent.Pprof(kind, d, out); err != nil {
 		return err
 	}
 	fmt.Printf("agent %s: %s\n", kind, out)
-	return f.Close()
+	return nil
 }
 
 func cpuOf(pid int) (time.Duration, error) {

@@ -168,7 +168,7 @@ func (b *bench) run(ctx context.Context) error {
 			if on && b.cfg.profile != "" && !profiled[t.name] {
 				profiled[t.name] = true
 				prof = make(chan error, 1)
-				go func() { prof <- b.agent.Profile(b.cfg.window-time.Second, b.cfg.profile+"."+t.name) }()
+				go func() { prof <- b.agent.Pprof("profile", b.cfg.window-time.Second, b.cfg.profile+"."+t.name) }()
 			}
 			w, err := b.wrk(ctx, t)
 			if prof != nil {

@@ -122,14 +122,17 @@ func goTLSPlan(ef *elfFile, r io.ReaderAt) (*plan, error) {
 	if _, err := checkGoLayout(ef); err != nil {
 		return nil, err
 	}
-	fns, err := ef.goFuncs(goSymRead, goSymWrite)
-	if len(fns) < 2 {
+	// One lookup for all three: in a stripped binary each goFuncs call
+	// parses .gopclntab.
+	fns, err := ef.goFuncs(goSymRead, goSymWrite, goSymMemmove)
+	_, haveRead := fns[goSymRead]
+	_, haveWrite := fns[goSymWrite]
+	if !haveRead || !haveWrite {
 		if err == nil {
 			err = fmt.Errorf("crypto/tls: %w", errNoSymbol)
 		}
 		return nil, err
 	}
-	memmove, _ := ef.goFuncs(goSymMemmove)
 	for _, fn := range []struct {
 		sym string
 		dir uint64
@@ -154,7 +157,7 @@ func goTLSPlan(ef *elfFile, r io.ReaderAt) (*plan, error) {
 		}
 		// The data point: one emulated probe where n is known, instead
 		// of a single-stepped one at every RET.
-		if mm, ok := memmove[goSymMemmove]; ok {
+		if mm, ok := fns[goSymMemmove]; ok {
 			if addr, reg, ok := goReadDataPoint(ins, mm.entry); ok {
 				pt, err := ef.point(fn.sym, addr, probeGoRet, cookie(fn.dir, modeRetInt64)|uint64(reg)<<16)
 				if err != nil {
@@ -202,10 +205,11 @@ var goDataRegs = map[x86asm.Reg]uint8{
 // other shape (another compiler, an instrumented build) keeps the RET
 // probes. Checked on go1.22 and go1.26 builds by the Go TLS tests.
 func goReadDataPoint(ins []insn, memmove uint64) (uint64, uint8, bool) {
-	var found []struct {
-		addr uint64
-		reg  uint8
-	}
+	var (
+		found int
+		addr  uint64
+		reg   uint8
+	)
 	for i, in := range ins {
 		if in.Op != x86asm.CALL {
 			continue
@@ -240,18 +244,13 @@ func goReadDataPoint(ins []insn, memmove uint64) (uint64, uint8, bool) {
 			}
 			t, jc := ins[k], ins[k+1]
 			if t.Op == x86asm.TEST && t.Args[0] == rn && t.Args[1] == rn && isJcc(jc.Op) && emulated(jc.Inst) {
-				found = append(found, struct {
-					addr uint64
-					reg  uint8
-				}{jc.addr, code})
+				found++
+				addr, reg = jc.addr, code
 			}
 			break
 		}
 	}
-	if len(found) != 1 {
-		return 0, 0, false
-	}
-	return found[0].addr, found[0].reg, true
+	return addr, reg, found == 1
 }
 
 func isJcc(op x86asm.Op) bool {

@@ -317,18 +317,18 @@ func AttachedPrograms(iface string) ([]string, error) {
 	return progs, nil
 }
 
-// Profile saves the agent's CPU profile over d (it must run with --pprof)
-// to file.
-func (a *Agent) Profile(d time.Duration, file string) error {
+// Pprof saves the agent's /debug/pprof/<kind> ("profile", "trace") over d
+// to file; the agent must run with --pprof.
+func (a *Agent) Pprof(kind string, d time.Duration, file string) error {
 	secs := max(1, int(d.Seconds()))
 	c := &http.Client{Timeout: d + 10*time.Second, Transport: a.hc.Transport}
-	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", a.Base, secs))
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", a.Base, kind, secs))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile: %s", resp.Status)
+		return fmt.Errorf("%s: %s", kind, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {
