@@ -8,7 +8,13 @@
 // send time), CPU per request of server, agent and softirq, and the
 // in-kernel cost per program run from kernel.bpf_stats_enabled.
 //
-// Run as root from the module root: go run ./bench/http [-window 2s -rounds 2].
+// -proto https serves HTTPS instead (nginx on the shared libssl, the
+// stripped Go crypto/tls API), so the B windows also pay for the TLS
+// uprobes; -proto http,https measures both in one run and ends with one
+// table of every target. -pin runs the generator alone on the last CPU.
+//
+// Run as root from the module root: go run ./bench/http [-window 2s -rounds 2]
+// [-proto http,https] [-pin].
 //
 // With -modes it instead compares, in one run against one server (goapi by
 // default), no agent, the agent in monitor and in protect mode, and a
@@ -52,6 +58,7 @@ type config struct {
 	noGSO    bool
 	profile  string
 	pin      bool
+	protos   []string // http, https
 	// comparison (-modes)
 	modes string
 	quick bool
@@ -117,6 +124,7 @@ type bench struct {
 	dir     string
 	topo    *harness.Topology
 	awload  string
+	caFile  string // -tls: the CA the generator trusts
 	agent   *harness.Agent
 	agentN  int
 	restore func()
@@ -138,6 +146,8 @@ func main() {
 	flag.BoolVar(&cfg.noGSO, "nogso", false, "cap GSO on the veths so every segment is wire-sized")
 	flag.BoolVar(&cfg.pin, "pin", false, "run the load generator alone on the last CPU and the server and agent on the others (taskset), to separate the agent's cost from contention with the generator")
 	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name); with -modes: of the protect-mode agent during its fixed-rate keep-alive phase")
+	protos := flag.String("proto", "http", "protocols to measure, each against every server: http, https (nginx with the shared libssl, the stripped Go crypto/tls API: the B windows pay for the TLS uprobes; the generator speaks TLS, is a client and is not probed), or http,https for the whole table in one run")
+	tlsOnly := flag.Bool("tls", false, "shorthand for -proto https")
 	flag.StringVar(&cfg.modes, "modes", "", "instead of the A/B windows, compare these modes on one server in one run: none, monitor, protect, coraza (a Coraza + CRS inline proxy in front of the server, no agent); e.g. -modes none,monitor,protect,coraza")
 	flag.BoolVar(&cfg.quick, "quick", false, "with -modes: short phases (1.2 s) and no second baseline run, about 30 s in all")
 	flag.IntVar(&cfg.pl, "pl", 1, "with -modes: CRS paranoia level of the Coraza proxy")
@@ -150,6 +160,22 @@ func main() {
 	if *proxy != "" {
 		runCorazaProxy(*proxy, *upstream, cfg.pl)
 		return
+	}
+	if *tlsOnly {
+		*protos = "https"
+	}
+	for _, p := range strings.Split(*protos, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "http", "https":
+			cfg.protos = append(cfg.protos, p)
+		default:
+			fmt.Fprintf(os.Stderr, "bench/http: -proto %q: want http, https or http,https\n", p)
+			os.Exit(2)
+		}
+	}
+	if cfg.modes != "" && slices.Contains(cfg.protos, "https") {
+		fmt.Fprintln(os.Stderr, "bench/http: HTTPS is measured by the A/B windows; -modes (and its plaintext Coraza proxy) does not take -proto https")
+		os.Exit(2)
 	}
 	if cfg.modes != "" {
 		set := map[string]bool{}
@@ -227,29 +253,56 @@ func (b *bench) run(ctx context.Context) error {
 	type target struct {
 		name, path string
 		srv        *harness.Server
+		caFile     string // HTTPS: the CA the generator trusts
+	}
+	var certs harness.Certs
+	var strippedGoAPI string
+	if slices.Contains(b.cfg.protos, "https") {
+		if certs, err = harness.GenCerts(b.dir, b.topo.SrvIP); err != nil {
+			return err
+		}
+		// Stripped, as deployed binaries usually are: the agent finds
+		// crypto/tls through .gopclntab, not the symbol table.
+		if strippedGoAPI, err = harness.BuildStrippedGoAPI(ctx, b.dir); err != nil {
+			return err
+		}
 	}
 	var targets []target
-	for _, name := range strings.Split(b.cfg.servers, ",") {
-		var s *harness.Server
-		var path string
-		switch strings.TrimSpace(name) {
-		case "nginx":
-			s, err = b.topo.StartNginx(b.dir)
-			path = "/ping"
-		case "goapi":
-			s, err = b.topo.StartGoAPI(bins.GoAPI, b.dir, false)
-			path = "/api/v1/ping"
-		default:
-			return fmt.Errorf("unknown server %q", name)
+	for _, proto := range b.cfg.protos {
+		tls := proto == "https"
+		for _, name := range strings.Split(b.cfg.servers, ",") {
+			name = strings.TrimSpace(name)
+			var s *harness.Server
+			var path string
+			switch {
+			case name == "nginx" && tls:
+				s, err = b.topo.StartNginxTLS(b.dir, certs, false)
+				path = "/ping"
+			case name == "nginx":
+				s, err = b.topo.StartNginx(b.dir)
+				path = "/ping"
+			case name == "goapi" && tls:
+				s, err = b.topo.StartGoAPITLS(strippedGoAPI, b.dir, certs, false)
+				path = "/api/v1/ping"
+			case name == "goapi":
+				s, err = b.topo.StartGoAPI(bins.GoAPI, b.dir, false)
+				path = "/api/v1/ping"
+			default:
+				return fmt.Errorf("unknown server %q", name)
+			}
+			if err != nil {
+				return err
+			}
+			defer s.Kill()
+			if err := b.topo.CheckReach(s.Addr, 5*time.Second); err != nil {
+				return err
+			}
+			t := target{name: name + ", " + proto, path: path, srv: s}
+			if tls {
+				t.caFile = certs.CA
+			}
+			targets = append(targets, t)
 		}
-		if err != nil {
-			return err
-		}
-		defer s.Kill()
-		if err := b.topo.CheckReach(s.Addr, 5*time.Second); err != nil {
-			return err
-		}
-		targets = append(targets, target{name, path, s})
 	}
 	if b.cfg.modes != "" {
 		for _, t := range targets {
@@ -260,13 +313,17 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		return nil
 	}
+	var rows []summaryRow
 	for _, t := range targets {
+		b.caFile = t.caFile
 		ws, maxRPS, err := b.server(ctx, t.srv, t.path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		b.report(t.name, maxRPS, ws)
+		rows = append(rows, b.report(t.name, maxRPS, ws))
 	}
+	b.caFile = ""
+	printSummary(rows, b.cfg)
 	return nil
 }
 
@@ -325,6 +382,9 @@ func (b *bench) load(ctx context.Context, addr, path string, conns int, rate flo
 	}
 	if newConn {
 		args = append(args, "-new-conn")
+	}
+	if b.caFile != "" {
+		args = append(args, "-cacert", b.caFile)
 	}
 	out, err := exec.CommandContext(ctx, "ip", args...).Output()
 	var l load
@@ -549,7 +609,63 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func (b *bench) report(name string, maxRPS float64, ws []window) {
+// summaryRow is one line of the final table: the issue's columns.
+type summaryRow struct {
+	name                     string
+	satA, satRatio, satSprd  float64
+	p99Ratio                 float64
+	agentUs, bpfUs           float64
+	totalAUs, totalBUs, srvB float64
+}
+
+// abMedians returns the A and B medians of get over ws and the A spread
+// ((max-min)/median of the A windows).
+func abMedians(ws []window, get func(window) float64) (a, b, spread float64) {
+	var av, bv []float64
+	for _, w := range ws {
+		if w.attached {
+			bv = append(bv, get(w))
+		} else {
+			av = append(av, get(w))
+		}
+	}
+	a, b = median(av), median(bv)
+	if len(av) > 1 && a > 0 {
+		spread = (slices.Max(av) - slices.Min(av)) / a
+	}
+	return a, b, spread
+}
+
+// printSummary prints every measured target in one table, in the shape
+// of issue #8's (markdown, to paste into the README).
+func printSummary(rows []summaryRow, cfg config) {
+	if len(rows) == 0 {
+		return
+	}
+	pin := ""
+	if cfg.pin {
+		pin = ", generator pinned to its own CPU (-pin)"
+	}
+	fmt.Printf("\n== summary: B/A = agent running / stopped, medians of %d rounds A B B A, %v windows%s\n\n", cfg.rounds, cfg.window, pin)
+	fmt.Println("| server | saturation throughput B/A (A spread) | fixed-rate p99 B/A | agent CPU / req | BPF / req | server+agent+softirq CPU / req (A → B) |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Printf("| %s | %s (%.0f %%) | %s | %.1f µs | %.1f µs | %.1f → %.1f µs |\n", r.name, fmtRatio(r.satRatio), 100*r.satSprd,
+			fmtRatio(r.p99Ratio), r.agentUs, r.bpfUs, r.totalAUs, r.totalBUs)
+	}
+	fmt.Println("\n(BPF / req is the agent's programs' own run time from kernel.bpf_stats_enabled; the uprobe traps themselves are in the server's CPU.)")
+}
+
+func (b *bench) report(name string, maxRPS float64, ws []window) summaryRow {
+	row := summaryRow{name: name}
+	var satB, p99A, p99B float64
+	row.satA, satB, row.satSprd = abMedians(ws, func(w window) float64 { return w.sat.RPS })
+	row.satRatio = ratio(satB, row.satA)
+	p99A, p99B, _ = abMedians(ws, func(w window) float64 { return float64(w.lat.P99Us) })
+	row.p99Ratio = ratio(p99B, p99A)
+	_, row.agentUs, _ = abMedians(ws, func(w window) float64 { return w.perReq(w.agentCPU) })
+	_, row.bpfUs, _ = abMedians(ws, func(w window) float64 { return w.bpfNsPerReq() / 1000 })
+	row.totalAUs, row.totalBUs, _ = abMedians(ws, func(w window) float64 { return w.perReq(w.srvCPU + w.agentCPU + w.softirq) })
 	type metric struct {
 		name string
 		get  func(window) float64
@@ -581,29 +697,21 @@ func (b *bench) report(name string, maxRPS float64, ws []window) {
 	// A spread (max-min over median of the A windows) is the noise floor: a
 	// B/A ratio inside it is not a measured effect.
 	fmt.Fprintln(tw, "metric\tA median\tB median\tB/A\tA spread\t")
+	hasB := slices.ContainsFunc(ws, func(w window) bool { return w.attached })
 	for _, m := range metrics {
-		var a, bb []float64
-		for _, w := range ws {
-			if w.attached {
-				bb = append(bb, m.get(w))
-			} else {
-				a = append(a, m.get(w))
+		ma, mb, sp := abMedians(ws, m.get)
+		r, bs := "-", "-"
+		if hasB {
+			bs = fmt.Sprintf("%.1f", mb)
+			if ma > 0 {
+				r = fmt.Sprintf("%.3f", mb/ma)
 			}
 		}
-		ma, mb := median(a), median(bb)
-		ratio := "-"
-		if len(bb) > 0 && ma > 0 {
-			ratio = fmt.Sprintf("%.3f", mb/ma)
-		}
-		bs := "-"
-		if len(bb) > 0 {
-			bs = fmt.Sprintf("%.1f", mb)
-		}
 		spread := "-"
-		if len(a) > 1 && ma > 0 {
-			spread = fmt.Sprintf("%.0f%%", (slices.Max(a)-slices.Min(a))/ma*100)
+		if sp > 0 || ma > 0 {
+			spread = fmt.Sprintf("%.0f%%", sp*100)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t\n", m.name, ma, bs, ratio, spread)
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t\n", m.name, ma, bs, r, spread)
 	}
 	_ = tw.Flush()
 	// Per-program in-kernel cost, summed over the B windows.
@@ -626,10 +734,12 @@ func (b *bench) report(name string, maxRPS float64, ws []window) {
 		sort.Strings(keys)
 		fmt.Println("  BPF programs of the agent during saturation windows (kernel.bpf_stats_enabled):")
 		for _, k := range keys {
-			p := per[k]
-			fmt.Printf("    %-40s runs %10d  %8.0f ns/run\n", k, p.Runs, p.NsPerRun())
+			if p := per[k]; p.Runs > 0 {
+				fmt.Printf("    %-40s runs %10d  %8.0f ns/run\n", k, p.Runs, p.NsPerRun())
+			}
 		}
 	}
+	return row
 }
 
 func order(ws []window) string {

@@ -10,6 +10,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -68,6 +70,10 @@ type config struct {
 	// instead of reusing keep-alive connections. Latency includes the
 	// TCP handshake.
 	newConn bool
+	// tlsConf, when set, speaks HTTPS: every connection is a TLS client
+	// session (resumed from a shared cache with -new-conn, as browsers
+	// and SDKs do).
+	tlsConf *tls.Config
 }
 
 type worker struct {
@@ -92,6 +98,15 @@ func (w *worker) dial(cfg *config) (*conn, error) {
 	c, err := net.DialTimeout("tcp", cfg.addr, cfg.timeout)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.tlsConf != nil {
+		tc := tls.Client(c, cfg.tlsConf)
+		_ = tc.SetDeadline(time.Now().Add(cfg.timeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		c = tc
 	}
 	closeHdr := ""
 	if cfg.newConn {
@@ -334,7 +349,16 @@ func main() {
 	flag.Float64Var(&cfg.rate, "rate", 0, "requests per second over all connections; 0 = closed loop (saturation)")
 	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "per-request timeout")
 	flag.BoolVar(&cfg.newConn, "new-conn", false, "a new TCP connection for every request (Connection: close) instead of keep-alive")
+	caFile := flag.String("cacert", "", "speak HTTPS, trusting the CA certificate(s) in this PEM file")
 	flag.Parse()
+	if *caFile != "" {
+		conf, err := tlsConfig(*caFile, cfg.addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "awload:", err)
+			os.Exit(2)
+		}
+		cfg.tlsConf = conf
+	}
 	if cfg.host == "" {
 		cfg.host = cfg.addr
 	}
@@ -348,4 +372,23 @@ func main() {
 	if res.Requests == 0 {
 		os.Exit(1)
 	}
+}
+
+// tlsConfig trusts the CAs of caFile and verifies the server as the host
+// part of addr (an IP in the benchmarks' certificates).
+func tlsConfig(caFile, addr string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("-addr: %w", err)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: host, NextProtos: []string{"http/1.1"},
+		ClientSessionCache: tls.NewLRUClientSessionCache(256)}, nil
 }

@@ -19,7 +19,7 @@ import (
 // that tests n right after the plaintext was copied (goReadDataPoint, an
 // emulated instruction), or, when the compiled code has another shape, one
 // at every RET (single-stepped: ~20 us a hit under load on our VM, a
-// quarter of a Go HTTPS server's CPU in bench/tls).
+// quarter of a Go HTTPS server's CPU in bench/http -proto https).
 // Write gets only the entry probe and is emitted with n = len(b): it writes
 // all of b unless the connection fails (then the stream is dead anyway),
 // and RET probes are single-stepped, ~10 us each on our VMs.
