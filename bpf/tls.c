@@ -7,9 +7,12 @@
  * stream per (pid, fd, direction) and merge it with the flow seen on TC.
  *
  * C-library TLS: an entry probe saves the call's arguments per thread, the
- * return probe emits the bytes. The fd is learnt from the read/write
- * syscalls the library makes inside the call (and remembered per SSL* for
- * reads served from the library's buffer without a syscall).
+ * return probe emits the bytes. The socket is learnt from the socket I/O
+ * the library does inside the call (tracepoints sock_recv_length and
+ * sock_send_length, which name the struct sock; remembered per SSL* for
+ * reads served from the library's buffer without I/O). Those fire only on
+ * socket I/O; syscall tracepoints (the fallback on kernels before 6.3)
+ * put every syscall of every task on the host on the tracing slow path.
  * Go: an entry probe keyed by goroutine, and one probe on every RET of the
  * function (uretprobes corrupt Go's movable stacks); the fd is read from
  * tls.Conn -> net.Conn -> netFD -> poll.FD.Sysfd.
@@ -83,8 +86,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TLS_MAX_SSL_FDS);
 	__type(key, struct tls_ssl_key);
-	__type(value, __s32);
-} tls_ssl_fd SEC(".maps");
+	__type(value, __u64);
+} tls_ssl_sk SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -94,8 +97,8 @@ struct {
 } tls_offsets SEC(".maps");
 
 /* Processes whose TLS library reads through a memory BIO (node): the
- * socket read happens before SSL_read, outside the call, so the last fd
- * each of their threads read from stands in. Filled by userspace. */
+ * socket read happens before SSL_read, outside the call, so the last
+ * socket each of their threads read from stands in. Filled by userspace. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TLS_MAX_TRACKED_PROCS);
@@ -103,13 +106,13 @@ struct {
 	__type(value, __u8);
 } tls_track_tgid SEC(".maps");
 
-/* thread -> fd of its last read-type syscall (tracked processes only) */
+/* thread -> struct sock * of its last socket read (tracked processes only) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TLS_MAX_ACTIVE_CALLS);
 	__type(key, __u64);
-	__type(value, __s32);
-} tls_last_rfd SEC(".maps");
+	__type(value, __u64);
+} tls_last_rsk SEC(".maps");
 
 /* (tgid, fd, READ) -> request start seen by short reads (enforcement). */
 struct {
@@ -134,9 +137,9 @@ static __always_inline void count(__u32 idx, __u64 n)
 		*v += n;
 }
 
-/* sock_key fills key with the 4-tuple of the socket behind fd in the current
- * task, oriented sender -> receiver for dir. Returns 0 on success. */
-static __always_inline int sock_key(int fd, __u8 dir, struct flow_key *key)
+/* fd_sock returns the struct sock behind fd in the current task, or NULL
+ * when fd is not a socket. */
+static __always_inline struct sock *fd_sock(int fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct files_struct *files = BPF_CORE_READ(task, files);
@@ -146,14 +149,20 @@ static __always_inline int sock_key(int fd, __u8 dir, struct flow_key *key)
 	struct file *file = NULL;
 
 	if (fd < 0 || (unsigned int)fd >= max_fds)
-		return -1;
+		return NULL;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fdarr[fd]) || !file)
-		return -1;
+		return NULL;
 	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
 	if ((mode & S_IFMT_) != S_IFSOCK_)
-		return -1;
+		return NULL;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* sock_key fills key with the 4-tuple of sk, oriented sender -> receiver
+ * for dir. Returns 0 on success. */
+static __always_inline int sock_key(struct sock *sk, __u8 dir, struct flow_key *key)
+{
 	if (!sk)
 		return -1;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -341,25 +350,36 @@ __noinline int tls_enforce(const struct tls_stream_key *sk, const struct flow_ke
 	return 0;
 }
 
-/* emit sends total bytes at buf as chunks of the (tgid, fd, dir) stream and
- * advances its offset by total, whatever could be copied. */
-static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 total)
+/* sk_conn_id names a C library's connection in its (tgid, id, dir) stream
+ * key and in the chunks' conn_id: the socket's address, shifted past the
+ * slab object alignment, with bit 31 set so it never equals a Go stream's
+ * fd. Userspace only compares it (a reused id of another connection is
+ * told apart by its 4-tuple). */
+static __always_inline __u32 sk_conn_id(__u64 sk)
+{
+	return (__u32)(sk >> 6) | 0x80000000u;
+}
+
+/* emit sends total bytes at buf as chunks of the (tgid, conn, dir) stream
+ * of socket sk and advances its offset by total, whatever could be
+ * copied. */
+static __always_inline void emit(__u32 tgid, __u32 conn, struct sock *sk, __u8 dir, __u64 buf, __u64 total)
 {
 	struct emit_ctx c = {};
 
 	if (total == 0)
 		return;
 	count(TLS_CNT_CALLS, 1);
-	if (fd < 0) {
+	if (!sk) {
 		count(TLS_CNT_NO_FD, 1);
 		return;
 	}
-	if (sock_key(fd, dir, &c.key)) {
+	if (sock_key(sk, dir, &c.key)) {
 		count(TLS_CNT_NOT_SOCKET, 1);
 		return;
 	}
-	struct tls_stream_key sk = {.tgid = tgid, .fd = fd, .dir = dir};
-	__u64 *off = bpf_map_lookup_elem(&tls_offsets, &sk);
+	struct tls_stream_key skey = {.tgid = tgid, .fd = conn, .dir = dir};
+	__u64 *off = bpf_map_lookup_elem(&tls_offsets, &skey);
 	__u64 start = 0;
 	if (off) {
 		start = __sync_fetch_and_add(off, total);
@@ -367,8 +387,8 @@ static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 
 		__u64 next = total;
 		/* Losing the race to create the entry means another call
 		 * on the stream took [0, its total): go after it. */
-		if (bpf_map_update_elem(&tls_offsets, &sk, &next, BPF_NOEXIST)) {
-			off = bpf_map_lookup_elem(&tls_offsets, &sk);
+		if (bpf_map_update_elem(&tls_offsets, &skey, &next, BPF_NOEXIST)) {
+			off = bpf_map_lookup_elem(&tls_offsets, &skey);
 			if (off)
 				start = __sync_fetch_and_add(off, total);
 		}
@@ -376,7 +396,7 @@ static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 
 	/* Match first: the flag must be in place before anything else can
 	 * happen on the flow. */
 	if (dir == TLS_DIR_READ) {
-		tls_enforce(&sk, &c.key, buf, total);
+		tls_enforce(&skey, &c.key, buf, total);
 		/* Protect mode's hold point: the response waits at tcx until
 		 * the agent has judged these bytes (hold.h), so the agent must
 		 * see them now, not on its next poll. */
@@ -387,9 +407,22 @@ static __always_inline void emit(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 
 	c.ts = bpf_ktime_get_ns();
 	c.seq = (__u32)start;
 	c.pid = tgid;
-	c.fd = fd;
+	c.fd = conn;
 	c.source = dir == TLS_DIR_WRITE ? CHUNK_SRC_TLS_WRITE : CHUNK_SRC_TLS_READ;
 	bpf_loop(TLS_MAX_CHUNKS_PER_CALL, emit_piece, &c, 0);
+}
+
+/* emit_fd is emit for a call that knows its socket by fd (Go). */
+static __always_inline void emit_fd(__u32 tgid, int fd, __u8 dir, __u64 buf, __u64 total)
+{
+	if (total == 0)
+		return;
+	if (fd < 0) {
+		count(TLS_CNT_CALLS, 1);
+		count(TLS_CNT_NO_FD, 1);
+		return;
+	}
+	emit(tgid, fd, fd_sock(fd), dir, buf, total);
 }
 
 /* ---- C libraries: OpenSSL, GnuTLS ---- */
@@ -452,22 +485,91 @@ int tls_lib_ret(struct pt_regs *ctx)
 	}
 	if (n == 0)
 		return 0;
-	if (c.fd < 0) {
+	if (!c.sk) {
+		/* No socket I/O inside the call. A memory-BIO process (the
+		 * only ones with a tls_last_rsk entry) read its socket just
+		 * before: that socket is this read's, and it refreshes the
+		 * SSL*'s entry - an SSL* freed and reallocated for a new
+		 * connection would otherwise keep the old, freed socket (its
+		 * handshake does no I/O inside a call either). Else the
+		 * SSL*'s socket from an earlier call: a read served from the
+		 * library's buffer, or a memory-BIO write. */
 		struct tls_ssl_key k = {.tgid = tgid, .ctx = c.ctx};
-		__s32 *fd = bpf_map_lookup_elem(&tls_ssl_fd, &k);
-		if (fd) {
-			c.fd = *fd;
-		} else if (c.dir == TLS_DIR_READ &&
-			   (fd = bpf_map_lookup_elem(&tls_last_rfd, &id))) {
-			c.fd = *fd;
-			bpf_map_update_elem(&tls_ssl_fd, &k, fd, BPF_ANY);
+		__u64 *sk = NULL;
+		if (c.dir == TLS_DIR_READ)
+			sk = bpf_map_lookup_elem(&tls_last_rsk, &id);
+		if (sk) {
+			c.sk = *sk;
+			bpf_map_update_elem(&tls_ssl_sk, &k, sk, BPF_ANY);
+		} else if ((sk = bpf_map_lookup_elem(&tls_ssl_sk, &k))) {
+			c.sk = *sk;
 		}
 	}
-	emit(tgid, c.fd, c.dir, c.buf, n);
+	emit(tgid, sk_conn_id(c.sk), (struct sock *)c.sk, c.dir, c.buf, n);
 	return 0;
 }
 
-/* note_fd binds the fd of a socket syscall to the TLS call the thread is in. */
+/* note_sk binds the socket of a thread's socket I/O to the TLS call the
+ * thread is in. */
+static __always_inline void note_sk(__u64 id, __u64 sk, bool is_read)
+{
+	struct tls_call *call = bpf_map_lookup_elem(&tls_active, &id);
+
+	if (!sk)
+		return;
+	if (!call) {
+		__u32 tgid = id >> 32;
+		if (is_read && bpf_map_lookup_elem(&tls_track_tgid, &tgid))
+			bpf_map_update_elem(&tls_last_rsk, &id, &sk, BPF_ANY);
+		return;
+	}
+	if (call->sk == sk)
+		return;
+	call->sk = sk;
+	struct tls_ssl_key k = {.tgid = id >> 32, .ctx = call->ctx};
+	bpf_map_update_elem(&tls_ssl_sk, &k, &sk, BPF_ANY);
+}
+
+/* Layout of the sock_{send,recv}_length tracepoints (include/trace/events/
+ * sock.h, Linux >= 6.3), after the 8-byte common header. */
+struct tls_sock_length_args {
+	__u64 common;
+	__u64 sk;
+	__u16 family;
+	__u16 protocol;
+	int ret;
+	int flags;
+};
+
+#define AW_IPPROTO_TCP 6
+
+static __always_inline int on_sock_length(struct tls_sock_length_args *ctx, bool is_read)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!tls_watched(id >> 32))
+		return 0;
+	if (ctx->protocol != AW_IPPROTO_TCP)
+		return 0;
+	count(TLS_CNT_FD_WATCHED, 1);
+	note_sk(id, ctx->sk, is_read);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int tls_sock_recv(struct tls_sock_length_args *ctx)
+{
+	return on_sock_length(ctx, true);
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int tls_sock_send(struct tls_sock_length_args *ctx)
+{
+	return on_sock_length(ctx, false);
+}
+
+/* Fallback for kernels without the sock tracepoints: the socket syscalls,
+ * the fd resolved to its socket. */
 static __always_inline void note_fd(long fd, bool is_read)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -475,24 +577,9 @@ static __always_inline void note_fd(long fd, bool is_read)
 	if (!tls_watched(id >> 32))
 		return;
 	count(TLS_CNT_FD_WATCHED, 1);
-	struct tls_call *call = bpf_map_lookup_elem(&tls_active, &id);
-
 	if (fd < 0)
 		return;
-	if (!call) {
-		__u32 tgid = id >> 32;
-		if (is_read && bpf_map_lookup_elem(&tls_track_tgid, &tgid)) {
-			__s32 v = fd;
-			bpf_map_update_elem(&tls_last_rfd, &id, &v, BPF_ANY);
-		}
-		return;
-	}
-	if (call->fd == (__s32)fd)
-		return;
-	call->fd = fd;
-	struct tls_ssl_key k = {.tgid = id >> 32, .ctx = call->ctx};
-	__s32 v = fd;
-	bpf_map_update_elem(&tls_ssl_fd, &k, &v, BPF_ANY);
+	note_sk(id, (__u64)fd_sock(fd), is_read);
 }
 
 #define FD_TRACEPOINT(name, is_read)                                 \
@@ -542,15 +629,16 @@ int tls_go_enter(struct pt_regs *ctx)
 		.dir = TLS_COOKIE_DIR(cookie),
 		.mode = TLS_MODE_RET_INT64,
 	};
-	call.fd = go_sysfd(call.ctx);
 	/* (*Conn).Write writes all of b unless the connection fails, and RET
 	 * probes are single-stepped (~10 us each), so writes are emitted here
-	 * with n = len(b) and get no RET probes. */
+	 * with n = len(b) and get no RET probes. A read finds its fd when it
+	 * returns data (net/http's background 1-byte reads often do not). */
 	if (call.dir == TLS_DIR_WRITE) {
 		if ((__s64)ctx->cx > 0)
-			emit(k.tgid, call.fd, call.dir, call.buf, ctx->cx);
+			emit_fd(k.tgid, go_sysfd(call.ctx), call.dir, call.buf, ctx->cx);
 		return 0;
 	}
+	call.fd = -1;
 	bpf_map_update_elem(&tls_go_active, &k, &call, BPF_ANY);
 	return 0;
 }
@@ -600,6 +688,6 @@ int tls_go_ret(struct pt_regs *ctx)
 	bpf_map_delete_elem(&tls_go_active, &k);
 	__s64 n = tls_reg_value(ctx, TLS_COOKIE_REG(bpf_get_attach_cookie(ctx)));
 	if (n > 0)
-		emit(k.tgid, c.fd, c.dir, c.buf, n);
+		emit_fd(k.tgid, go_sysfd(c.ctx), c.dir, c.buf, n);
 	return 0;
 }

@@ -17,7 +17,8 @@
 /* In-flight TLS calls per thread / goroutine. Entries normally live for one
  * call; a thread killed inside a call leaves one behind, so these are LRU. */
 #define TLS_MAX_ACTIVE_CALLS 16384
-/* (tgid, SSL*) -> fd, learnt from syscalls made inside TLS calls. */
+/* (tgid, SSL*) -> struct sock *, learnt from the socket I/O made inside
+ * TLS calls. */
 #define TLS_MAX_SSL_FDS 65536
 /* Processes whose library reads through a memory BIO (node). */
 #define TLS_MAX_TRACKED_PROCS 4096
@@ -81,7 +82,7 @@ enum tls_counter {
 	TLS_CNT_NO_FD,           /* data returned but the socket fd is unknown */
 	TLS_CNT_NOT_SOCKET,      /* fd is not an inet socket: no 4-tuple */
 	TLS_CNT_READ_FAILED,     /* user memory could not be read */
-	TLS_CNT_FD_WATCHED,      /* socket syscalls of watched tgids (tls_watch.h) */
+	TLS_CNT_FD_WATCHED,      /* socket I/O of watched tgids (tls_watch.h) */
 	TLS_CNT_MAX,
 };
 
@@ -90,7 +91,8 @@ struct tls_call {
 	__u64 ctx;          /* SSL* / gnutls_session_t / Go *tls.Conn */
 	__u64 buf;          /* plaintext buffer */
 	__u64 count_ptr;    /* TLS_MODE_RET_EX: where the byte count is written */
-	__s32 fd;           /* socket fd, -1 until known */
+	__u64 sk;           /* C libraries: struct sock * of the call's socket, 0 until known */
+	__s32 fd;           /* Go: socket fd, -1 until known */
 	__u8 dir;           /* enum tls_dir */
 	__u8 mode;          /* enum tls_mode */
 	__u8 _pad[2];

@@ -82,6 +82,7 @@ type tlsBpfTlsCall struct {
 	Ctx      uint64
 	Buf      uint64
 	CountPtr uint64
+	Sk       uint64
 	Fd       int32
 	Dir      uint8
 	Mode     uint8
@@ -136,11 +137,11 @@ const (
 	tlsBpfMapTlsCounters       = "tls_counters"
 	tlsBpfMapTlsEvents         = "tls_events"
 	tlsBpfMapTlsGoActive       = "tls_go_active"
-	tlsBpfMapTlsLastRfd        = "tls_last_rfd"
+	tlsBpfMapTlsLastRsk        = "tls_last_rsk"
 	tlsBpfMapTlsOffsets        = "tls_offsets"
 	tlsBpfMapTlsReqCarry       = "tls_req_carry"
 	tlsBpfMapTlsScratch        = "tls_scratch"
-	tlsBpfMapTlsSslFd          = "tls_ssl_fd"
+	tlsBpfMapTlsSslSk          = "tls_ssl_sk"
 	tlsBpfMapTlsTrackTgid      = "tls_track_tgid"
 	tlsBpfMapTlsWatch          = "tls_watch"
 	tlsBpfProgTlsEnterRead     = "tls_enter_read"
@@ -155,6 +156,8 @@ const (
 	tlsBpfProgTlsGoRet         = "tls_go_ret"
 	tlsBpfProgTlsLibEnter      = "tls_lib_enter"
 	tlsBpfProgTlsLibRet        = "tls_lib_ret"
+	tlsBpfProgTlsSockRecv      = "tls_sock_recv"
+	tlsBpfProgTlsSockSend      = "tls_sock_send"
 	tlsBpfVarChunkMax          = "chunk_max"
 	tlsBpfVarGoConnFdOff       = "go_conn_fd_off"
 	tlsBpfVarGoIfaceDataOff    = "go_iface_data_off"
@@ -215,6 +218,8 @@ type tlsBpfProgramSpecs struct {
 	TlsGoRet         *ebpf.ProgramSpec `ebpf:"tls_go_ret"`
 	TlsLibEnter      *ebpf.ProgramSpec `ebpf:"tls_lib_enter"`
 	TlsLibRet        *ebpf.ProgramSpec `ebpf:"tls_lib_ret"`
+	TlsSockRecv      *ebpf.ProgramSpec `ebpf:"tls_sock_recv"`
+	TlsSockSend      *ebpf.ProgramSpec `ebpf:"tls_sock_send"`
 }
 
 // tlsBpfMapSpecs contains maps before they are loaded into the kernel.
@@ -236,11 +241,11 @@ type tlsBpfMapSpecs struct {
 	TlsCounters     *ebpf.MapSpec `ebpf:"tls_counters"`
 	TlsEvents       *ebpf.MapSpec `ebpf:"tls_events"`
 	TlsGoActive     *ebpf.MapSpec `ebpf:"tls_go_active"`
-	TlsLastRfd      *ebpf.MapSpec `ebpf:"tls_last_rfd"`
+	TlsLastRsk      *ebpf.MapSpec `ebpf:"tls_last_rsk"`
 	TlsOffsets      *ebpf.MapSpec `ebpf:"tls_offsets"`
 	TlsReqCarry     *ebpf.MapSpec `ebpf:"tls_req_carry"`
 	TlsScratch      *ebpf.MapSpec `ebpf:"tls_scratch"`
-	TlsSslFd        *ebpf.MapSpec `ebpf:"tls_ssl_fd"`
+	TlsSslSk        *ebpf.MapSpec `ebpf:"tls_ssl_sk"`
 	TlsTrackTgid    *ebpf.MapSpec `ebpf:"tls_track_tgid"`
 	TlsWatch        *ebpf.MapSpec `ebpf:"tls_watch"`
 }
@@ -290,11 +295,11 @@ type tlsBpfMaps struct {
 	TlsCounters     *ebpf.Map `ebpf:"tls_counters"`
 	TlsEvents       *ebpf.Map `ebpf:"tls_events"`
 	TlsGoActive     *ebpf.Map `ebpf:"tls_go_active"`
-	TlsLastRfd      *ebpf.Map `ebpf:"tls_last_rfd"`
+	TlsLastRsk      *ebpf.Map `ebpf:"tls_last_rsk"`
 	TlsOffsets      *ebpf.Map `ebpf:"tls_offsets"`
 	TlsReqCarry     *ebpf.Map `ebpf:"tls_req_carry"`
 	TlsScratch      *ebpf.Map `ebpf:"tls_scratch"`
-	TlsSslFd        *ebpf.Map `ebpf:"tls_ssl_fd"`
+	TlsSslSk        *ebpf.Map `ebpf:"tls_ssl_sk"`
 	TlsTrackTgid    *ebpf.Map `ebpf:"tls_track_tgid"`
 	TlsWatch        *ebpf.Map `ebpf:"tls_watch"`
 }
@@ -316,11 +321,11 @@ func (m *tlsBpfMaps) Close() error {
 		m.TlsCounters,
 		m.TlsEvents,
 		m.TlsGoActive,
-		m.TlsLastRfd,
+		m.TlsLastRsk,
 		m.TlsOffsets,
 		m.TlsReqCarry,
 		m.TlsScratch,
-		m.TlsSslFd,
+		m.TlsSslSk,
 		m.TlsTrackTgid,
 		m.TlsWatch,
 	)
@@ -352,6 +357,8 @@ type tlsBpfPrograms struct {
 	TlsGoRet         *ebpf.Program `ebpf:"tls_go_ret"`
 	TlsLibEnter      *ebpf.Program `ebpf:"tls_lib_enter"`
 	TlsLibRet        *ebpf.Program `ebpf:"tls_lib_ret"`
+	TlsSockRecv      *ebpf.Program `ebpf:"tls_sock_recv"`
+	TlsSockSend      *ebpf.Program `ebpf:"tls_sock_send"`
 }
 
 func (p *tlsBpfPrograms) Close() error {
@@ -368,6 +375,8 @@ func (p *tlsBpfPrograms) Close() error {
 		p.TlsGoRet,
 		p.TlsLibEnter,
 		p.TlsLibRet,
+		p.TlsSockRecv,
+		p.TlsSockSend,
 	)
 }
 

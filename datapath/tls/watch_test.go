@@ -3,6 +3,8 @@ package tls
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -12,8 +14,8 @@ import (
 	"github.com/apiwarden/apiwarden/apimodel/capture"
 )
 
-// fdWatched is the kernel's count of socket syscalls that passed the
-// tls_watch filter.
+// fdWatched is the kernel's count of socket I/O that passed the tls_watch
+// filter.
 func fdWatched(t *testing.T, s *Sensor) uint64 {
 	t.Helper()
 	st, err := s.Stats()
@@ -23,8 +25,8 @@ func fdWatched(t *testing.T, s *Sensor) uint64 {
 	return st.Kernel["fd_watched"]
 }
 
-// writes makes n write syscalls from this process.
-func writes(t *testing.T, n int) {
+// fileWrites makes n write syscalls to /dev/null from this process.
+func fileWrites(t *testing.T, n int) {
 	t.Helper()
 	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -39,11 +41,56 @@ func writes(t *testing.T, n int) {
 	}
 }
 
-// TestUnwatchedTgidSkipsTracepoints: the syscall tracepoints stop at the
-// tls_watch bit for a process that made no TLS call (this test process),
-// work for it once its bit is set, and stop again once it is cleared.
-// Other processes on the host may add to the counter, so the bounds are
-// n (every write counted) against fewer than n.
+// writes makes n one-byte write syscalls on a loopback TCP connection
+// from this process (the peer drains them).
+func writes(t *testing.T, n int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte{0}
+	var werr error
+	for i := 0; i < n && werr == nil; i++ {
+		if err := raw.Write(func(fd uintptr) bool {
+			_, werr = unix.Write(int(fd), b)
+			return werr != unix.EAGAIN
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	c.Close()
+	<-done
+}
+
+// TestUnwatchedTgidSkipsTracepoints: the socket I/O tracepoints stop at
+// the tls_watch bit for a process that made no TLS call (this test
+// process), work for it once its bit is set, and stop again once it is
+// cleared; I/O that is not on a socket never reaches them. Other processes
+// on the host may add to the counter (and this process's peer reads), so
+// the bounds are n (every write counted) against fewer than n.
 func TestUnwatchedTgidSkipsTracepoints(t *testing.T) {
 	s, _ := startSensor(t)
 	const n = 20000
@@ -66,6 +113,13 @@ func TestUnwatchedTgidSkipsTracepoints(t *testing.T) {
 	writes(t, n)
 	if d := fdWatched(t, s) - before; d < n {
 		t.Errorf("watched: %d of %d writes passed the filter", d, n)
+	}
+	if s.socketIO != "syscalls" {
+		before = fdWatched(t, s)
+		fileWrites(t, n)
+		if d := fdWatched(t, s) - before; d >= n {
+			t.Errorf("watched, /dev/null: %d of %d writes reached the socket tracepoints", d, n)
+		}
 	}
 	s.OnExit(pid) // clears the bit like a real exit
 	if s.watched(pid) {
