@@ -118,6 +118,10 @@ type proc struct {
 	enriched    bool      // ProcFS was asked
 	conns       uint64
 	lru         *list.Element
+	// view is the last exported copy, handed out again while the fields
+	// it copies are unchanged: a TLS call resolves its process twice,
+	// and a copy per call was 2 allocations of every call's path.
+	view *call.Process
 }
 
 type listenKey struct {
@@ -275,7 +279,8 @@ func (t *Table) OnSock(ev capture.SockEvent) {
 // Resolve names the processes of an observed flow: the server (the process
 // that accepted it, else the one listening on the server port) and the
 // client (the process that connected, when it is on this host). Either may
-// be nil. The results are copies the caller may keep.
+// be nil. The results are shared and read-only: the same pointer is
+// returned while the process's identity is unchanged.
 func (t *Table) Resolve(client, server netip.AddrPort) (serverProc, clientProc *call.Process) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -304,7 +309,8 @@ func (t *Table) Resolve(client, server netip.AddrPort) (serverProc, clientProc *
 }
 
 // Process returns the process with this pid (live, or exited within the
-// grace period), or nil. TLS chunks name their process directly.
+// grace period), or nil (shared and read-only, like Resolve's). TLS
+// chunks name their process directly.
 func (t *Table) Process(pid uint32) *call.Process {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -366,7 +372,11 @@ func (t *Table) export(p *proc) *call.Process {
 	if !p.enriched && p.exited.IsZero() {
 		t.enrich(p)
 	}
-	return &call.Process{PID: p.pid, Comm: p.comm, Exe: p.exe, Cgroup: p.cgroup, ContainerID: p.containerID}
+	if v := p.view; v != nil && v.Comm == p.comm && v.Exe == p.exe && v.Cgroup == p.cgroup && v.ContainerID == p.containerID {
+		return v
+	}
+	p.view = &call.Process{PID: p.pid, Comm: p.comm, Exe: p.exe, Cgroup: p.cgroup, ContainerID: p.containerID}
+	return p.view
 }
 
 // enrich fills exe and cgroup from /proc, once.

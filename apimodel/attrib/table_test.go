@@ -493,3 +493,29 @@ func TestProcessByPIDWithinGrace(t *testing.T) {
 		t.Fatal("unknown pid resolved")
 	}
 }
+
+// The exported process is shared while its identity holds, and a changed
+// identity (an exec under the same pid) gets a new copy without touching
+// the one callers already keep.
+func TestExportSharedUntilIdentityChanges(t *testing.T) {
+	fs := &fakeFS{procs: map[uint32]procfs.Process{
+		41: {PID: 41, Comm: "node", Exe: "/usr/bin/node"},
+	}}
+	tb, _ := newTable(t, fs, Config{})
+	tb.OnProc(exec(41, 1, "node", "node"))
+	tb.OnSock(sock(capture.SockListen, 41, 1, "0.0.0.0:80", ""))
+	p1 := tb.Process(41)
+	srv, _ := tb.Resolve(ap("10.0.0.9:40000"), ap("10.0.0.1:80"))
+	if p1 == nil || srv != p1 || tb.Process(41) != p1 {
+		t.Fatalf("Process/Resolve copies differ: %p %p", p1, srv)
+	}
+	fs.procs[41] = procfs.Process{PID: 41, Comm: "python3", Exe: "/usr/bin/python3"}
+	tb.OnProc(exec(41, 1, "python3", "python3"))
+	p2 := tb.Process(41)
+	if p2 == nil || p2 == p1 || p2.Exe != "/usr/bin/python3" {
+		t.Fatalf("after exec: %+v (old %p new %p)", p2, p1, p2)
+	}
+	if p1.Exe != "/usr/bin/node" || p1.Comm != "node" {
+		t.Fatalf("kept copy changed: %+v", p1)
+	}
+}

@@ -59,6 +59,7 @@ type config struct {
 	profile  string
 	pin      bool
 	protos   []string // http, https
+	agentEnv string
 	// comparison (-modes)
 	modes string
 	quick bool
@@ -148,6 +149,7 @@ func main() {
 	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of the agent during its first saturation window to this file (prefixed with the server name); with -modes: of the protect-mode agent during its fixed-rate keep-alive phase")
 	protos := flag.String("proto", "http", "protocols to measure, each against every server: http, https (nginx with the shared libssl, the stripped Go crypto/tls API: the B windows pay for the TLS uprobes; the generator speaks TLS, is a client and is not probed), or http,https for the whole table in one run")
 	tlsOnly := flag.Bool("tls", false, "shorthand for -proto https")
+	flag.StringVar(&cfg.agentEnv, "agent-env", "", "comma-separated VAR=value pairs added to the agent's environment, e.g. GOMAXPROCS=1")
 	flag.StringVar(&cfg.modes, "modes", "", "instead of the A/B windows, compare these modes on one server in one run: none, monitor, protect, coraza (a Coraza + CRS inline proxy in front of the server, no agent); e.g. -modes none,monitor,protect,coraza")
 	flag.BoolVar(&cfg.quick, "quick", false, "with -modes: short phases (1.2 s) and no second baseline run, about 30 s in all")
 	flag.IntVar(&cfg.pl, "pl", 1, "with -modes: CRS paranoia level of the Coraza proxy")
@@ -358,6 +360,14 @@ func runOut(name string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
+// splitEnv splits "A=1,B=2" (empty: none).
+func splitEnv(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
@@ -419,7 +429,7 @@ func (b *bench) setAgent(on bool) error {
 	}
 	a, err := harness.StartAgent(harness.AgentConfig{Bin: b.cfg.agent, Mode: b.cfg.mode, Ifaces: b.topo.Ifaces(),
 		DataDir: filepath.Join(b.dir, "data"), LogFile: filepath.Join(b.dir, fmt.Sprintf("agent-%d.log", b.agentN)),
-		Extra: extra})
+		Extra: extra, Env: splitEnv(b.cfg.agentEnv)})
 	if err != nil {
 		return err
 	}

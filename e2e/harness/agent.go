@@ -31,6 +31,8 @@ type AgentConfig struct {
 	// TokenFile, when set, is passed as --api-token-file and its content
 	// sent as the bearer token on every API call of the harness.
 	TokenFile string
+	// Env is added to the agent's environment (benchmarks: GOMAXPROCS=1).
+	Env []string
 }
 
 // Agent is a running apiwarden agent.
@@ -89,7 +91,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		hc.Transport = bearerTransport{token: strings.TrimSpace(string(tok))}
 	}
 	args = append(args, cfg.Extra...)
-	p, err := StartInNS("", "apiwarden", cfg.LogFile, nil, args...)
+	p, err := StartInNS("", "apiwarden", cfg.LogFile, cfg.Env, args...)
 	if err != nil {
 		return nil, err
 	}
