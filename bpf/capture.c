@@ -35,8 +35,6 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_PORTS 16
 /* Default ring buffer size; userspace overrides it with MaxEntries. */
 #define DEFAULT_RINGBUF_BYTES (8 << 20)
-/* BPF_RINGBUF_HDR_SZ: the kernel's per-record header. */
-#define RINGBUF_HDR_SZ 8
 
 _Static_assert((MAX_CHUNK_DATA & (MAX_CHUNK_DATA - 1)) == 0,
 	       "MAX_CHUNK_DATA must be a power of two (copy length mask)");

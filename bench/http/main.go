@@ -98,6 +98,10 @@ type window struct {
 	// held, and of them released by the timeout (unjudged: fail-open) or
 	// passed because the queue was full.
 	held, timedOut, queueFull uint64
+	// lost: capture and TLS chunk events dropped on a full ring buffer
+	// over the window (data the agent never saw: a cheap window that
+	// lost data is not a cheap agent).
+	lost uint64
 }
 
 func (w window) perReq(d time.Duration) float64 {
@@ -519,6 +523,12 @@ func (b *bench) server(ctx context.Context, srv *harness.Server, path string) ([
 			w.held = hold1["hold_held"] - hold0["hold_held"]
 			w.timedOut = hold1["hold_timed_out"] - hold0["hold_timed_out"]
 			w.queueFull = hold1["hold_queue_full"] - hold0["hold_queue_full"]
+			for _, k := range []string{"capture_chunks_lost", "tls_chunks_lost"} {
+				w.lost += hold1[k] - hold0[k]
+			}
+			if w.lost > 0 {
+				b.log.Warn("chunk events lost (ring buffer full)", "server", srv.Name, "lost", w.lost)
+			}
 		}
 		if b.cfg.verbose {
 			fmt.Printf("  %s %-8s sat %8.0f rps p50 %5dus p99 %6dus | rate p50 %6dus p99 %7dus (svc %d/%d, late %d) | cpu/req srv %.1fus agent %.1fus softirq %.1fus bpf %.0fns\n",
@@ -626,6 +636,7 @@ type summaryRow struct {
 	p99Ratio                 float64
 	agentUs, bpfUs           float64
 	totalAUs, totalBUs, srvB float64
+	lost                     uint64 // chunk events lost over the B windows
 }
 
 // abMedians returns the A and B medians of get over ws and the A spread
@@ -657,13 +668,13 @@ func printSummary(rows []summaryRow, cfg config) {
 		pin = ", generator pinned to its own CPU (-pin)"
 	}
 	fmt.Printf("\n== summary: B/A = agent running / stopped, medians of %d rounds A B B A, %v windows%s\n\n", cfg.rounds, cfg.window, pin)
-	fmt.Println("| server | saturation throughput B/A (A spread) | fixed-rate p99 B/A | agent CPU / req | BPF / req | server+agent+softirq CPU / req (A → B) |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| server | saturation throughput B/A (A spread) | fixed-rate p99 B/A | agent CPU / req | BPF / req | server+agent+softirq CPU / req (A → B) | events lost |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		fmt.Printf("| %s | %s (%.0f %%) | %s | %.1f µs | %.1f µs | %.1f → %.1f µs |\n", r.name, fmtRatio(r.satRatio), 100*r.satSprd,
-			fmtRatio(r.p99Ratio), r.agentUs, r.bpfUs, r.totalAUs, r.totalBUs)
+		fmt.Printf("| %s | %s (%.0f %%) | %s | %.1f µs | %.1f µs | %.1f → %.1f µs | %d |\n", r.name, fmtRatio(r.satRatio), 100*r.satSprd,
+			fmtRatio(r.p99Ratio), r.agentUs, r.bpfUs, r.totalAUs, r.totalBUs, r.lost)
 	}
-	fmt.Println("\n(BPF / req is the agent's programs' own run time from kernel.bpf_stats_enabled; the uprobe traps themselves are in the server's CPU.)")
+	fmt.Println("\n(BPF / req is the agent's programs' own run time from kernel.bpf_stats_enabled; the uprobe traps themselves are in the server's CPU. Events lost: chunk events dropped on a full ring buffer during the B windows; a row that lost events measured an agent that did not see all the traffic.)")
 }
 
 func (b *bench) report(name string, maxRPS float64, ws []window) summaryRow {
@@ -676,6 +687,9 @@ func (b *bench) report(name string, maxRPS float64, ws []window) summaryRow {
 	_, row.agentUs, _ = abMedians(ws, func(w window) float64 { return w.perReq(w.agentCPU) })
 	_, row.bpfUs, _ = abMedians(ws, func(w window) float64 { return w.bpfNsPerReq() / 1000 })
 	row.totalAUs, row.totalBUs, _ = abMedians(ws, func(w window) float64 { return w.perReq(w.srvCPU + w.agentCPU + w.softirq) })
+	for _, w := range ws {
+		row.lost += w.lost
+	}
 	type metric struct {
 		name string
 		get  func(window) float64
@@ -694,6 +708,7 @@ func (b *bench) report(name string, maxRPS float64, ws []window) summaryRow {
 		{"cpu/req softirq us", func(w window) float64 { return w.perReq(w.softirq) }},
 		{"cpu/req total us", func(w window) float64 { return w.perReq(w.srvCPU + w.agentCPU + w.softirq) }},
 		{"bpf ns/req", func(w window) float64 { return w.bpfNsPerReq() }},
+		{"chunk events lost", func(w window) float64 { return float64(w.lost) }},
 	}
 	if b.cfg.mode == "protect" {
 		metrics = append(metrics,

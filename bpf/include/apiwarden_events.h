@@ -17,6 +17,9 @@
 #define MAX_CHUNK_DATA 16384
 #define MAX_CHUNKS_PER_SKB 8
 
+/* BPF_RINGBUF_HDR_SZ: the kernel's per-record header (wakeup arithmetic). */
+#define RINGBUF_HDR_SZ 8
+
 /* Address family, as in AF_INET / AF_INET6. */
 #define AW_AF_INET 2
 #define AW_AF_INET6 10
