@@ -95,6 +95,13 @@ type Config struct {
 	MaxHeaderValueBytes int
 	MaxHeaderBytes      int
 	MaxHeaderCount      int
+
+	// CleanCacheSize bounds the values (of at most 256 bytes) remembered
+	// as clean, per rule mask, so a repeated value (a browser's
+	// User-Agent, a query string) skips the rules; 0 means
+	// DefaultCleanCacheSize, negative turns the cache off. Findings are
+	// the same either way.
+	CleanCacheSize int
 }
 
 // PathOverride disables rules for requests whose path starts with
@@ -156,6 +163,8 @@ type Stats struct {
 	// ProseLowered counts shell findings demoted because the command sat
 	// in a markdown code span of natural-language text.
 	ProseLowered uint64
+	// CleanHits counts values skipped as known clean (Config.CleanCacheSize).
+	CleanHits uint64
 }
 
 // Detector is safe for concurrent use.
@@ -186,6 +195,9 @@ type Detector struct {
 	overrides   []override
 	anyAnchor   bool
 	skipInert   bool
+	// clean holds the clean-value cache of each stable rule mask, by the
+	// mask's first element; read-only after New.
+	clean map[*bool]*cleanCache
 
 	scratch sync.Pool
 
@@ -193,7 +205,7 @@ type Detector struct {
 	bytesLimitHits, partsLimitHits, depthLimitHits      atomic.Uint64
 	findingsDropped, anchorLimitHits                    atomic.Uint64
 	secondStage, shapeLowered, shapeRaised, shapeBreaks atomic.Uint64
-	proseLowered                                        atomic.Uint64
+	proseLowered, cleanHits                             atomic.Uint64
 }
 
 type override struct {
@@ -253,6 +265,7 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 	if err := d.compile(specs); err != nil {
 		return nil, err
 	}
+	d.buildCleanCaches()
 	d.scratch.New = func() any { return &scan{} }
 	d.log.Info("rules loaded", "rules", len(d.rules), "keywords", d.ac.count(), "files", len(cfg.RuleFiles))
 	return d, nil
@@ -462,6 +475,7 @@ func (d *Detector) Stats() Stats {
 		ShapeRaised:     d.shapeRaised.Load(),
 		ShapeBreaks:     d.shapeBreaks.Load(),
 		ProseLowered:    d.proseLowered.Load(),
+		CleanHits:       d.cleanHits.Load(),
 	}
 }
 

@@ -51,6 +51,16 @@ type scan struct {
 	gqlDone  bool
 	gqlDocs  []string
 	gqlBatch int
+	// clean is the clean-value cache of the request's rule mask (nil:
+	// none); key is the scratch of its keys. effects counts what makes a
+	// value not clean: findings (emitted or not), suspect hits, anchored
+	// rules past their try bound.
+	clean   *cleanCache
+	key     []byte
+	effects int
+	// part is the scratch partRef of the value being inspected (one at a
+	// time), so naming a part allocates nothing.
+	part partRef
 }
 
 type suspectHit struct {
@@ -129,6 +139,15 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 		s.gen = 0
 	}
 	s.anyAnchor = d.anyAnchor
+	s.clean = d.cleanFor(disabled)
+}
+
+// ref sets the scratch partRef to r and returns it. Callers inspect one
+// part at a time: the previous part's ref is not needed once the next
+// is named.
+func (s *scan) ref(r partRef) *partRef {
+	s.part = r
+	return &s.part
 }
 
 func (s *scan) run() {
@@ -150,7 +169,7 @@ const maxPathSegments = 32
 func (s *scan) path() {
 	pk := mustBit(KindPath)
 	p := s.req.Path
-	if !s.value(&partRef{kind: pk, prefix: "path"}, p, false) || s.d.skipInert && inertPath(p) {
+	if !s.value(s.ref(partRef{kind: pk, prefix: "path"}), p, false) || s.d.skipInert && inertPath(p) {
 		return
 	}
 	n := 0
@@ -161,7 +180,7 @@ func (s *scan) path() {
 		if n++; n > maxPathSegments {
 			return
 		}
-		if !s.value(&partRef{kind: pk, prefix: "path"}, seg, false) {
+		if !s.value(s.ref(partRef{kind: pk, prefix: "path"}), seg, false) {
 			return
 		}
 	}
@@ -227,7 +246,24 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 		s.tokens(p, raw)
 		return true
 	}
+	cache := s.clean != nil && len(raw) <= maxCleanValue
+	if cache {
+		s.key = cleanKey(s.key[:0], p.kind, plus, raw)
+		if s.clean.has(s.key) {
+			s.d.cleanHits.Add(1)
+			return !s.limitHit
+		}
+	}
+	effects := s.effects
+	s.rules(p, raw, plus)
+	if cache && s.effects == effects {
+		s.clean.add(s.key)
+	}
+	return !s.limitHit
+}
 
+// rules runs every rule that can match raw, a value of part p.
+func (s *scan) rules(p *partRef, raw string, plus bool) {
 	decoded := decode(raw, plus, s.d.cfg.MaxDecodePasses)
 	s.canon = canonical(s.canon[:0], decoded)
 	canon := s.canon
@@ -263,7 +299,6 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 			s.evaluate(ri, p, &name, decoded, canon)
 		}
 	}
-	return !s.limitHit
 }
 
 // nextGen starts a new value: rule stamps of earlier values no longer
@@ -299,7 +334,7 @@ func (s *scan) tokens(p *partRef, raw string) {
 // name inspects a parameter, cookie or header name: unusual names go
 // through every key rule, plain ones only through the token rules.
 func (s *scan) name(prefix, name string) bool {
-	p := &partRef{kind: mustBit(KindKey), prefix: prefix, name: name}
+	p := s.ref(partRef{kind: mustBit(KindKey), prefix: prefix, name: name})
 	if !plainName(name) {
 		return s.value(p, name, true)
 	}
@@ -322,6 +357,7 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 	if r.Suspect {
 		s.stamp[ri] = s.gen
 		s.suspect = true
+		s.effects++
 		if s.d.cfg.Shapes != nil && len(s.suspects) < maxSuspects && p.kind&(mustBit(KindPath)|mustBit(KindKey)) == 0 {
 			if *name == "" {
 				*name = p.String()
@@ -342,6 +378,7 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 		// does not hide it.
 		s.stamp[ri] = s.gen
 		s.d.anchorLimitHits.Add(1)
+		s.effects++
 		s.evaluateUnanchored(ri, p, name, decoded, canon)
 		return
 	}
@@ -434,6 +471,7 @@ func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, cano
 func (s *scan) emit(r *rule, part, excerpt string) { s.emitValue(r, part, excerpt, "") }
 
 func (s *scan) emitValue(r *rule, part, excerpt, value string) {
+	s.effects++
 	for i := range s.findings {
 		// A path is seen whole and per segment: report a rule once.
 		if s.findings[i].RuleID == r.ID && s.findings[i].Part == part {
@@ -608,7 +646,7 @@ func (s *scan) query(raw, kind, prefix, namePrefix string) {
 		if !s.name(namePrefix, name) {
 			return
 		}
-		if !s.value(&partRef{kind: kb, prefix: prefix, name: name, sensitive: isSensitiveName(name)}, val, true) {
+		if !s.value(s.ref(partRef{kind: kb, prefix: prefix, name: name, sensitive: isSensitiveName(name)}), val, true) {
 			return
 		}
 	}
@@ -648,7 +686,7 @@ func (s *scan) headers() {
 		if !knownHeaders[ln] && !s.name("header-name:", h.Name) {
 			return
 		}
-		if !s.value(&partRef{kind: hk, prefix: "header:", name: h.Name, sensitive: isSensitiveName(ln)}, h.Value, false) {
+		if !s.value(s.ref(partRef{kind: hk, prefix: "header:", name: h.Name, sensitive: isSensitiveName(ln)}), h.Value, false) {
 			return
 		}
 	}
@@ -664,7 +702,7 @@ func (s *scan) cookies(v string) {
 			return
 		}
 		// Cookies are often form-encoded, so '+' is a space.
-		if !s.value(&partRef{kind: ck, prefix: "cookie:", name: name, sensitive: isSensitiveName(name)}, val, true) {
+		if !s.value(s.ref(partRef{kind: ck, prefix: "cookie:", name: name, sensitive: isSensitiveName(name)}), val, true) {
 			return
 		}
 	}
@@ -698,7 +736,7 @@ func (s *scan) body() {
 		// name or value must be judged as one; the raw text follows.
 		s.query(string(body), KindForm, "form:", "form-name:")
 	}
-	s.value(&partRef{kind: mustBit(KindBody), prefix: "body"}, string(body), false)
+	s.value(s.ref(partRef{kind: mustBit(KindBody), prefix: "body"}), string(body), false)
 }
 
 // looksForm reports whether a body without a Content-Type reads as
@@ -740,7 +778,7 @@ func (s *scan) multipart(body []byte, boundary string) bool {
 		name := p.FormName()
 		if fn := p.FileName(); fn != "" || p.Header.Get("Content-Disposition") != "" && strings.Contains(p.Header.Get("Content-Disposition"), "filename") {
 			raw := p.Header.Get("Content-Disposition")
-			if !s.value(&partRef{kind: mk, prefix: "multipart:", name: name + ".filename"}, filenameParam(raw), false) {
+			if !s.value(s.ref(partRef{kind: mk, prefix: "multipart:", name: name + ".filename"}), filenameParam(raw), false) {
 				return true
 			}
 			ct := p.Header.Get("Content-Type")
@@ -750,7 +788,7 @@ func (s *scan) multipart(body []byte, boundary string) bool {
 		}
 		buf := make([]byte, min(s.budget+1, 1<<20))
 		n, _ := io.ReadFull(p, buf)
-		if !s.value(&partRef{kind: mk, prefix: "multipart:", name: name}, string(buf[:n]), false) {
+		if !s.value(s.ref(partRef{kind: mk, prefix: "multipart:", name: name}), string(buf[:n]), false) {
 			return true
 		}
 	}
@@ -826,7 +864,7 @@ func (w *jsonWalker) val() bool {
 		if !ok {
 			return false
 		}
-		if !w.stop && !w.s.value(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true, sensitive: w.sensitive()}, str, false) {
+		if !w.stop && !w.s.value(w.s.ref(partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true, sensitive: w.sensitive()}), str, false) {
 			w.stop = true
 		}
 		return true
@@ -906,7 +944,7 @@ func (w *jsonWalker) object() bool {
 		w.ws()
 		w.s.jsonPath = append(w.s.jsonPath, jsonSeg{key: key, idx: -1})
 		if !w.stop {
-			kp := &partRef{kind: mustBit(KindKey), prefix: "json-key:", json: w.s.jsonPath, isJSON: true}
+			kp := w.s.ref(partRef{kind: mustBit(KindKey), prefix: "json-key:", json: w.s.jsonPath, isJSON: true})
 			if !plainName(key) {
 				if !w.s.value(kp, key, false) {
 					w.stop = true
