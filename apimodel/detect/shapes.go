@@ -2,6 +2,7 @@ package detect
 
 import (
 	"hash/fnv"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -350,19 +351,37 @@ func templatePath(p string) string {
 	if !strings.ContainsAny(p, "0123456789") {
 		return p
 	}
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
+	return string(appendTemplatePath(make([]byte, 0, len(p)), p))
+}
+
+// appendTemplatePath appends templatePath(p) to b without allocating
+// (when b has room).
+func appendTemplatePath(b []byte, p string) []byte {
+	for i := 0; ; i++ {
+		j := strings.IndexByte(p, '/')
+		s := p
+		if j >= 0 {
+			s = p[:j]
+		}
+		if i > 0 {
+			b = append(b, '/')
+		}
 		digits := 0
-		for j := 0; j < len(s); j++ {
-			if s[j] >= '0' && s[j] <= '9' {
+		for k := 0; k < len(s); k++ {
+			if s[k] >= '0' && s[k] <= '9' {
 				digits++
 			}
 		}
 		if digits > 0 && (isInt(s) || isUUID(s) || digits*3 >= len(s) || len(s) >= 16) {
-			segs[i] = "{}"
+			b = append(b, "{}"...)
+		} else {
+			b = append(b, s...)
 		}
+		if j < 0 {
+			return b
+		}
+		p = p[j+1:]
 	}
-	return strings.Join(segs, "/")
 }
 
 // partKey drops array indexes: every element of $.items[] shares a shape.
@@ -388,6 +407,13 @@ func partKey(part string) string {
 }
 
 func endpointKey(method, path string) string { return method + " " + templatePath(path) }
+
+// appendEndpointKey appends endpointKey(method, path) to b.
+func appendEndpointKey(b []byte, method, path string) []byte {
+	b = append(b, method...)
+	b = append(b, ' ')
+	return appendTemplatePath(b, path)
+}
 
 // Shape implements Shapes.
 func (p *Profiler) Shape(service, method, path, part string) (Shape, bool) {
@@ -449,15 +475,32 @@ func (pp *paramProfile) shape(p *Profiler) Shape {
 // learned. Only query, form, JSON, cookie, header and multipart values
 // are learned (not the path, which is the endpoint, nor names).
 func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string, findings []Finding) bool {
+	return p.learn(d, req, service, client, netip.Addr{}, false, findings)
+}
+
+// LearnFrom is Learn with the client as an address, formatted only when
+// the request is learned.
+func (p *Profiler) LearnFrom(d *Detector, req *call.Request, service string, client netip.Addr, findings []Finding) bool {
+	return p.learn(d, req, service, "", client, true, findings)
+}
+
+func (p *Profiler) learn(d *Detector, req *call.Request, service, client string, addr netip.Addr, fromAddr bool, findings []Finding) bool {
 	if req == nil {
 		return false
 	}
-	ep := endpointKey(req.Method, req.Path)
-	if len(ep) > maxKeyLen {
+	// The key is built on the stack: most requests of a busy endpoint
+	// are not sampled and need no string.
+	var kb [maxKeyLen + 1]byte
+	epb := appendEndpointKey(kb[:0], req.Method, req.Path)
+	if len(epb) > maxKeyLen {
 		return false
 	}
-	if !p.sample(service, ep) {
+	if !p.sample(service, epb) {
 		return false
+	}
+	ep := string(epb)
+	if fromAddr {
+		client = addr.String()
 	}
 	if p.blocks(service, ep, findings) {
 		p.mu.Lock()
@@ -530,14 +573,14 @@ func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string,
 // endpoint has learned from saturateAt requests, then 1 in sampleEvery,
 // so a busy endpoint's learning costs little and its shapes still follow
 // changes.
-func (p *Profiler) sample(service, ep string) bool {
+func (p *Profiler) sample(service string, ep []byte) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	sp := p.services[service]
 	if sp == nil {
 		return true
 	}
-	e := sp.endpoints[ep]
+	e := sp.endpoints[string(ep)]
 	if e == nil || e.requests < saturateAt {
 		return true
 	}

@@ -2,6 +2,8 @@ package detect
 
 import (
 	"fmt"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -408,5 +410,64 @@ func TestProfilerConcurrent(t *testing.T) {
 	}
 	if p.Stats().Learned == 0 {
 		t.Fatal("nothing learned")
+	}
+}
+
+// templatePathSplit is templatePath as it was written first (split and
+// join), the reference of appendTemplatePath.
+func templatePathSplit(p string) string {
+	if !strings.ContainsAny(p, "0123456789") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		digits := 0
+		for j := 0; j < len(s); j++ {
+			if s[j] >= '0' && s[j] <= '9' {
+				digits++
+			}
+		}
+		if digits > 0 && (isInt(s) || isUUID(s) || digits*3 >= len(s) || len(s) >= 16) {
+			segs[i] = "{}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func TestAppendTemplatePath(t *testing.T) {
+	for _, p := range []string{"", "/", "//", "/api/v1/ping", "/api/v1/users/42", "/users/42/", "42", "/a//7/b",
+		"/items/3fa85f64-5717-4562-b3fc-2c963f66afa6/x", "/v2/abc123def456ghi789", "/x/a1b2", "/x/ab1", "/-12/x",
+		"/files/report-2024.pdf", "no/leading/slash/9", "/ü/1"} {
+		if got, want := templatePath(p), templatePathSplit(p); got != want {
+			t.Errorf("templatePath(%q) = %q, want %q", p, got, want)
+		}
+		if got, want := string(appendEndpointKey(nil, "GET", p)), "GET "+templatePathSplit(p); got != want {
+			t.Errorf("appendEndpointKey(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+// TestLearnFromSameAsLearn: LearnFrom (the client as an address) learns
+// what Learn with the formatted address learns.
+func TestLearnFromSameAsLearn(t *testing.T) {
+	p1, p2 := NewProfiler(), NewProfiler()
+	d1, d2 := shapeDetector(t, p1), shapeDetector(t, p2)
+	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::3"), {}}
+	for i := range 200 {
+		r := jsonPost(fmt.Sprintf("/orders/%d", i), fmt.Sprintf(`{"id":%d,"q":"a%d","kind":"x; ls -la"}`, i, i))
+		a := addrs[i%len(addrs)]
+		if p1.Learn(d1, r, "s", a.String(), d1.Inspect(r, "s")) != p2.LearnFrom(d2, r, "s", a, d2.Inspect(r, "s")) {
+			t.Fatalf("request %d learned by one only", i)
+		}
+	}
+	if !reflect.DeepEqual(p1.Stats(), p2.Stats()) {
+		t.Fatalf("stats differ: %+v %+v", p1.Stats(), p2.Stats())
+	}
+	for _, part := range []string{"json:$.id", "json:$.q", "json:$.kind"} {
+		s1, ok1 := p1.Shape("s", "POST", "/orders/7", part)
+		s2, ok2 := p2.Shape("s", "POST", "/orders/7", part)
+		if ok1 != ok2 || !reflect.DeepEqual(s1, s2) {
+			t.Fatalf("%s: shapes differ: %+v %v, %+v %v", part, s1, ok1, s2, ok2)
+		}
 	}
 }
