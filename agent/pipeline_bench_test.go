@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -128,6 +129,8 @@ func BenchmarkPipelinePing(b *testing.B) { benchConversation(b, pingConversation
 func BenchmarkPipelinePost(b *testing.B) { benchConversation(b, postConversation(1024), 1024) }
 
 func benchConversation(b *testing.B, conv []capture.Chunk, calls int) {
+	// As Run: a lazier collector (the pipeline's records are short-lived).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	a := pipelineAgent(b)
 	round := func() {
 		for _, c := range conv {

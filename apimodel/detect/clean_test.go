@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/apiwarden/apiwarden/apimodel/call"
@@ -114,5 +115,22 @@ func TestCleanCacheOverrideMask(t *testing.T) {
 	d.Inspect(r, "svc")
 	if h := d.Stats().CleanHits; h == 0 {
 		t.Fatal("no clean hit outside the override")
+	}
+}
+
+// TestHeaderNameIsFastPath: the ASCII fast path of headerNameIs answers
+// as strings.EqualFold(strings.TrimSpace(name), want) does.
+func TestHeaderNameIsFastPath(t *testing.T) {
+	wants := []string{"accept", "accept-encoding", "content-length", "content-type", "cookie", "transfer-encoding", "user-agent"}
+	names := []string{"", " ", "Cookie", "COOKIE", "cookie ", " cookie", "\tcookie", "cookie\x7f", "coo\u212Aie", "Coo\u212Aie ",
+		"\u00a0cookie", "cookie\u00a0", "cookies", "cooki", "Content-Length", "content-length\r", "Content_Length",
+		"Transfer-Encoding", "transfer-encoding\x00", "User-Agent", "user-agent", "USER-AGENT", "Accept", "Accept-Encoding",
+		"accept-encodinG", "x", "\x80cookie", "cookie\xff", "Content-Type", "content-type;"}
+	for _, w := range wants {
+		for _, n := range names {
+			if got, want := headerNameIs(n, w), strings.EqualFold(strings.TrimSpace(n), w); got != want {
+				t.Errorf("headerNameIs(%q, %q) = %v, want %v", n, w, got, want)
+			}
+		}
 	}
 }
