@@ -505,7 +505,19 @@ func (d *Detector) Inspect(req *call.Request, service string) []Finding {
 	d.requests.Add(1)
 	s := d.scratch.Get().(*scan)
 	s.reset(d, req, d.maskFor(service, req.Path))
+	prof, _ := d.cfg.Shapes.(*Profiler)
+	if prof != nil {
+		// A request the profiler will learn has its values collected
+		// by this walk, not by a second one (Profiler.Learn).
+		s.collect = prof.willSample(d, req, service)
+	}
 	s.run()
+	if col := s.collect; col != nil {
+		s.collect = nil
+		col.complete = !s.limitHit
+		col.depthHits = s.depthHits
+		prof.stash(col)
+	}
 	s.adjust(service)
 	if d.cfg.SecondStage != nil && (s.suspect || len(s.findings) > 0) && maxConf(s.findings) < d.cfg.SecondStageSkip {
 		d.secondStage.Add(1)

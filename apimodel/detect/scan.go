@@ -61,6 +61,11 @@ type scan struct {
 	// part is the scratch partRef of the value being inspected (one at a
 	// time), so naming a part allocates nothing.
 	part partRef
+	// collect, when set, receives what the learn walk would (Inspect of a
+	// request the profiler is about to sample, see learnSet); depthHits
+	// counts the JSON depth limit hits of the walk.
+	collect   *learnSet
+	depthHits int
 }
 
 type suspectHit struct {
@@ -129,6 +134,8 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 	s.suspects = s.suspects[:0]
 	s.suspect = false
 	s.learn = nil
+	s.collect = nil
+	s.depthHits = 0
 	s.budget = d.cfg.MaxInspectBytes
 	s.parts, s.bytes = 0, 0
 	s.limitHit = false
@@ -241,6 +248,9 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 	if s.learn != nil {
 		s.learn(p, raw, plus)
 		return true
+	}
+	if s.collect != nil {
+		s.collect.add(p, raw, plus, p.sensitive)
 	}
 	if s.d.skipInert && inertToken(raw) {
 		s.tokens(p, raw)
@@ -854,6 +864,7 @@ func (w *jsonWalker) val() bool {
 	switch c := w.data[w.pos]; {
 	case (c == '{' || c == '[') && w.depth >= w.s.d.cfg.MaxJSONDepth:
 		w.s.d.depthLimitHits.Add(1)
+		w.s.depthHits++
 		return w.skipComposite()
 	case c == '{':
 		return w.object()
@@ -882,6 +893,10 @@ func (w *jsonWalker) val() bool {
 		if w.s.learn != nil && !w.stop {
 			if lit := string(w.data[start:w.pos]); lit != "null" {
 				w.s.learn(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true}, lit, false)
+			}
+		} else if w.s.collect != nil && !w.stop {
+			if lit := string(w.data[start:w.pos]); lit != "null" {
+				w.s.collect.add(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true}, lit, false, false)
 			}
 		}
 		return true

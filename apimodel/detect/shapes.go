@@ -263,6 +263,12 @@ type Profiler struct {
 	services map[string]*svcProfile
 	total    int
 	stats    ProfilerStats
+
+	// pending is the learnSet of the request inspected last; collected
+	// counts the requests learned from Inspect's walk (tests).
+	pendMu    sync.Mutex
+	pending   *learnSet
+	collected atomic.Uint64
 }
 
 // ProfilerStats counts the profiler's work.
@@ -508,23 +514,32 @@ func (p *Profiler) learn(d *Detector, req *call.Request, service, client string,
 		p.mu.Unlock()
 		return false
 	}
-	type seen struct {
-		part, v   string
-		sensitive bool
-	}
 	var vals []seen
-	s := d.scratch.Get().(*scan)
-	s.reset(d, req, d.maskFor(service, req.Path))
-	s.learn = func(pr *partRef, raw string, plus bool) {
-		if pr.kind&(mustBit(KindPath)|mustBit(KindKey)) != 0 {
-			return
+	if col := p.take(d, req, service); col != nil && col.complete {
+		// Inspect collected them: what the walk below would do, the
+		// depth limit hits it would count included.
+		vals = col.vals
+		p.collected.Add(1)
+		for i := range vals {
+			vals[i].v = decode(vals[i].v, vals[i].plus, d.cfg.MaxDecodePasses)
 		}
-		vals = append(vals, seen{pr.String(), decode(raw, plus, d.cfg.MaxDecodePasses), pr.sensitive})
+		if col.depthHits > 0 {
+			d.depthLimitHits.Add(uint64(col.depthHits))
+		}
+	} else {
+		s := d.scratch.Get().(*scan)
+		s.reset(d, req, d.maskFor(service, req.Path))
+		s.learn = func(pr *partRef, raw string, plus bool) {
+			if pr.kind&(mustBit(KindPath)|mustBit(KindKey)) != 0 {
+				return
+			}
+			vals = append(vals, seen{part: pr.String(), v: decode(raw, plus, d.cfg.MaxDecodePasses), sensitive: pr.sensitive})
+		}
+		s.run()
+		s.learn = nil
+		s.findings = nil
+		d.scratch.Put(s)
 	}
-	s.run()
-	s.learn = nil
-	s.findings = nil
-	d.scratch.Put(s)
 
 	clientHash := hash32(client)
 	p.mu.Lock()
@@ -567,6 +582,78 @@ func (p *Profiler) learn(d *Detector, req *call.Request, service, client string,
 		pp.addClass(classFamily(f.Class), hash32(v), clientHash, client != "")
 	}
 	return true
+}
+
+// seen is one value Learn learns: its part name, its decoded value (raw
+// until decoded, with plus telling how).
+type seen struct {
+	part, v   string
+	plus      bool
+	sensitive bool
+}
+
+// learnSet holds the values of one request Inspect collected for Learn,
+// the ones Learn's own walk (learn mode) would produce, in its order:
+// Inspect's walk visits the same parts (and the path and names, which are
+// not learned), and when it hit no work bound neither would the learn
+// walk, which spends less of it. complete is false when it hit one.
+type learnSet struct {
+	d         *Detector
+	req       *call.Request
+	service   string
+	vals      []seen
+	depthHits int
+	complete  bool
+}
+
+func (l *learnSet) add(p *partRef, raw string, plus, sensitive bool) {
+	if p.kind&(mustBit(KindPath)|mustBit(KindKey)) != 0 {
+		return
+	}
+	l.vals = append(l.vals, seen{part: p.String(), v: raw, plus: plus, sensitive: sensitive})
+}
+
+// willSample returns a learnSet for req when the next sample call for
+// its endpoint would walk it (nil otherwise); it changes nothing.
+func (p *Profiler) willSample(d *Detector, req *call.Request, service string) *learnSet {
+	var kb [maxKeyLen + 1]byte
+	epb := appendEndpointKey(kb[:0], req.Method, req.Path)
+	if len(epb) > maxKeyLen {
+		return nil
+	}
+	p.mu.RLock()
+	next := true
+	if sp := p.services[service]; sp != nil {
+		if e := sp.endpoints[string(epb)]; e != nil && e.requests >= saturateAt {
+			next = (e.seen.Load()+1)%sampleEvery == 0
+		}
+	}
+	p.mu.RUnlock()
+	if !next {
+		return nil
+	}
+	return &learnSet{d: d, req: req, service: service}
+}
+
+// stash keeps l for the Learn call of its request (one pending set: the
+// agent learns a request right after inspecting it).
+func (p *Profiler) stash(l *learnSet) {
+	p.pendMu.Lock()
+	p.pending = l
+	p.pendMu.Unlock()
+}
+
+// take returns the pending set of req, nil when there is none (another
+// request was inspected since, or req was not expected to be sampled).
+func (p *Profiler) take(d *Detector, req *call.Request, service string) *learnSet {
+	p.pendMu.Lock()
+	defer p.pendMu.Unlock()
+	l := p.pending
+	if l == nil || l.req != req || l.d != d || l.service != service {
+		return nil
+	}
+	p.pending = nil
+	return l
 }
 
 // sample reports whether a request of ep is walked: every one until the

@@ -471,3 +471,63 @@ func TestLearnFromSameAsLearn(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnFromInspectWalk: values Inspect collects for the profiler
+// (no second walk in Learn) teach exactly what Learn's own walk teaches,
+// before and after an endpoint saturates, with JSON past the depth limit,
+// literals, sensitive fields, cookies, forms and a request over the work
+// bound (whose collected set is incomplete and not used).
+func TestLearnFromInspectWalk(t *testing.T) {
+	p1, p2 := NewProfiler(), NewProfiler()
+	cfg := func(p *Profiler) Config {
+		return Config{Shapes: p, MaxJSONDepth: 3, MaxInspectBytes: 4 << 10}
+	}
+	d1, d2 := newDetector(t, cfg(p1)), newDetector(t, cfg(p2))
+	big := strings.Repeat("x", 5<<10)
+	for i := range 1300 {
+		var r *call.Request
+		switch i % 5 {
+		case 0:
+			r = jsonPost("/orders/"+fmt.Sprint(i), fmt.Sprintf(`{"id":%d,"price":%d.5,"ok":true,"none":null,"password":"p%d","token":"fixed",`+
+				`"deep":{"a":{"b":{"c":{"d":"x"}}}},"items":[{"sku":"S-%d","qty":%d}],"note":"ring twice, %d"}`, i, i, i, i, i%7, i))
+		case 1:
+			r = &call.Request{Method: "GET", Path: "/search", RawQuery: fmt.Sprintf("q=a+b%%20%d&page=%d&sort=name,asc", i, i%9),
+				Headers: call.Headers{{Name: "User-Agent", Value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"},
+					{Name: "Cookie", Value: fmt.Sprintf("session=%x; theme=dark", i)}, {Name: "X-Trace", Value: fmt.Sprint(i)}}}
+		case 2:
+			r = &call.Request{Method: "POST", Path: "/login", Body: []byte(fmt.Sprintf("user=u%d&pass=p%%27%d&remember=1", i, i)),
+				Headers: call.Headers{{Name: "Content-Type", Value: "application/x-www-form-urlencoded"}}}
+		case 3:
+			r = jsonPost("/upload", fmt.Sprintf(`{"name":"n%d","blob":"%s"}`, i, big))
+		case 4:
+			r = &call.Request{Method: "GET", Path: fmt.Sprintf("/users/%d/items", i), RawQuery: "fields=id,name&limit=10"}
+		}
+		// p1: Learn uses what Inspect collected; p2: Inspect sees a copy,
+		// so Learn walks the request itself.
+		f1 := d1.Inspect(r, "s")
+		cp := *r
+		f2 := d2.Inspect(&cp, "s")
+		if !reflect.DeepEqual(f1, f2) {
+			t.Fatalf("request %d: findings differ", i)
+		}
+		c := fmt.Sprintf("10.0.0.%d", i%5)
+		if p1.Learn(d1, r, "s", c, f1) != p2.Learn(d2, r, "s", c, f2) {
+			t.Fatalf("request %d learned by one only", i)
+		}
+	}
+	if !reflect.DeepEqual(p1.Stats(), p2.Stats()) {
+		t.Fatalf("profiler stats differ:\n%+v\n%+v", p1.Stats(), p2.Stats())
+	}
+	if !reflect.DeepEqual(p1.services, p2.services) {
+		t.Fatal("learned profiles differ")
+	}
+	if s1, s2 := d1.Stats(), d2.Stats(); s1 != s2 {
+		t.Fatalf("detector stats differ:\n%+v\n%+v", s1, s2)
+	}
+	if n1, n2 := p1.collected.Load(), p2.collected.Load(); n1 < 500 || n2 != 0 {
+		t.Fatalf("%d and %d requests learned from Inspect's walk", n1, n2)
+	}
+	if d1.Stats().DepthLimitHits == 0 || d1.Stats().BytesLimitHits == 0 {
+		t.Fatal("the test requests must reach the depth and byte bounds")
+	}
+}
