@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
 
@@ -131,6 +132,54 @@ func TestHeaderNameIsFastPath(t *testing.T) {
 			if got, want := headerNameIs(n, w), strings.EqualFold(strings.TrimSpace(n), w); got != want {
 				t.Errorf("headerNameIs(%q, %q) = %v, want %v", n, w, got, want)
 			}
+		}
+	}
+}
+
+// TestIsSensitiveNameOnePass: the one-pass isSensitiveName answers as
+// asciifold.Contains of each sensitive word does, and the per-letter
+// lists hold exactly sensitiveWords.
+func TestIsSensitiveNameOnePass(t *testing.T) {
+	ref := func(n string) bool {
+		for _, w := range sensitiveWords {
+			if asciifold.Contains(n, w) {
+				return true
+			}
+		}
+		return false
+	}
+	var all []string
+	for _, l := range [][]string{sensitiveP, sensitiveS, sensitiveT, sensitiveA, sensitiveC} {
+		for _, w := range l {
+			if strings.IndexByte("pstac", w[0]) < 0 || w != strings.ToLower(w) {
+				t.Fatalf("word %q", w)
+			}
+			all = append(all, w)
+		}
+	}
+	if len(all) != len(sensitiveWords) {
+		t.Fatalf("%d words by letter, %d sensitive words", len(all), len(sensitiveWords))
+	}
+	for _, w := range sensitiveWords {
+		found := false
+		for _, x := range all {
+			found = found || x == w
+		}
+		if !found {
+			t.Fatalf("word %q missing from the per-letter lists", w)
+		}
+	}
+	names := []string{"", "p", "pas", "pass", "PASSWORD", "x-pAsS", "pwd", "PwD1", "secre", "SECRET_KEY", "sess", "SessionId",
+		"tok", "X-Token", "apikey", "API_KEY", "api-key", "auth", "Authorization", "credentia", "Credentials", "user", "email",
+		"\x50ASS", "p\x00ass", "spass", "ppwd", "aapi_key", "ccredential", "ÀUTH", "a\u212Auth", "t0ken", "tokenx"}
+	for _, w := range sensitiveWords {
+		for cut := 0; cut <= len(w); cut++ {
+			names = append(names, w[:cut], "x"+strings.ToUpper(w[:cut])+"y", w[:cut]+"-"+w[cut:])
+		}
+	}
+	for _, n := range names {
+		if got, want := isSensitiveName(n), ref(n); got != want {
+			t.Errorf("isSensitiveName(%q) = %v, want %v", n, got, want)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package detect
 import (
 	"bytes"
 	"fmt"
-	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -571,13 +570,59 @@ func printable(v string) string {
 }
 
 func isSensitiveName(n string) bool {
-	for _, w := range sensitiveWords {
-		if asciifold.Contains(n, w) {
-			return true
+	// One pass: at each byte, only the words starting with its letter
+	// (c|0x20 is a lower-case letter only for that letter's two cases).
+	for i := 0; i < len(n); i++ {
+		var ws []string
+		switch n[i] | 0x20 {
+		case 'p':
+			ws = sensitiveP
+		case 's':
+			ws = sensitiveS
+		case 't':
+			ws = sensitiveT
+		case 'a':
+			ws = sensitiveA
+		case 'c':
+			ws = sensitiveC
+		default:
+			continue
+		}
+		for _, w := range ws {
+			if hasFoldPrefix(n[i:], w) {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// hasFoldPrefix reports whether s starts with w (lower-case ASCII),
+// ignoring the ASCII case of s.
+func hasFoldPrefix(s, w string) bool {
+	if len(s) < len(w) {
+		return false
+	}
+	for j := 0; j < len(w); j++ {
+		c := s[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// The sensitiveWords by first letter.
+var (
+	sensitiveP = []string{"pass", "pwd"}
+	sensitiveS = []string{"secret", "session"}
+	sensitiveT = []string{"token"}
+	sensitiveA = []string{"apikey", "api_key", "auth"}
+	sensitiveC = []string{"credential"}
+)
 
 var sensitiveWords = []string{"pass", "pwd", "secret", "token", "apikey", "api_key", "session", "auth", "credential"}
 
