@@ -32,6 +32,12 @@ func pipelineAgent(tb testing.TB) *Agent {
 	a.base, a.log = log, log
 	a.inv = inventory.New(inventory.Config{MaxBodyBytes: a.cfg.MaxBodyBytes}, log)
 	a.procs = attrib.New(attrib.Config{ProcFS: procfs.New(tb.TempDir())}, log)
+	// The server of the conversations is a known process, as on a host
+	// whose process events the agent has seen: its calls resolve (once per
+	// connection, then from the cache) and are named after it.
+	a.procs.OnProc(capture.ProcEvent{Kind: capture.ProcExec, TGID: 4242, PPID: 1, Comm: "goapi", Filename: "/usr/bin/goapi"})
+	a.procs.OnSock(capture.SockEvent{Kind: capture.SockListen, Local: netip.MustParseAddrPort("10.0.0.2:8080"),
+		TGID: 4242, PID: 4242, Comm: "goapi"})
 	a.asm = assemble.New(assemble.Config{
 		MaxFlows: a.cfg.MaxFlows, IdleTimeout: a.cfg.FlowIdleTimeout,
 		HTTP:      http1.Config{MaxBodyBytes: a.cfg.MaxBodyBytes},
