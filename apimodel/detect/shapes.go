@@ -264,10 +264,10 @@ type Profiler struct {
 	total    int
 	stats    ProfilerStats
 
-	// pending is the learnSet of the request inspected last; collected
+	// last is what Inspect left for Learn (see lastInspect); collected
 	// counts the requests learned from Inspect's walk (tests).
 	pendMu    sync.Mutex
-	pending   *learnSet
+	last      lastInspect
 	collected atomic.Uint64
 }
 
@@ -494,10 +494,14 @@ func (p *Profiler) learn(d *Detector, req *call.Request, service, client string,
 	if req == nil {
 		return false
 	}
-	// The key is built on the stack: most requests of a busy endpoint
-	// are not sampled and need no string.
+	// The key is built on the stack (or taken from Inspect, which built
+	// it already): most requests of a busy endpoint are not sampled and
+	// need no string.
 	var kb [maxKeyLen + 1]byte
-	epb := appendEndpointKey(kb[:0], req.Method, req.Path)
+	epb, col, ok := p.take(d, req, service, kb[:0])
+	if !ok {
+		epb = appendEndpointKey(kb[:0], req.Method, req.Path)
+	}
 	if len(epb) > maxKeyLen {
 		return false
 	}
@@ -515,7 +519,7 @@ func (p *Profiler) learn(d *Detector, req *call.Request, service, client string,
 		return false
 	}
 	var vals []seen
-	if col := p.take(d, req, service); col != nil && col.complete {
+	if col != nil && col.complete {
 		// Inspect collected them: what the walk below would do, the
 		// depth limit hits it would count included.
 		vals = col.vals
@@ -613,47 +617,78 @@ func (l *learnSet) add(p *partRef, raw string, plus, sensitive bool) {
 	l.vals = append(l.vals, seen{part: p.String(), v: raw, plus: plus, sensitive: sensitive})
 }
 
+// lastInspect is what Inspect left for the Learn call of the request it
+// inspected last: the endpoint key it built, and the learnSet when the
+// request is due to be sampled.
+type lastInspect struct {
+	d            *Detector
+	req          *call.Request
+	service      string
+	method, path string
+	key          [maxKeyLen + 1]byte
+	n            int // len of the key; > maxKeyLen: too long, not kept
+	set          *learnSet
+}
+
 // willSample returns a learnSet for req when the next sample call for
-// its endpoint would walk it (nil otherwise); it changes nothing.
+// its endpoint would walk it (nil otherwise); it changes nothing but the
+// key it leaves for Learn.
 func (p *Profiler) willSample(d *Detector, req *call.Request, service string) *learnSet {
 	var kb [maxKeyLen + 1]byte
 	epb := appendEndpointKey(kb[:0], req.Method, req.Path)
-	if len(epb) > maxKeyLen {
-		return nil
-	}
-	p.mu.RLock()
-	next := true
-	if sp := p.services[service]; sp != nil {
-		if e := sp.endpoints[string(epb)]; e != nil && e.requests >= saturateAt {
-			next = (e.seen.Load()+1)%sampleEvery == 0
+	var l *learnSet
+	if len(epb) <= maxKeyLen {
+		p.mu.RLock()
+		next := true
+		if sp := p.services[service]; sp != nil {
+			if e := sp.endpoints[string(epb)]; e != nil && e.requests >= saturateAt {
+				next = (e.seen.Load()+1)%sampleEvery == 0
+			}
+		}
+		p.mu.RUnlock()
+		if next {
+			l = &learnSet{d: d, req: req, service: service}
 		}
 	}
-	p.mu.RUnlock()
-	if !next {
-		return nil
+	p.pendMu.Lock()
+	p.last.d, p.last.req, p.last.service, p.last.set = d, req, service, nil
+	p.last.method, p.last.path = req.Method, req.Path
+	p.last.n = len(epb)
+	if len(epb) <= maxKeyLen {
+		copy(p.last.key[:], epb)
 	}
-	return &learnSet{d: d, req: req, service: service}
+	p.pendMu.Unlock()
+	return l
 }
 
-// stash keeps l for the Learn call of its request (one pending set: the
-// agent learns a request right after inspecting it).
+// stash keeps l, collected by Inspect, for the Learn call of its request.
 func (p *Profiler) stash(l *learnSet) {
 	p.pendMu.Lock()
-	p.pending = l
+	if p.last.req == l.req {
+		p.last.set = l
+	}
 	p.pendMu.Unlock()
 }
 
-// take returns the pending set of req, nil when there is none (another
-// request was inspected since, or req was not expected to be sampled).
-func (p *Profiler) take(d *Detector, req *call.Request, service string) *learnSet {
+// take returns, when req is the request Inspect left its key for, that
+// key (appended to buf; too long a key comes back as maxKeyLen+1 bytes)
+// and its learnSet (nil when none), and ok; ok is false when another
+// request was inspected since (or req was changed).
+func (p *Profiler) take(d *Detector, req *call.Request, service string, buf []byte) (key []byte, l *learnSet, ok bool) {
 	p.pendMu.Lock()
 	defer p.pendMu.Unlock()
-	l := p.pending
-	if l == nil || l.req != req || l.d != d || l.service != service {
-		return nil
+	last := &p.last
+	if last.req != req || last.d != d || last.service != service || last.method != req.Method || last.path != req.Path {
+		return nil, nil, false
 	}
-	p.pending = nil
-	return l
+	if last.n > maxKeyLen {
+		key = append(buf, make([]byte, maxKeyLen+1)...)
+	} else {
+		key = append(buf, last.key[:last.n]...)
+	}
+	l = last.set
+	last.d, last.req, last.set, last.service, last.method, last.path = nil, nil, nil, "", "", ""
+	return key, l, true
 }
 
 // sample reports whether a request of ep is walked: every one until the
