@@ -183,3 +183,21 @@ func TestIsSensitiveNameOnePass(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupHeader: one lookup gives what lowerHeaderName, skipHeaders
+// and knownHeaders give.
+func TestLookupHeader(t *testing.T) {
+	names := []string{"Host", "host", "HOST", " Host", "User-Agent", "user-agent", "USER-AGENT", "Cookie", "Accept",
+		"X-Forwarded-For", "Proxy-Authorization", "proxy-authorization", "Sec-Fetch-User", "Upgrade-Insecure-Requests",
+		"X-Amz-Date", "x-amz-content-sha256", "X-Custom", "x-custom ", "Traceparent", "TE", "Te", "DNT", "Priority", ""}
+	for n := range commonHeaderLower {
+		names = append(names, n)
+	}
+	for _, n := range names {
+		l := lowerHeaderName(n)
+		want := headerInfo{lower: l, skip: skipHeaders[l], known: knownHeaders[l]}
+		if got := lookupHeader(n); got != want {
+			t.Errorf("lookupHeader(%q) = %+v, want %+v", n, got, want)
+		}
+	}
+}

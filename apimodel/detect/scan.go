@@ -727,18 +727,45 @@ var knownHeaders = map[string]bool{
 	"x-requested-with": true, "x-correlation-id": true, "x-amz-date": true, "x-amz-content-sha256": true,
 }
 
+// headerInfo is what headers needs of a header name: its lower-case
+// form and whether skipHeaders and knownHeaders hold it.
+type headerInfo struct {
+	lower       string
+	skip, known bool
+}
+
+// commonHeaderInfo is headerInfo by the usual spellings of frequent
+// header names (the keys of commonHeaderLower): one lookup per header
+// instead of three.
+var commonHeaderInfo = func() map[string]headerInfo {
+	m := make(map[string]headerInfo, len(commonHeaderLower))
+	for n, l := range commonHeaderLower {
+		m[n] = headerInfo{lower: l, skip: skipHeaders[l], known: knownHeaders[l]}
+	}
+	return m
+}()
+
+func lookupHeader(name string) headerInfo {
+	if hi, ok := commonHeaderInfo[name]; ok {
+		return hi
+	}
+	l := strings.ToLower(strings.TrimSpace(name))
+	return headerInfo{lower: l, skip: skipHeaders[l], known: knownHeaders[l]}
+}
+
 func (s *scan) headers() {
 	hk := mustBit(KindHeader)
 	for _, h := range s.req.Headers {
-		ln := lowerHeaderName(h.Name)
+		hi := lookupHeader(h.Name)
+		ln := hi.lower
 		if ln == "cookie" {
 			s.cookies(h.Value)
 			continue
 		}
-		if skipHeaders[ln] {
+		if hi.skip {
 			continue
 		}
-		if !knownHeaders[ln] && !s.name("header-name:", h.Name) {
+		if !hi.known && !s.name("header-name:", h.Name) {
 			return
 		}
 		if !s.value(s.ref(partRef{kind: hk, prefix: "header:", name: h.Name, sensitive: isSensitiveName(ln)}), h.Value, false) {
