@@ -181,7 +181,7 @@ type Detector struct {
 	hasByteRules bool
 	// always lists, per kind bit, the keyword-less rules for that kind.
 	always   [10][]int32
-	reqRules []int32
+	reqRules []reqRule
 	// tokAC holds the keywords of Tokens rules, matched on plain tokens
 	// and names; tokPatRules maps its patterns to rules.
 	tokAC       keywords
@@ -353,7 +353,7 @@ func (d *Detector) compile(specs []RuleSpec) error {
 			}
 		}
 		if r.reqCheck != nil {
-			d.reqRules = append(d.reqRules, int32(i))
+			d.reqRules = append(d.reqRules, reqRule{i: int32(i), check: r.reqCheck, gql: r.gql})
 		} else if r.always {
 			for b := 0; b < len(d.always); b++ {
 				if r.kinds&(1<<b) != 0 {

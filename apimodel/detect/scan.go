@@ -192,24 +192,33 @@ func (s *scan) path() {
 	}
 }
 
+// reqRule is a request rule as the scan runs it: its index and check,
+// side by side (not behind the rule's pointer) for the loop every request
+// goes through.
+type reqRule struct {
+	i     int32
+	check requestCheckFunc
+	gql   graphQLDocCheck
+}
+
 func (s *scan) requestRules() {
-	for _, i := range s.d.reqRules {
-		if s.disabled[i] {
+	for _, rr := range s.d.reqRules {
+		if s.disabled[rr.i] {
 			continue
 		}
-		r := s.d.rules[i]
 		var part, ev string
 		var ok bool
-		if r.gql != nil {
+		if rr.gql != nil {
 			if !s.gqlDone {
 				s.gqlDocs, s.gqlBatch = graphQLOps(s.req)
 				s.gqlDone = true
 			}
-			part, ev, ok = r.gql(s.gqlDocs, s.gqlBatch)
+			part, ev, ok = rr.gql(s.gqlDocs, s.gqlBatch)
 		} else {
-			part, ev, ok = r.reqCheck(s.req, &s.d.cfg)
+			part, ev, ok = rr.check(s.req, &s.d.cfg)
 		}
 		if ok {
+			r := s.d.rules[rr.i]
 			if len(ev) > s.d.cfg.MaxExcerpt {
 				ev = ev[:s.d.cfg.MaxExcerpt] + "…"
 			}
