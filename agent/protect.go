@@ -118,7 +118,7 @@ func (a *Agent) learnShapes(client netip.AddrPort, r *call.Request, service stri
 	if _, cut := verdict.DefaultPolicy.CutGrade(findings); cut {
 		return
 	}
-	a.shapes.Learn(a.detector, r, service, client.Addr().String(), findings)
+	a.shapes.LearnFrom(a.detector, r, service, client.Addr(), findings)
 }
 
 // onInvalidRequest handles a request head the parser rejected: the server

@@ -95,6 +95,13 @@ type Config struct {
 	MaxHeaderValueBytes int
 	MaxHeaderBytes      int
 	MaxHeaderCount      int
+
+	// CleanCacheSize bounds the values (of at most 256 bytes) remembered
+	// as clean, per rule mask, so a repeated value (a browser's
+	// User-Agent, a query string) skips the rules; 0 means
+	// DefaultCleanCacheSize, negative turns the cache off. Findings are
+	// the same either way.
+	CleanCacheSize int
 }
 
 // PathOverride disables rules for requests whose path starts with
@@ -156,6 +163,8 @@ type Stats struct {
 	// ProseLowered counts shell findings demoted because the command sat
 	// in a markdown code span of natural-language text.
 	ProseLowered uint64
+	// CleanHits counts values skipped as known clean (Config.CleanCacheSize).
+	CleanHits uint64
 }
 
 // Detector is safe for concurrent use.
@@ -172,7 +181,7 @@ type Detector struct {
 	hasByteRules bool
 	// always lists, per kind bit, the keyword-less rules for that kind.
 	always   [10][]int32
-	reqRules []int32
+	reqRules []reqRule
 	// tokAC holds the keywords of Tokens rules, matched on plain tokens
 	// and names; tokPatRules maps its patterns to rules.
 	tokAC       keywords
@@ -186,6 +195,9 @@ type Detector struct {
 	overrides   []override
 	anyAnchor   bool
 	skipInert   bool
+	// clean holds the clean-value cache of each stable rule mask, by the
+	// mask's first element; read-only after New.
+	clean map[*bool]*cleanCache
 
 	scratch sync.Pool
 
@@ -193,7 +205,7 @@ type Detector struct {
 	bytesLimitHits, partsLimitHits, depthLimitHits      atomic.Uint64
 	findingsDropped, anchorLimitHits                    atomic.Uint64
 	secondStage, shapeLowered, shapeRaised, shapeBreaks atomic.Uint64
-	proseLowered                                        atomic.Uint64
+	proseLowered, cleanHits                             atomic.Uint64
 }
 
 type override struct {
@@ -253,6 +265,7 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 	if err := d.compile(specs); err != nil {
 		return nil, err
 	}
+	d.buildCleanCaches()
 	d.scratch.New = func() any { return &scan{} }
 	d.log.Info("rules loaded", "rules", len(d.rules), "keywords", d.ac.count(), "files", len(cfg.RuleFiles))
 	return d, nil
@@ -340,7 +353,7 @@ func (d *Detector) compile(specs []RuleSpec) error {
 			}
 		}
 		if r.reqCheck != nil {
-			d.reqRules = append(d.reqRules, int32(i))
+			d.reqRules = append(d.reqRules, reqRule{i: int32(i), check: r.reqCheck, gql: r.gql})
 		} else if r.always {
 			for b := 0; b < len(d.always); b++ {
 				if r.kinds&(1<<b) != 0 {
@@ -462,6 +475,7 @@ func (d *Detector) Stats() Stats {
 		ShapeRaised:     d.shapeRaised.Load(),
 		ShapeBreaks:     d.shapeBreaks.Load(),
 		ProseLowered:    d.proseLowered.Load(),
+		CleanHits:       d.cleanHits.Load(),
 	}
 }
 
@@ -491,7 +505,19 @@ func (d *Detector) Inspect(req *call.Request, service string) []Finding {
 	d.requests.Add(1)
 	s := d.scratch.Get().(*scan)
 	s.reset(d, req, d.maskFor(service, req.Path))
+	prof, _ := d.cfg.Shapes.(*Profiler)
+	if prof != nil {
+		// A request the profiler will learn has its values collected
+		// by this walk, not by a second one (Profiler.Learn).
+		s.collect = prof.willSample(d, req, service)
+	}
 	s.run()
+	if col := s.collect; col != nil {
+		s.collect = nil
+		col.complete = !s.limitHit
+		col.depthHits = s.depthHits
+		prof.stash(col)
+	}
 	s.adjust(service)
 	if d.cfg.SecondStage != nil && (s.suspect || len(s.findings) > 0) && maxConf(s.findings) < d.cfg.SecondStageSkip {
 		d.secondStage.Add(1)

@@ -3,7 +3,6 @@ package detect
 import (
 	"bytes"
 	"fmt"
-	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -51,6 +50,21 @@ type scan struct {
 	gqlDone  bool
 	gqlDocs  []string
 	gqlBatch int
+	// clean is the clean-value cache of the request's rule mask (nil:
+	// none); key is the scratch of its keys. effects counts what makes a
+	// value not clean: findings (emitted or not), suspect hits, anchored
+	// rules past their try bound.
+	clean   *cleanCache
+	key     []byte
+	effects int
+	// part is the scratch partRef of the value being inspected (one at a
+	// time), so naming a part allocates nothing.
+	part partRef
+	// collect, when set, receives what the learn walk would (Inspect of a
+	// request the profiler is about to sample, see learnSet); depthHits
+	// counts the JSON depth limit hits of the walk.
+	collect   *learnSet
+	depthHits int
 }
 
 type suspectHit struct {
@@ -119,6 +133,8 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 	s.suspects = s.suspects[:0]
 	s.suspect = false
 	s.learn = nil
+	s.collect = nil
+	s.depthHits = 0
 	s.budget = d.cfg.MaxInspectBytes
 	s.parts, s.bytes = 0, 0
 	s.limitHit = false
@@ -129,6 +145,15 @@ func (s *scan) reset(d *Detector, req *call.Request, disabled []bool) {
 		s.gen = 0
 	}
 	s.anyAnchor = d.anyAnchor
+	s.clean = d.cleanFor(disabled)
+}
+
+// ref sets the scratch partRef to r and returns it. Callers inspect one
+// part at a time: the previous part's ref is not needed once the next
+// is named.
+func (s *scan) ref(r partRef) *partRef {
+	s.part = r
+	return &s.part
 }
 
 func (s *scan) run() {
@@ -150,7 +175,7 @@ const maxPathSegments = 32
 func (s *scan) path() {
 	pk := mustBit(KindPath)
 	p := s.req.Path
-	if !s.value(&partRef{kind: pk, prefix: "path"}, p, false) || s.d.skipInert && inertPath(p) {
+	if !s.value(s.ref(partRef{kind: pk, prefix: "path"}), p, false) || s.d.skipInert && inertPath(p) {
 		return
 	}
 	n := 0
@@ -161,30 +186,39 @@ func (s *scan) path() {
 		if n++; n > maxPathSegments {
 			return
 		}
-		if !s.value(&partRef{kind: pk, prefix: "path"}, seg, false) {
+		if !s.value(s.ref(partRef{kind: pk, prefix: "path"}), seg, false) {
 			return
 		}
 	}
 }
 
+// reqRule is a request rule as the scan runs it: its index and check,
+// side by side (not behind the rule's pointer) for the loop every request
+// goes through.
+type reqRule struct {
+	i     int32
+	check requestCheckFunc
+	gql   graphQLDocCheck
+}
+
 func (s *scan) requestRules() {
-	for _, i := range s.d.reqRules {
-		if s.disabled[i] {
+	for _, rr := range s.d.reqRules {
+		if s.disabled[rr.i] {
 			continue
 		}
-		r := s.d.rules[i]
 		var part, ev string
 		var ok bool
-		if r.gql != nil {
+		if rr.gql != nil {
 			if !s.gqlDone {
 				s.gqlDocs, s.gqlBatch = graphQLOps(s.req)
 				s.gqlDone = true
 			}
-			part, ev, ok = r.gql(s.gqlDocs, s.gqlBatch)
+			part, ev, ok = rr.gql(s.gqlDocs, s.gqlBatch)
 		} else {
-			part, ev, ok = r.reqCheck(s.req, &s.d.cfg)
+			part, ev, ok = rr.check(s.req, &s.d.cfg)
 		}
 		if ok {
+			r := s.d.rules[rr.i]
 			if len(ev) > s.d.cfg.MaxExcerpt {
 				ev = ev[:s.d.cfg.MaxExcerpt] + "…"
 			}
@@ -223,11 +257,31 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 		s.learn(p, raw, plus)
 		return true
 	}
+	if s.collect != nil {
+		s.collect.add(p, raw, plus, p.sensitive)
+	}
 	if s.d.skipInert && inertToken(raw) {
 		s.tokens(p, raw)
 		return true
 	}
+	cache := s.clean != nil && len(raw) <= maxCleanValue
+	if cache {
+		s.key = cleanKey(s.key[:0], p.kind, plus, raw)
+		if s.clean.has(s.key) {
+			s.d.cleanHits.Add(1)
+			return !s.limitHit
+		}
+	}
+	effects := s.effects
+	s.rules(p, raw, plus)
+	if cache && s.effects == effects {
+		s.clean.add(s.key)
+	}
+	return !s.limitHit
+}
 
+// rules runs every rule that can match raw, a value of part p.
+func (s *scan) rules(p *partRef, raw string, plus bool) {
 	decoded := decode(raw, plus, s.d.cfg.MaxDecodePasses)
 	s.canon = canonical(s.canon[:0], decoded)
 	canon := s.canon
@@ -263,7 +317,6 @@ func (s *scan) value(p *partRef, raw string, plus bool) bool {
 			s.evaluate(ri, p, &name, decoded, canon)
 		}
 	}
-	return !s.limitHit
 }
 
 // nextGen starts a new value: rule stamps of earlier values no longer
@@ -299,7 +352,7 @@ func (s *scan) tokens(p *partRef, raw string) {
 // name inspects a parameter, cookie or header name: unusual names go
 // through every key rule, plain ones only through the token rules.
 func (s *scan) name(prefix, name string) bool {
-	p := &partRef{kind: mustBit(KindKey), prefix: prefix, name: name}
+	p := s.ref(partRef{kind: mustBit(KindKey), prefix: prefix, name: name})
 	if !plainName(name) {
 		return s.value(p, name, true)
 	}
@@ -322,6 +375,7 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 	if r.Suspect {
 		s.stamp[ri] = s.gen
 		s.suspect = true
+		s.effects++
 		if s.d.cfg.Shapes != nil && len(s.suspects) < maxSuspects && p.kind&(mustBit(KindPath)|mustBit(KindKey)) == 0 {
 			if *name == "" {
 				*name = p.String()
@@ -342,6 +396,7 @@ func (s *scan) hit(ri int32, at int, p *partRef, name *string, decoded string, c
 		// does not hide it.
 		s.stamp[ri] = s.gen
 		s.d.anchorLimitHits.Add(1)
+		s.effects++
 		s.evaluateUnanchored(ri, p, name, decoded, canon)
 		return
 	}
@@ -434,6 +489,7 @@ func (s *scan) evaluate(ri int32, p *partRef, name *string, decoded string, cano
 func (s *scan) emit(r *rule, part, excerpt string) { s.emitValue(r, part, excerpt, "") }
 
 func (s *scan) emitValue(r *rule, part, excerpt, value string) {
+	s.effects++
 	for i := range s.findings {
 		// A path is seen whole and per segment: report a rule once.
 		if s.findings[i].RuleID == r.ID && s.findings[i].Part == part {
@@ -523,13 +579,59 @@ func printable(v string) string {
 }
 
 func isSensitiveName(n string) bool {
-	for _, w := range sensitiveWords {
-		if asciifold.Contains(n, w) {
-			return true
+	// One pass: at each byte, only the words starting with its letter
+	// (c|0x20 is a lower-case letter only for that letter's two cases).
+	for i := 0; i < len(n); i++ {
+		var ws []string
+		switch n[i] | 0x20 {
+		case 'p':
+			ws = sensitiveP
+		case 's':
+			ws = sensitiveS
+		case 't':
+			ws = sensitiveT
+		case 'a':
+			ws = sensitiveA
+		case 'c':
+			ws = sensitiveC
+		default:
+			continue
+		}
+		for _, w := range ws {
+			if hasFoldPrefix(n[i:], w) {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// hasFoldPrefix reports whether s starts with w (lower-case ASCII),
+// ignoring the ASCII case of s.
+func hasFoldPrefix(s, w string) bool {
+	if len(s) < len(w) {
+		return false
+	}
+	for j := 0; j < len(w); j++ {
+		c := s[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// The sensitiveWords by first letter.
+var (
+	sensitiveP = []string{"pass", "pwd"}
+	sensitiveS = []string{"secret", "session"}
+	sensitiveT = []string{"token"}
+	sensitiveA = []string{"apikey", "api_key", "auth"}
+	sensitiveC = []string{"credential"}
+)
 
 var sensitiveWords = []string{"pass", "pwd", "secret", "token", "apikey", "api_key", "session", "auth", "credential"}
 
@@ -608,7 +710,7 @@ func (s *scan) query(raw, kind, prefix, namePrefix string) {
 		if !s.name(namePrefix, name) {
 			return
 		}
-		if !s.value(&partRef{kind: kb, prefix: prefix, name: name, sensitive: isSensitiveName(name)}, val, true) {
+		if !s.value(s.ref(partRef{kind: kb, prefix: prefix, name: name, sensitive: isSensitiveName(name)}), val, true) {
 			return
 		}
 	}
@@ -634,21 +736,48 @@ var knownHeaders = map[string]bool{
 	"x-requested-with": true, "x-correlation-id": true, "x-amz-date": true, "x-amz-content-sha256": true,
 }
 
+// headerInfo is what headers needs of a header name: its lower-case
+// form and whether skipHeaders and knownHeaders hold it.
+type headerInfo struct {
+	lower       string
+	skip, known bool
+}
+
+// commonHeaderInfo is headerInfo by the usual spellings of frequent
+// header names (the keys of commonHeaderLower): one lookup per header
+// instead of three.
+var commonHeaderInfo = func() map[string]headerInfo {
+	m := make(map[string]headerInfo, len(commonHeaderLower))
+	for n, l := range commonHeaderLower {
+		m[n] = headerInfo{lower: l, skip: skipHeaders[l], known: knownHeaders[l]}
+	}
+	return m
+}()
+
+func lookupHeader(name string) headerInfo {
+	if hi, ok := commonHeaderInfo[name]; ok {
+		return hi
+	}
+	l := strings.ToLower(strings.TrimSpace(name))
+	return headerInfo{lower: l, skip: skipHeaders[l], known: knownHeaders[l]}
+}
+
 func (s *scan) headers() {
 	hk := mustBit(KindHeader)
 	for _, h := range s.req.Headers {
-		ln := lowerHeaderName(h.Name)
+		hi := lookupHeader(h.Name)
+		ln := hi.lower
 		if ln == "cookie" {
 			s.cookies(h.Value)
 			continue
 		}
-		if skipHeaders[ln] {
+		if hi.skip {
 			continue
 		}
-		if !knownHeaders[ln] && !s.name("header-name:", h.Name) {
+		if !hi.known && !s.name("header-name:", h.Name) {
 			return
 		}
-		if !s.value(&partRef{kind: hk, prefix: "header:", name: h.Name, sensitive: isSensitiveName(ln)}, h.Value, false) {
+		if !s.value(s.ref(partRef{kind: hk, prefix: "header:", name: h.Name, sensitive: isSensitiveName(ln)}), h.Value, false) {
 			return
 		}
 	}
@@ -664,7 +793,7 @@ func (s *scan) cookies(v string) {
 			return
 		}
 		// Cookies are often form-encoded, so '+' is a space.
-		if !s.value(&partRef{kind: ck, prefix: "cookie:", name: name, sensitive: isSensitiveName(name)}, val, true) {
+		if !s.value(s.ref(partRef{kind: ck, prefix: "cookie:", name: name, sensitive: isSensitiveName(name)}), val, true) {
 			return
 		}
 	}
@@ -698,7 +827,7 @@ func (s *scan) body() {
 		// name or value must be judged as one; the raw text follows.
 		s.query(string(body), KindForm, "form:", "form-name:")
 	}
-	s.value(&partRef{kind: mustBit(KindBody), prefix: "body"}, string(body), false)
+	s.value(s.ref(partRef{kind: mustBit(KindBody), prefix: "body"}), string(body), false)
 }
 
 // looksForm reports whether a body without a Content-Type reads as
@@ -740,7 +869,7 @@ func (s *scan) multipart(body []byte, boundary string) bool {
 		name := p.FormName()
 		if fn := p.FileName(); fn != "" || p.Header.Get("Content-Disposition") != "" && strings.Contains(p.Header.Get("Content-Disposition"), "filename") {
 			raw := p.Header.Get("Content-Disposition")
-			if !s.value(&partRef{kind: mk, prefix: "multipart:", name: name + ".filename"}, filenameParam(raw), false) {
+			if !s.value(s.ref(partRef{kind: mk, prefix: "multipart:", name: name + ".filename"}), filenameParam(raw), false) {
 				return true
 			}
 			ct := p.Header.Get("Content-Type")
@@ -750,7 +879,7 @@ func (s *scan) multipart(body []byte, boundary string) bool {
 		}
 		buf := make([]byte, min(s.budget+1, 1<<20))
 		n, _ := io.ReadFull(p, buf)
-		if !s.value(&partRef{kind: mk, prefix: "multipart:", name: name}, string(buf[:n]), false) {
+		if !s.value(s.ref(partRef{kind: mk, prefix: "multipart:", name: name}), string(buf[:n]), false) {
 			return true
 		}
 	}
@@ -816,6 +945,7 @@ func (w *jsonWalker) val() bool {
 	switch c := w.data[w.pos]; {
 	case (c == '{' || c == '[') && w.depth >= w.s.d.cfg.MaxJSONDepth:
 		w.s.d.depthLimitHits.Add(1)
+		w.s.depthHits++
 		return w.skipComposite()
 	case c == '{':
 		return w.object()
@@ -826,7 +956,7 @@ func (w *jsonWalker) val() bool {
 		if !ok {
 			return false
 		}
-		if !w.stop && !w.s.value(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true, sensitive: w.sensitive()}, str, false) {
+		if !w.stop && !w.s.value(w.s.ref(partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true, sensitive: w.sensitive()}), str, false) {
 			w.stop = true
 		}
 		return true
@@ -844,6 +974,10 @@ func (w *jsonWalker) val() bool {
 		if w.s.learn != nil && !w.stop {
 			if lit := string(w.data[start:w.pos]); lit != "null" {
 				w.s.learn(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true}, lit, false)
+			}
+		} else if w.s.collect != nil && !w.stop {
+			if lit := string(w.data[start:w.pos]); lit != "null" {
+				w.s.collect.add(&partRef{kind: mustBit(KindJSON), prefix: "json:", json: w.s.jsonPath, isJSON: true}, lit, false, false)
 			}
 		}
 		return true
@@ -906,7 +1040,7 @@ func (w *jsonWalker) object() bool {
 		w.ws()
 		w.s.jsonPath = append(w.s.jsonPath, jsonSeg{key: key, idx: -1})
 		if !w.stop {
-			kp := &partRef{kind: mustBit(KindKey), prefix: "json-key:", json: w.s.jsonPath, isJSON: true}
+			kp := w.s.ref(partRef{kind: mustBit(KindKey), prefix: "json-key:", json: w.s.jsonPath, isJSON: true})
 			if !plainName(key) {
 				if !w.s.value(kp, key, false) {
 					w.stop = true

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"hash/fnv"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,6 +263,12 @@ type Profiler struct {
 	services map[string]*svcProfile
 	total    int
 	stats    ProfilerStats
+
+	// last is what Inspect left for Learn (see lastInspect); collected
+	// counts the requests learned from Inspect's walk (tests).
+	pendMu    sync.Mutex
+	last      lastInspect
+	collected atomic.Uint64
 }
 
 // ProfilerStats counts the profiler's work.
@@ -350,19 +357,37 @@ func templatePath(p string) string {
 	if !strings.ContainsAny(p, "0123456789") {
 		return p
 	}
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
+	return string(appendTemplatePath(make([]byte, 0, len(p)), p))
+}
+
+// appendTemplatePath appends templatePath(p) to b without allocating
+// (when b has room).
+func appendTemplatePath(b []byte, p string) []byte {
+	for i := 0; ; i++ {
+		j := strings.IndexByte(p, '/')
+		s := p
+		if j >= 0 {
+			s = p[:j]
+		}
+		if i > 0 {
+			b = append(b, '/')
+		}
 		digits := 0
-		for j := 0; j < len(s); j++ {
-			if s[j] >= '0' && s[j] <= '9' {
+		for k := 0; k < len(s); k++ {
+			if s[k] >= '0' && s[k] <= '9' {
 				digits++
 			}
 		}
 		if digits > 0 && (isInt(s) || isUUID(s) || digits*3 >= len(s) || len(s) >= 16) {
-			segs[i] = "{}"
+			b = append(b, "{}"...)
+		} else {
+			b = append(b, s...)
 		}
+		if j < 0 {
+			return b
+		}
+		p = p[j+1:]
 	}
-	return strings.Join(segs, "/")
 }
 
 // partKey drops array indexes: every element of $.items[] shares a shape.
@@ -388,6 +413,13 @@ func partKey(part string) string {
 }
 
 func endpointKey(method, path string) string { return method + " " + templatePath(path) }
+
+// appendEndpointKey appends endpointKey(method, path) to b.
+func appendEndpointKey(b []byte, method, path string) []byte {
+	b = append(b, method...)
+	b = append(b, ' ')
+	return appendTemplatePath(b, path)
+}
 
 // Shape implements Shapes.
 func (p *Profiler) Shape(service, method, path, part string) (Shape, bool) {
@@ -449,15 +481,36 @@ func (pp *paramProfile) shape(p *Profiler) Shape {
 // learned. Only query, form, JSON, cookie, header and multipart values
 // are learned (not the path, which is the endpoint, nor names).
 func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string, findings []Finding) bool {
+	return p.learn(d, req, service, client, netip.Addr{}, false, findings)
+}
+
+// LearnFrom is Learn with the client as an address, formatted only when
+// the request is learned.
+func (p *Profiler) LearnFrom(d *Detector, req *call.Request, service string, client netip.Addr, findings []Finding) bool {
+	return p.learn(d, req, service, "", client, true, findings)
+}
+
+func (p *Profiler) learn(d *Detector, req *call.Request, service, client string, addr netip.Addr, fromAddr bool, findings []Finding) bool {
 	if req == nil {
 		return false
 	}
-	ep := endpointKey(req.Method, req.Path)
-	if len(ep) > maxKeyLen {
+	// The key is built on the stack (or taken from Inspect, which built
+	// it already): most requests of a busy endpoint are not sampled and
+	// need no string.
+	var kb [maxKeyLen + 1]byte
+	epb, col, ok := p.take(d, req, service, kb[:0])
+	if !ok {
+		epb = appendEndpointKey(kb[:0], req.Method, req.Path)
+	}
+	if len(epb) > maxKeyLen {
 		return false
 	}
-	if !p.sample(service, ep) {
+	if !p.sample(service, epb) {
 		return false
+	}
+	ep := string(epb)
+	if fromAddr {
+		client = addr.String()
 	}
 	if p.blocks(service, ep, findings) {
 		p.mu.Lock()
@@ -465,23 +518,32 @@ func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string,
 		p.mu.Unlock()
 		return false
 	}
-	type seen struct {
-		part, v   string
-		sensitive bool
-	}
 	var vals []seen
-	s := d.scratch.Get().(*scan)
-	s.reset(d, req, d.maskFor(service, req.Path))
-	s.learn = func(pr *partRef, raw string, plus bool) {
-		if pr.kind&(mustBit(KindPath)|mustBit(KindKey)) != 0 {
-			return
+	if col != nil && col.complete {
+		// Inspect collected them: what the walk below would do, the
+		// depth limit hits it would count included.
+		vals = col.vals
+		p.collected.Add(1)
+		for i := range vals {
+			vals[i].v = decode(vals[i].v, vals[i].plus, d.cfg.MaxDecodePasses)
 		}
-		vals = append(vals, seen{pr.String(), decode(raw, plus, d.cfg.MaxDecodePasses), pr.sensitive})
+		if col.depthHits > 0 {
+			d.depthLimitHits.Add(uint64(col.depthHits))
+		}
+	} else {
+		s := d.scratch.Get().(*scan)
+		s.reset(d, req, d.maskFor(service, req.Path))
+		s.learn = func(pr *partRef, raw string, plus bool) {
+			if pr.kind&(mustBit(KindPath)|mustBit(KindKey)) != 0 {
+				return
+			}
+			vals = append(vals, seen{part: pr.String(), v: decode(raw, plus, d.cfg.MaxDecodePasses), sensitive: pr.sensitive})
+		}
+		s.run()
+		s.learn = nil
+		s.findings = nil
+		d.scratch.Put(s)
 	}
-	s.run()
-	s.learn = nil
-	s.findings = nil
-	d.scratch.Put(s)
 
 	clientHash := hash32(client)
 	p.mu.Lock()
@@ -526,18 +588,121 @@ func (p *Profiler) Learn(d *Detector, req *call.Request, service, client string,
 	return true
 }
 
+// seen is one value Learn learns: its part name, its decoded value (raw
+// until decoded, with plus telling how).
+type seen struct {
+	part, v   string
+	plus      bool
+	sensitive bool
+}
+
+// learnSet holds the values of one request Inspect collected for Learn,
+// the ones Learn's own walk (learn mode) would produce, in its order:
+// Inspect's walk visits the same parts (and the path and names, which are
+// not learned), and when it hit no work bound neither would the learn
+// walk, which spends less of it. complete is false when it hit one.
+type learnSet struct {
+	d         *Detector
+	req       *call.Request
+	service   string
+	vals      []seen
+	depthHits int
+	complete  bool
+}
+
+func (l *learnSet) add(p *partRef, raw string, plus, sensitive bool) {
+	if p.kind&(mustBit(KindPath)|mustBit(KindKey)) != 0 {
+		return
+	}
+	l.vals = append(l.vals, seen{part: p.String(), v: raw, plus: plus, sensitive: sensitive})
+}
+
+// lastInspect is what Inspect left for the Learn call of the request it
+// inspected last: the endpoint key it built, and the learnSet when the
+// request is due to be sampled.
+type lastInspect struct {
+	d            *Detector
+	req          *call.Request
+	service      string
+	method, path string
+	key          [maxKeyLen + 1]byte
+	n            int // len of the key; > maxKeyLen: too long, not kept
+	set          *learnSet
+}
+
+// willSample returns a learnSet for req when the next sample call for
+// its endpoint would walk it (nil otherwise); it changes nothing but the
+// key it leaves for Learn.
+func (p *Profiler) willSample(d *Detector, req *call.Request, service string) *learnSet {
+	var kb [maxKeyLen + 1]byte
+	epb := appendEndpointKey(kb[:0], req.Method, req.Path)
+	var l *learnSet
+	if len(epb) <= maxKeyLen {
+		p.mu.RLock()
+		next := true
+		if sp := p.services[service]; sp != nil {
+			if e := sp.endpoints[string(epb)]; e != nil && e.requests >= saturateAt {
+				next = (e.seen.Load()+1)%sampleEvery == 0
+			}
+		}
+		p.mu.RUnlock()
+		if next {
+			l = &learnSet{d: d, req: req, service: service}
+		}
+	}
+	p.pendMu.Lock()
+	p.last.d, p.last.req, p.last.service, p.last.set = d, req, service, nil
+	p.last.method, p.last.path = req.Method, req.Path
+	p.last.n = len(epb)
+	if len(epb) <= maxKeyLen {
+		copy(p.last.key[:], epb)
+	}
+	p.pendMu.Unlock()
+	return l
+}
+
+// stash keeps l, collected by Inspect, for the Learn call of its request.
+func (p *Profiler) stash(l *learnSet) {
+	p.pendMu.Lock()
+	if p.last.req == l.req {
+		p.last.set = l
+	}
+	p.pendMu.Unlock()
+}
+
+// take returns, when req is the request Inspect left its key for, that
+// key (appended to buf; too long a key comes back as maxKeyLen+1 bytes)
+// and its learnSet (nil when none), and ok; ok is false when another
+// request was inspected since (or req was changed).
+func (p *Profiler) take(d *Detector, req *call.Request, service string, buf []byte) (key []byte, l *learnSet, ok bool) {
+	p.pendMu.Lock()
+	defer p.pendMu.Unlock()
+	last := &p.last
+	if last.req != req || last.d != d || last.service != service || last.method != req.Method || last.path != req.Path {
+		return nil, nil, false
+	}
+	if last.n > maxKeyLen {
+		key = append(buf, make([]byte, maxKeyLen+1)...)
+	} else {
+		key = append(buf, last.key[:last.n]...)
+	}
+	l = last.set
+	last.d, last.req, last.set, last.service, last.method, last.path = nil, nil, nil, "", "", ""
+	return key, l, true
+}
+
 // sample reports whether a request of ep is walked: every one until the
 // endpoint has learned from saturateAt requests, then 1 in sampleEvery,
 // so a busy endpoint's learning costs little and its shapes still follow
 // changes.
-func (p *Profiler) sample(service, ep string) bool {
+func (p *Profiler) sample(service string, ep []byte) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	sp := p.services[service]
 	if sp == nil {
 		return true
 	}
-	e := sp.endpoints[ep]
+	e := sp.endpoints[string(ep)]
 	if e == nil || e.requests < saturateAt {
 		return true
 	}

@@ -2,6 +2,8 @@ package detect
 
 import (
 	"fmt"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -408,5 +410,124 @@ func TestProfilerConcurrent(t *testing.T) {
 	}
 	if p.Stats().Learned == 0 {
 		t.Fatal("nothing learned")
+	}
+}
+
+// templatePathSplit is templatePath as it was written first (split and
+// join), the reference of appendTemplatePath.
+func templatePathSplit(p string) string {
+	if !strings.ContainsAny(p, "0123456789") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		digits := 0
+		for j := 0; j < len(s); j++ {
+			if s[j] >= '0' && s[j] <= '9' {
+				digits++
+			}
+		}
+		if digits > 0 && (isInt(s) || isUUID(s) || digits*3 >= len(s) || len(s) >= 16) {
+			segs[i] = "{}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func TestAppendTemplatePath(t *testing.T) {
+	for _, p := range []string{"", "/", "//", "/api/v1/ping", "/api/v1/users/42", "/users/42/", "42", "/a//7/b",
+		"/items/3fa85f64-5717-4562-b3fc-2c963f66afa6/x", "/v2/abc123def456ghi789", "/x/a1b2", "/x/ab1", "/-12/x",
+		"/files/report-2024.pdf", "no/leading/slash/9", "/ü/1"} {
+		if got, want := templatePath(p), templatePathSplit(p); got != want {
+			t.Errorf("templatePath(%q) = %q, want %q", p, got, want)
+		}
+		if got, want := string(appendEndpointKey(nil, "GET", p)), "GET "+templatePathSplit(p); got != want {
+			t.Errorf("appendEndpointKey(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+// TestLearnFromSameAsLearn: LearnFrom (the client as an address) learns
+// what Learn with the formatted address learns.
+func TestLearnFromSameAsLearn(t *testing.T) {
+	p1, p2 := NewProfiler(), NewProfiler()
+	d1, d2 := shapeDetector(t, p1), shapeDetector(t, p2)
+	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::3"), {}}
+	for i := range 200 {
+		r := jsonPost(fmt.Sprintf("/orders/%d", i), fmt.Sprintf(`{"id":%d,"q":"a%d","kind":"x; ls -la"}`, i, i))
+		a := addrs[i%len(addrs)]
+		if p1.Learn(d1, r, "s", a.String(), d1.Inspect(r, "s")) != p2.LearnFrom(d2, r, "s", a, d2.Inspect(r, "s")) {
+			t.Fatalf("request %d learned by one only", i)
+		}
+	}
+	if !reflect.DeepEqual(p1.Stats(), p2.Stats()) {
+		t.Fatalf("stats differ: %+v %+v", p1.Stats(), p2.Stats())
+	}
+	for _, part := range []string{"json:$.id", "json:$.q", "json:$.kind"} {
+		s1, ok1 := p1.Shape("s", "POST", "/orders/7", part)
+		s2, ok2 := p2.Shape("s", "POST", "/orders/7", part)
+		if ok1 != ok2 || !reflect.DeepEqual(s1, s2) {
+			t.Fatalf("%s: shapes differ: %+v %v, %+v %v", part, s1, ok1, s2, ok2)
+		}
+	}
+}
+
+// TestLearnFromInspectWalk: values Inspect collects for the profiler
+// (no second walk in Learn) teach exactly what Learn's own walk teaches,
+// before and after an endpoint saturates, with JSON past the depth limit,
+// literals, sensitive fields, cookies, forms and a request over the work
+// bound (whose collected set is incomplete and not used).
+func TestLearnFromInspectWalk(t *testing.T) {
+	p1, p2 := NewProfiler(), NewProfiler()
+	cfg := func(p *Profiler) Config {
+		return Config{Shapes: p, MaxJSONDepth: 3, MaxInspectBytes: 4 << 10}
+	}
+	d1, d2 := newDetector(t, cfg(p1)), newDetector(t, cfg(p2))
+	big := strings.Repeat("x", 5<<10)
+	for i := range 1300 {
+		var r *call.Request
+		switch i % 5 {
+		case 0:
+			r = jsonPost("/orders/"+fmt.Sprint(i), fmt.Sprintf(`{"id":%d,"price":%d.5,"ok":true,"none":null,"password":"p%d","token":"fixed",`+
+				`"deep":{"a":{"b":{"c":{"d":"x"}}}},"items":[{"sku":"S-%d","qty":%d}],"note":"ring twice, %d"}`, i, i, i, i, i%7, i))
+		case 1:
+			r = &call.Request{Method: "GET", Path: "/search", RawQuery: fmt.Sprintf("q=a+b%%20%d&page=%d&sort=name,asc", i, i%9),
+				Headers: call.Headers{{Name: "User-Agent", Value: "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"},
+					{Name: "Cookie", Value: fmt.Sprintf("session=%x; theme=dark", i)}, {Name: "X-Trace", Value: fmt.Sprint(i)}}}
+		case 2:
+			r = &call.Request{Method: "POST", Path: "/login", Body: []byte(fmt.Sprintf("user=u%d&pass=p%%27%d&remember=1", i, i)),
+				Headers: call.Headers{{Name: "Content-Type", Value: "application/x-www-form-urlencoded"}}}
+		case 3:
+			r = jsonPost("/upload", fmt.Sprintf(`{"name":"n%d","blob":"%s"}`, i, big))
+		case 4:
+			r = &call.Request{Method: "GET", Path: fmt.Sprintf("/users/%d/items", i), RawQuery: "fields=id,name&limit=10"}
+		}
+		// p1: Learn uses what Inspect collected; p2: Inspect sees a copy,
+		// so Learn walks the request itself.
+		f1 := d1.Inspect(r, "s")
+		cp := *r
+		f2 := d2.Inspect(&cp, "s")
+		if !reflect.DeepEqual(f1, f2) {
+			t.Fatalf("request %d: findings differ", i)
+		}
+		c := fmt.Sprintf("10.0.0.%d", i%5)
+		if p1.Learn(d1, r, "s", c, f1) != p2.Learn(d2, r, "s", c, f2) {
+			t.Fatalf("request %d learned by one only", i)
+		}
+	}
+	if !reflect.DeepEqual(p1.Stats(), p2.Stats()) {
+		t.Fatalf("profiler stats differ:\n%+v\n%+v", p1.Stats(), p2.Stats())
+	}
+	if !reflect.DeepEqual(p1.services, p2.services) {
+		t.Fatal("learned profiles differ")
+	}
+	if s1, s2 := d1.Stats(), d2.Stats(); s1 != s2 {
+		t.Fatalf("detector stats differ:\n%+v\n%+v", s1, s2)
+	}
+	if n1, n2 := p1.collected.Load(), p2.collected.Load(); n1 < 500 || n2 != 0 {
+		t.Fatalf("%d and %d requests learned from Inspect's walk", n1, n2)
+	}
+	if d1.Stats().DepthLimitHits == 0 || d1.Stats().BytesLimitHits == 0 {
+		t.Fatal("the test requests must reach the depth and byte bounds")
 	}
 }
