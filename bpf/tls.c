@@ -445,7 +445,6 @@ int tls_lib_enter(struct pt_regs *ctx)
 		.ctx = PT_REGS_PARM1(ctx),
 		.buf = PT_REGS_PARM2(ctx),
 		.count_ptr = PT_REGS_PARM4(ctx),
-		.fd = -1,
 		.dir = TLS_COOKIE_DIR(cookie),
 		.mode = TLS_COOKIE_MODE(cookie),
 	};
@@ -646,7 +645,6 @@ int tls_go_enter(struct pt_regs *ctx)
 			emit_fd(k.tgid, go_sysfd(call.ctx), call.dir, call.buf, ctx->cx);
 		return 0;
 	}
-	call.fd = -1;
 	bpf_map_update_elem(&tls_go_active, &k, &call, BPF_ANY);
 	return 0;
 }

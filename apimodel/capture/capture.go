@@ -74,7 +74,8 @@ type Chunk struct {
 	Source     Source
 	Ifindex    uint32
 	// PID and ConnID identify the process and its connection for TLS chunks
-	// (ConnID is the socket fd); both are zero for TC chunks.
+	// (ConnID is the socket fd for Go, the socket's address with bit 31 set
+	// for C libraries; only compared); both are zero for TC chunks.
 	PID    uint32
 	ConnID uint32
 }

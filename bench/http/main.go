@@ -631,12 +631,12 @@ func median(v []float64) float64 {
 
 // summaryRow is one line of the final table: the columns.
 type summaryRow struct {
-	name                     string
-	satA, satRatio, satSprd  float64
-	p99Ratio                 float64
-	agentUs, bpfUs           float64
-	totalAUs, totalBUs, srvB float64
-	lost                     uint64 // chunk events lost over the B windows
+	name                    string
+	satA, satRatio, satSprd float64
+	p99Ratio                float64
+	agentUs, bpfUs          float64
+	totalAUs, totalBUs      float64
+	lost                    uint64 // chunk events lost over the B windows
 }
 
 // abMedians returns the A and B medians of get over ws and the A spread

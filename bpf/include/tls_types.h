@@ -91,11 +91,11 @@ struct tls_call {
 	__u64 ctx;          /* SSL* / gnutls_session_t / Go *tls.Conn */
 	__u64 buf;          /* plaintext buffer */
 	__u64 count_ptr;    /* TLS_MODE_RET_EX: where the byte count is written */
-	__u64 sk;           /* C libraries: struct sock * of the call's socket, 0 until known */
-	__s32 fd;           /* Go: socket fd, -1 until known */
+	__u64 sk;           /* C libraries: struct sock * of the call's socket, 0 until known
+			     * (Go reads its fd from the receiver when the call returns) */
 	__u8 dir;           /* enum tls_dir */
 	__u8 mode;          /* enum tls_mode */
-	__u8 _pad[2];
+	__u8 _pad[6];
 };
 
 struct tls_ssl_key {

@@ -83,10 +83,9 @@ type tlsBpfTlsCall struct {
 	Buf      uint64
 	CountPtr uint64
 	Sk       uint64
-	Fd       int32
 	Dir      uint8
 	Mode     uint8
-	Pad      [2]uint8
+	Pad      [6]uint8
 }
 
 type tlsBpfTlsCarry struct {
