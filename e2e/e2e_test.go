@@ -67,6 +67,13 @@ func newWorld(t *testing.T) *world {
 	}
 	w.topo = topo
 	t.Cleanup(func() {
+		if t.Failed() {
+			// A full accept queue drops handshakes silently: the client
+			// sees a timeout that looks like the agent holding traffic.
+			out, _ := exec.Command("ip", "netns", "exec", topo.SrvNS, "nstat", "-az",
+				"TcpExtListenOverflows", "TcpExtListenDrops", "TcpRetransSegs").CombinedOutput()
+			t.Logf("server namespace TCP counters:\n%s", out)
+		}
 		if err := topo.Close(); err != nil {
 			t.Errorf("topology cleanup: %v", err)
 		}

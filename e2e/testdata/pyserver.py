@@ -82,4 +82,8 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     ThreadingHTTPServer.daemon_threads = True
+    # socketserver listens with a backlog of 5: eight parallel clients
+    # overflow it and the kernel drops handshakes, which the client sees
+    # as a request that times out. Real servers listen with hundreds.
+    ThreadingHTTPServer.request_queue_size = 512
     ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
