@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
 
@@ -171,8 +172,14 @@ func jwtSubject(tok string) string {
 }
 
 func isAPIKeyHeader(name string) bool {
-	// Every request runs this for each of its headers: lower-case on the
-	// stack instead of strings.ToLower's allocation.
+	// Every request runs this for each of its headers. Every name it
+	// accepts contains "key" or "token" (ASCII case folded: lowerInto
+	// folds only ASCII), which most do not: they are rejected without
+	// the lowered copy and the five searches below.
+	if !asciifold.Contains(name, "key") && !asciifold.Contains(name, "token") {
+		return false
+	}
+	// Lower-case on the stack instead of strings.ToLower's allocation.
 	var buf [64]byte
 	ln := lowerInto(buf[:0], name) // a longer name grows into the heap
 	if strings.HasPrefix(ln, "sec-") || strings.Contains(ln, "idempotency") || strings.Contains(ln, "cache") {

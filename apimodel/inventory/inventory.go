@@ -5,7 +5,9 @@
 package inventory
 
 import (
+	"encoding/binary"
 	"log/slog"
+	"math/bits"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -174,7 +176,32 @@ type Inventory struct {
 	mu       sync.Mutex
 	services map[serviceKey]*service
 	total    int // endpoints over all services
+
+	// paths caches what a (service, protocol, method, raw path) resolved
+	// to, so a repeated path skips the service lookup, the trie walk and
+	// the endpoint lookup (issue #8). An entry is valid while the trie
+	// learns nothing: with no position learned, walking a path walked
+	// before creates nothing and gives the same canonical segments, and
+	// endpoints are only merged or re-keyed after learning. learn and
+	// RestoreState empty it; past pathCacheMax entries it starts over.
+	paths        map[string]pathEntry
+	pathCacheMax int
 }
+
+// pathEntry is a cached resolution: the endpoint and which positions of
+// its segments are placeholders (bit i: segment i).
+type pathEntry struct {
+	svc  *service
+	ep   *endpoint
+	vars uint64
+}
+
+// Path cache bounds: entries, and the raw path length cached (longer
+// paths are walked every time; they are rarely repeated).
+const (
+	defaultPathCacheMax = 4096
+	maxCachedPathLen    = 256
+)
 
 type serviceKey struct {
 	name string
@@ -277,6 +304,9 @@ func New(cfg Config, log *slog.Logger) *Inventory {
 		cfg:      cfg,
 		log:      log.With("component", "inventory"),
 		services: map[serviceKey]*service{},
+		paths:    map[string]pathEntry{},
+
+		pathCacheMax: defaultPathCacheMax,
 	}
 }
 
@@ -329,6 +359,10 @@ type prepared struct {
 	authBuf  [4]string
 	walkBuf  [12]string
 	keyBuf   []byte
+	// pathKey is the call's key in the path cache; nil when the call is
+	// not cached (path too long or too deep for the placeholder mask).
+	pathKey []byte
+	pathBuf []byte
 }
 
 // Observe folds one call into the inventory and returns the path template
@@ -368,12 +402,8 @@ var preparedPool = sync.Pool{New: func() any { return new(prepared) }}
 // release clears what refers to the call (so the pool keeps no request
 // alive) and returns p to the pool.
 func (p *prepared) release() {
-	clear(p.segBuf[:])
-	clear(p.queryBuf[:])
-	clear(p.authBuf[:])
-	clear(p.walkBuf[:])
-	kb := p.keyBuf[:0]
-	*p = prepared{keyBuf: kb}
+	kb, pb := p.keyBuf[:0], p.pathBuf[:0]
+	*p = prepared{keyBuf: kb, pathBuf: pb} // zeroes the buffers too
 	preparedPool.Put(p)
 }
 
@@ -412,7 +442,27 @@ func (inv *Inventory) prepare(c *call.Call, p *prepared) bool {
 	// UTC strips the monotonic reading, so persisted and live times compare
 	// equal.
 	p.ts = req.Start.UTC()
+	if len(req.Path) <= maxCachedPathLen && len(p.segs) <= 64 {
+		p.pathKey = appendPathKey(p.pathBuf[:0], p.svc, c.Protocol == call.ProtoGRPC, req.Method, req.Path)
+		p.pathBuf = p.pathKey
+	}
 	return true
+}
+
+// appendPathKey appends the path cache key of a call: every part but the
+// last length-prefixed, so no two calls share a key.
+func appendPathKey(b []byte, svc serviceKey, grpc bool, method, path string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(svc.name)))
+	b = append(b, svc.name...)
+	b = binary.BigEndian.AppendUint16(b, svc.port)
+	if grpc {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(method)))
+	b = append(b, method...)
+	return append(b, path...)
 }
 
 // maxQueryNameLen: longer names are folded into one "(long)" bucket rather
@@ -478,6 +528,12 @@ func appendQuery(out []queryValue, raw string, sens sensitiveSet) ([]queryValue,
 // record updates the endpoint under inv.mu and says whether the bodies of
 // this call should be sampled.
 func (inv *Inventory) record(c *call.Call, p *prepared) (*endpoint, bool) {
+	if p.pathKey != nil {
+		if e, ok := inv.paths[string(p.pathKey)]; ok {
+			inv.update(e.ep, c, p, e.vars)
+			return e.ep, e.ep.sampleDue(&inv.cfg)
+		}
+	}
 	svc := inv.services[p.svc]
 	if svc == nil {
 		if len(inv.services) >= inv.cfg.MaxServices {
@@ -525,8 +581,32 @@ func (inv *Inventory) record(c *call.Call, p *prepared) (*endpoint, bool) {
 		svc.endpoints[key] = ep
 		inv.total++
 	}
-	inv.update(ep, c, p, segs)
+	vars := placeholderMask(segs)
+	if p.pathKey != nil && inv.pathCacheMax > 0 { // len(segs) <= 64: vars says it all
+		if len(inv.paths) >= inv.pathCacheMax {
+			clear(inv.paths)
+		}
+		inv.paths[string(p.pathKey)] = pathEntry{svc: svc, ep: ep, vars: vars}
+	}
+	inv.update(ep, c, p, vars)
+	for i := 64; i < len(segs); i++ { // past the mask (MaxPathSegments > 64)
+		if segs[i] == placeholder {
+			inv.countPathParam(ep, p, i)
+		}
+	}
 	return ep, ep.sampleDue(&inv.cfg)
+}
+
+// placeholderMask has bit i set when segs[i] is a placeholder, for the
+// first 64 segments (deeper paths are not cached).
+func placeholderMask(segs []string) uint64 {
+	var m uint64
+	for i, s := range segs[:min(len(segs), 64)] {
+		if s == placeholder {
+			m |= 1 << i
+		}
+	}
+	return m
 }
 
 func endpointKey(method string, segs []string) string {
@@ -605,6 +685,7 @@ func (inv *Inventory) walkInto(buf []string, svc *service, segs []string, create
 // learn turns a trie position into a parameter: its literal subtrees are
 // dropped; rekey rebuilds what is needed under the placeholder.
 func (inv *Inventory) learn(svc *service, n *node) {
+	clear(inv.paths) // walks may now end elsewhere
 	n.learned = true
 	for k, c := range n.children {
 		if k != placeholder {
@@ -787,8 +868,9 @@ func (inv *Inventory) addQuery(ep *endpoint, name string, n uint64, k valueKinds
 	ps.Kinds |= k
 }
 
-// update adds one call to ep.
-func (inv *Inventory) update(ep *endpoint, c *call.Call, p *prepared, segs []string) {
+// update adds one call to ep; vars marks the placeholder positions of
+// the call's canonical segments (placeholderMask: the first 64).
+func (inv *Inventory) update(ep *endpoint, c *call.Call, p *prepared, vars uint64) {
 	ep.Count++
 	if p.ts.Before(ep.First) {
 		ep.First = p.ts
@@ -810,20 +892,8 @@ func (inv *Inventory) update(ep *endpoint, c *call.Call, p *prepared, segs []str
 	for _, q := range p.query {
 		inv.addQuery(ep, q.name, 1, q.kind)
 	}
-	for i, s := range segs {
-		if s != placeholder {
-			continue
-		}
-		if ep.Path == nil {
-			ep.Path = map[int]*paramStat{}
-		}
-		ps := ep.Path[i]
-		if ps == nil {
-			ps = &paramStat{}
-			ep.Path[i] = ps
-		}
-		ps.Count++
-		ps.Kinds |= p.segKinds[i]
+	for ; vars != 0; vars &= vars - 1 {
+		inv.countPathParam(ep, p, bits.TrailingZeros64(vars))
 	}
 	if p.reqCT != "" {
 		ep.ReqCT = inv.addCount(ep.ReqCT, p.reqCT, 1, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
@@ -837,6 +907,20 @@ func (inv *Inventory) update(ep *endpoint, c *call.Call, p *prepared, segs []str
 	ep.TLS = inv.addCount(ep.TLS, c.TLS, 1, inv.cfg.MaxContentTypes, &inv.c.ctOverflow)
 	ep.Sensitive |= p.sensitive
 	inv.updateProtocol(ep, c)
+}
+
+// countPathParam counts the call's value at path parameter position i.
+func (inv *Inventory) countPathParam(ep *endpoint, p *prepared, i int) {
+	if ep.Path == nil {
+		ep.Path = map[int]*paramStat{}
+	}
+	ps := ep.Path[i]
+	if ps == nil {
+		ps = &paramStat{}
+		ep.Path[i] = ps
+	}
+	ps.Count++
+	ps.Kinds |= p.segKinds[i]
 }
 
 // updateProtocol counts the call's protocol and, for gRPC, its status and

@@ -104,6 +104,7 @@ func (inv *Inventory) RestoreState(b []byte) error {
 	inv.mu.Lock()
 	inv.services = services
 	inv.total = total
+	clear(inv.paths) // its entries name the replaced services
 	inv.mu.Unlock()
 	return nil
 }
