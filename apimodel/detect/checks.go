@@ -924,6 +924,9 @@ func checkSessionFixation(req *call.Request, _ *Config) (string, string, bool) {
 		name = sessionParamIn(string(req.Body))
 	}
 	if name == "" {
+		name = multipartSessionField(req)
+	}
+	if name == "" {
 		return "", "", false
 	}
 	ref := req.Headers.Get("Referer")

@@ -221,6 +221,9 @@ func lookupOpenAt(c []byte, i int) int {
 	default:
 		return 0
 	}
+	if hasAt(c, j, "\\{") {
+		j++ // a JavaScript escape of the brace: $\{
+	}
 	for _, e := range [...]string{"{", "&lbrace", "&lcub"} {
 		if hasAt(c, j, e) {
 			j += len(e)
@@ -282,7 +285,7 @@ func traversalMaybe(v string) bool {
 // lookupMaybe is a cheap test of a raw value for a lookup opener in any
 // of the spellings the decoder undoes.
 func lookupMaybe(v string) bool {
-	return strings.Contains(v, "${") || strings.IndexByte(v, '%') >= 0 && (asciifold.Contains(v, "%24") ||
+	return strings.Contains(v, "${") || strings.Contains(v, `$\{`) || strings.IndexByte(v, '%') >= 0 && (asciifold.Contains(v, "%24") ||
 		asciifold.Contains(v, "$%7b")) || asciifold.Contains(v, "&dollar") || strings.Contains(v, "$&") ||
 		asciifold.Contains(v, `\u0024`) || asciifold.Contains(v, `\x24`)
 }
@@ -364,4 +367,53 @@ func rfiAssignee(before string) bool {
 	}
 	rest := strings.TrimLeft(before[i+len("include"):], " \t\v")
 	return strings.HasPrefix(rest, "(") && !strings.Contains(rest, ")")
+}
+
+// multipartSessionField returns the name of a multipart form field that
+// carries a session id (a form field name is a parameter name to the
+// application, as in a urlencoded body).
+func multipartSessionField(req *call.Request) string {
+	if ct := req.Headers.Get("Content-Type"); len(ct) < 10 || !strings.EqualFold(ct[:10], "multipart/") {
+		return ""
+	}
+	body := req.Body[:min(len(req.Body), 64<<10)]
+	for {
+		i := indexFold(body, "name=")
+		if i < 0 {
+			return ""
+		}
+		before := byte(' ')
+		if i > 0 {
+			before = body[i-1]
+		}
+		body = body[i+len("name="):]
+		if before != ' ' && before != ';' && before != '\t' {
+			continue // filename=
+		}
+		v := body
+		end := -1
+		if len(v) > 0 && v[0] == '"' {
+			v = v[1:]
+			for k := 0; k < len(v) && k < 128; k++ {
+				if v[k] == '"' || v[k] == '\r' || v[k] == '\n' {
+					end = k
+					break
+				}
+			}
+		} else {
+			for k := 0; k < len(v) && k < 128; k++ {
+				if v[k] == ';' || v[k] == '\r' || v[k] == '\n' || v[k] == ' ' {
+					end = k
+					break
+				}
+			}
+		}
+		if end <= 0 {
+			continue
+		}
+		n := strings.ToLower(string(v[:end]))
+		if sessionParams[n] || strings.HasPrefix(n, "aspsessionid") {
+			return n
+		}
+	}
 }
