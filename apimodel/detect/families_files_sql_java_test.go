@@ -15,6 +15,11 @@ func mpField(name, value string) *call.Request {
 	return post("/upload", "multipart/form-data; boundary=b", body)
 }
 
+func mpFile(name string) *call.Request {
+	body := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name + "\"\r\nContent-Type: application/json\r\n\r\n{}\r\n--b--\r\n"
+	return post("/upload", "multipart/form-data; boundary=b", body)
+}
+
 func TestTraversalFamilyBoundaries(t *testing.T) {
 	runBoundaries(t, []boundary{
 		// One parent step anywhere, in any encoding.
@@ -54,6 +59,14 @@ func TestTraversalFamilyBoundaries(t *testing.T) {
 		{"lfi-os-file-name", get("/p?f=backup.sql.gz"), get("/p?f=backup.sql")},
 		{"lfi-app-config-path", get("/p?f=../config.php"), get("/p?f=config.php")},
 		{"lfi-app-config-path", get("/p?f=app/config/database.yml"), get("/p?f=app/config/database")},
+		{"lfi-dotfile-value", get("/p?f=.gitignore"), get("/p?f=gitignore")},
+		{"lfi-dotfile-value", get("/p?f=~/.cache/x"), post("/p", jsonCT, `{"t":"clear ~/.cache first"}`)},
+		{"lfi-dotfile-value", get("/p?f=/srv/app/package.json"), get("/p?f=/srv/app/package.json5")},
+		{"lfi-dotfile-value", get("/p?f=/tmp/x"), get("/p?f=/api/tmp/x")},
+		{"lfi-server-install-path", get("/p?f=apache2/envvars"), get("/p?f=apache2")},
+		{"lfi-server-install-path", get("/p?f=mysql/data"), get("/p?f=mysql/database")},
+		{"lfi-app-config-name", get("/p?f=config.php"), mpFile("config.json")},
+		{"lfi-app-config-name", get("/p?f=database.yml"), post("/p", jsonCT, `{"t":"see database.yml for it"}`)},
 		// Restricted files in the URL path.
 		{"restricted-file-path", get("/.gitignore"), get("/.well-known/security.txt")},
 		{"restricted-file-path", get("/app/.vscode/settings.json"), get("/app/vscode/settings.json")},
