@@ -25,17 +25,59 @@ func familyValueCheck(name string) checkFunc {
 	return nil
 }
 
+// familyGate returns the gates of the gap-analysis rules (see gates.go).
+func familyGate(name string) gateFunc {
+	switch name {
+	case "not-after-word":
+		return notAfterWordGate
+	case "after-terminator":
+		return afterTerminatorGate
+	}
+	return nil
+}
+
+// notAfterWordGate passes a keyword that starts a word which is not a
+// method or member (nothing of [a-z0-9_.$] right before it): the anchored
+// form of a "(?:^|[^\w.$])name(" pattern.
+func notAfterWordGate(canon []byte, at int) bool {
+	if at == 0 {
+		return true
+	}
+	c := canon[at-1]
+	return !(isWordByte(c) || c == '.' || c == '$')
+}
+
+// afterTerminatorGate passes a ';' that ends a number, a quoted literal,
+// a parenthesis or bracket, or that opens the value (blanks skipped):
+// "1;select", "');drop", but not prose such as "ok; select the item".
+func afterTerminatorGate(canon []byte, at int) bool {
+	i := at - 1
+	for i >= 0 && (canon[i] == ' ' || canon[i] == ';') {
+		i--
+	}
+	if i < 0 {
+		return true
+	}
+	switch c := canon[i]; {
+	case c >= '0' && c <= '9', c == '\'', c == '"', c == '`', c == ')', c == ']':
+		return true
+	}
+	return false
+}
+
 func familyRequestCheck(name string) requestCheckFunc {
 	switch name {
 	case "raw-request-traversal":
 		return checkRawRequest(traversalMaybe, func(v string) bool {
+			var buf [1024]byte
 			d := decode(v, false, 3)
-			return checkParentStep(d, canonical(nil, d))
+			return checkParentStep(d, canonical(buf[:0], d))
 		})
 	case "raw-request-lookup":
 		return checkRawRequest(lookupMaybe, func(v string) bool {
+			var buf [1024]byte
 			d := decode(v, false, 3)
-			return checkLookupOpener(d, canonical(nil, d))
+			return checkLookupOpener(d, canonical(buf[:0], d))
 		})
 	case "rfi-include-assignment":
 		return checkRFIAssignment
@@ -274,20 +316,25 @@ func checkRawRequest(maybe, match func(string) bool) requestCheckFunc {
 }
 
 // traversalMaybe is a cheap test of a raw value for a dot pair or for an
-// encoding that could hide one (percent, 0x literals, backslash escapes).
+// encoding that could hide one (percent, 0x literals, backslash escapes):
+// byte searches first, folded searches only after a '%'.
 func traversalMaybe(v string) bool {
-	return strings.Contains(v, "..") || strings.IndexByte(v, '%') >= 0 && (asciifold.Contains(v, "%2e") ||
-		asciifold.Contains(v, "%25") || asciifold.Contains(v, "%u") || asciifold.Contains(v, "%c0") ||
-		asciifold.Contains(v, "%e0") || asciifold.Contains(v, "%f")) || asciifold.Contains(v, "0x2e") ||
-		asciifold.Contains(v, `\u002e`) || asciifold.Contains(v, `\x2e`)
+	if strings.Contains(v, "..") || strings.IndexByte(v, '\\') >= 0 || strings.Contains(v, "0x") || strings.Contains(v, "0X") {
+		return true
+	}
+	return strings.IndexByte(v, '%') >= 0 && (asciifold.Contains(v, "%2e") || asciifold.Contains(v, "%25") ||
+		asciifold.Contains(v, "%u") || asciifold.Contains(v, "%c0") || asciifold.Contains(v, "%e0") || asciifold.Contains(v, "%f"))
 }
 
 // lookupMaybe is a cheap test of a raw value for a lookup opener in any
 // of the spellings the decoder undoes.
 func lookupMaybe(v string) bool {
-	return strings.Contains(v, "${") || strings.Contains(v, `$\{`) || strings.IndexByte(v, '%') >= 0 && (asciifold.Contains(v, "%24") ||
-		asciifold.Contains(v, "$%7b")) || asciifold.Contains(v, "&dollar") || strings.Contains(v, "$&") ||
-		asciifold.Contains(v, `\u0024`) || asciifold.Contains(v, `\x24`)
+	if strings.IndexByte(v, '$') >= 0 {
+		return true
+	}
+	return strings.IndexByte(v, '%') >= 0 && asciifold.Contains(v, "%24") ||
+		strings.IndexByte(v, '&') >= 0 && asciifold.Contains(v, "&dollar") ||
+		strings.IndexByte(v, '\\') >= 0 && (asciifold.Contains(v, `\u0024`) || asciifold.Contains(v, `\x24`))
 }
 
 // rfiSchemes are the URL schemes an include fetches.
