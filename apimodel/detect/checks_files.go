@@ -4,16 +4,18 @@ import (
 	"strings"
 
 	"github.com/apiwarden/apiwarden/apimodel/asciifold"
-
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
 
-// Checks of the file, include and lookup families (CRS 930, 931, 944
-// log4shell) that a regular expression over the canonical form cannot
-// express: a parent-directory step whose dots and separators come in any
-// of the encodings servers undo (percent, overlong UTF-8, IIS %u and its
-// best-fit code points, 0x literals), and the framing headers the value
-// scan skips.
+// Checks of the file, include and lookup families (CRS 930, 931, 943,
+// 944 log4shell) and the gates of the SQL rules written from the same
+// gap analysis, for what a regular expression over the canonical form
+// cannot express: a parent-directory step whose dots and separators come
+// in any of the encodings servers undo (percent, overlong UTF-8, IIS %u
+// and its best-fit code points, 0x literals), a Log4j lookup opener in
+// its entity spellings, the raw query string and the headers the value
+// scan skips, an include assignment in the raw query or body, and a
+// session id as a multipart field name.
 
 func familyValueCheck(name string) checkFunc {
 	switch name {

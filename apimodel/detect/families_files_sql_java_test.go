@@ -170,3 +170,40 @@ func TestParentStepEncodings(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupOpenerSpellings pins the opener spellings and the nesting
+// window of the lookup-opener check.
+func TestLookupOpenerSpellings(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		want bool
+	}{
+		{"${jndi:x}", true}, {"${ jndi:x}", true}, {"${ctx:a}", true}, {"$\\{jndi:x}", true},
+		{"&dollar;{jndi", true}, {"&dollar{jndi", true}, {"$&lbrace;jndi", true}, {"$&lcub;jndi", true}, {"&dollar;&lcub;ctx", true},
+		{"${a${b}", true}, {"${0123456789abcde${", true}, {"${0123456789abcdef${", false},
+		{"${a}${b}", false}, {"${name}", false}, {"$jndi", false}, {"{jndi}", false}, {"&dollar;jndi", false},
+	} {
+		if got := checkLookupOpener("", []byte(c.v)); got != c.want {
+			t.Errorf("checkLookupOpener(%q) = %v, want %v", c.v, got, c.want)
+		}
+	}
+}
+
+// TestFamilyGates pins the anchored SQL rules' gates.
+func TestFamilyGates(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		at   int
+		gate func([]byte, int) bool
+		want bool
+	}{
+		{"user(", 0, notAfterWordGate, true}, {"x or user(", 5, notAfterWordGate, true},
+		{"api.user(", 4, notAfterWordGate, false}, {"word(", 1, notAfterWordGate, false}, {"$user(", 1, notAfterWordGate, false},
+		{";select", 0, afterTerminatorGate, true}, {"1;select", 1, afterTerminatorGate, true}, {"'  ;select", 3, afterTerminatorGate, true},
+		{"x);drop", 2, afterTerminatorGate, true}, {"ok; select", 2, afterTerminatorGate, false},
+	} {
+		if got := c.gate([]byte(c.v), c.at); got != c.want {
+			t.Errorf("gate(%q, %d) = %v, want %v", c.v, c.at, got, c.want)
+		}
+	}
+}
