@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/apiwarden/apiwarden/apimodel/asciifold"
@@ -34,6 +35,10 @@ func familyGate(name string) gateFunc {
 		return notAfterWordGate
 	case "after-terminator":
 		return afterTerminatorGate
+	case "sql-call":
+		return sqlCallGate
+	case "segment-start":
+		return segmentStartGate
 	}
 	return nil
 }
@@ -47,6 +52,24 @@ func notAfterWordGate(canon []byte, at int) bool {
 	}
 	c := canon[at-1]
 	return !(isWordByte(c) || c == '.' || c == '$')
+}
+
+// segmentStartGate passes a keyword that starts a path segment or word
+// (nothing of [a-z0-9_.-] right before it): "/var/log" and "=etc/x", not
+// "blog/" or "fetch/".
+func segmentStartGate(canon []byte, at int) bool {
+	if at == 0 {
+		return true
+	}
+	c := canon[at-1]
+	return !(isWordByte(c) || c == '.' || c == '-')
+}
+
+// sqlCallGate is notAfterWordGate for a function name that must be
+// called: a '(' within the next 40 bytes (anchored rules skip the needs
+// gate, and names such as ord, user or insert start many words).
+func sqlCallGate(canon []byte, at int) bool {
+	return notAfterWordGate(canon, at) && bytes.IndexByte(canon[at:min(len(canon), at+40)], '(') >= 0
 }
 
 // afterTerminatorGate passes a ';' that ends a number, a quoted literal,
@@ -184,6 +207,9 @@ func quoteNoise(b byte) bool { return b == '"' || b == '\'' || b == '^' }
 // may be followed by '?' or a control byte (..%01/, .?./) that some
 // servers drop, and blanks before the closing separator are ignored.
 func checkParentStep(_ string, c []byte) bool {
+	if !parentStepMaybe(c) {
+		return false // most values: byte searches only
+	}
 	if parentAt(c, 0) {
 		return true
 	}
@@ -193,6 +219,27 @@ func checkParentStep(_ string, c []byte) bool {
 		}
 	}
 	return false
+}
+
+// parentStepMaybe is the cheap gate of checkParentStep: a dot followed
+// by a dot or by the noise a step may carry ('?', a quote, '^', a control
+// byte), or one of the dot spellings that are not a '.' (0x2e, overlong
+// lead bytes).
+func parentStepMaybe(c []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(c[i:], '.')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+		if i < len(c) {
+			switch n := c[i]; {
+			case n == '.', n == '?', n == '"', n == '\'', n == '^', n < 0x20:
+				return true
+			}
+		}
+	}
+	return bytes.Contains(c, []byte("0x2e")) || bytes.IndexByte(c, 0xc0) >= 0 || bytes.IndexByte(c, 0xf8) >= 0 || bytes.IndexByte(c, 0xfc) >= 0
 }
 
 // parentAt reports whether c[i:] holds 2-3 dots and then a separator.
@@ -285,8 +332,8 @@ func lookupOpenAt(c []byte, i int) int {
 // fields, as in &dollar;{jndi:...}, or one inert-looking token such as
 // 0x2f..0x5c) and the headers the scan skips (negotiation, caching,
 // credentials and fetch metadata: see skipHeaders), which a WAF still
-// inspects. Host and the framing headers the smuggling rules judge are
-// left out.
+// inspects, Host included. The framing headers the smuggling rules judge
+// and Cookie (parsed into cookies) are left out.
 func checkRawRequest(maybe, match func(string) bool) requestCheckFunc {
 	return func(req *call.Request, _ *Config) (string, string, bool) {
 		if q := req.RawQuery; q != "" && maybe(q) {
@@ -299,7 +346,7 @@ func checkRawRequest(maybe, match func(string) bool) requestCheckFunc {
 		}
 		for _, h := range req.Headers {
 			ln := lowerHeaderName(h.Name)
-			if !skipHeaders[ln] || ln == "host" || ln == "content-length" || ln == "transfer-encoding" || ln == "cookie" {
+			if !skipHeaders[ln] || ln == "content-length" || ln == "transfer-encoding" || ln == "cookie" {
 				continue
 			}
 			v := h.Value

