@@ -42,7 +42,7 @@ func valueCheck(name string) checkFunc {
 		// comments, so no keyword can stand for one.
 		return func(decoded string, _ []byte) bool { return strings.Contains(decoded, "/*") }
 	}
-	return nil
+	return familyValueCheck(name)
 }
 
 func requestCheck(name string) requestCheckFunc {
@@ -88,7 +88,7 @@ func requestCheck(name string) requestCheckFunc {
 	case "upload-php":
 		return uploadCheck(func(n string) bool { return scriptExt(n, phpExts) || phpSessionFile(n) })
 	}
-	return nil
+	return familyRequestCheck(name)
 }
 
 // checkSQLi runs libinjection only on values holding a character SQL
@@ -940,6 +940,9 @@ func checkSessionFixation(req *call.Request, _ *Config) (string, string, bool) {
 	}
 	if name == "" && strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "application/x-www-form-urlencoded") {
 		name = sessionParamIn(string(req.Body))
+	}
+	if name == "" {
+		name = multipartSessionField(req)
 	}
 	if name == "" {
 		return "", "", false

@@ -13,7 +13,7 @@ func ruleGate(name string) gateFunc {
 	case "shell-command-word":
 		return shellCommandWordGate
 	}
-	return nil
+	return familyGate(name)
 }
 
 // shellCommandWords holds the first word of every command

@@ -821,6 +821,8 @@ func (s *scan) body() {
 		if s.multipart(body, params["boundary"]) {
 			return
 		}
+	case strings.HasSuffix(mt, "/xml") || strings.HasSuffix(mt, "+xml"):
+		s.xmlText(body)
 	case mt == "" && looksForm(body):
 		// No Content-Type: PHP-style and WAF body parsers (Coraza's
 		// default) read such a body as a form, so a payload in a field
@@ -867,6 +869,9 @@ func (s *scan) multipart(body []byte, boundary string) bool {
 			return s.parts > 0
 		}
 		name := p.FormName()
+		if !s.name("multipart-name:", name) {
+			return true
+		}
 		if fn := p.FileName(); fn != "" || p.Header.Get("Content-Disposition") != "" && strings.Contains(p.Header.Get("Content-Disposition"), "filename") {
 			raw := p.Header.Get("Content-Disposition")
 			if !s.value(s.ref(partRef{kind: mk, prefix: "multipart:", name: name + ".filename"}), filenameParam(raw), false) {
