@@ -42,7 +42,7 @@ func valueCheck(name string) checkFunc {
 		// comments, so no keyword can stand for one.
 		return func(decoded string, _ []byte) bool { return strings.Contains(decoded, "/*") }
 	}
-	return nil
+	return familyValueCheck(name)
 }
 
 func requestCheck(name string) requestCheckFunc {
