@@ -88,7 +88,7 @@ func requestCheck(name string) requestCheckFunc {
 	case "upload-php":
 		return uploadCheck(func(n string) bool { return scriptExt(n, phpExts) || phpSessionFile(n) })
 	}
-	return nil
+	return familyRequestCheck(name)
 }
 
 // checkSQLi runs libinjection only on values holding a character SQL

@@ -5,12 +5,21 @@ import (
 	"encoding/base64"
 	"regexp"
 	"strings"
+
+	"github.com/apiwarden/apiwarden/apimodel/call"
 )
 
 // Value checks of the XSS (941), PHP (933) and Node.js (934) family
 // rules that a regular expression cannot express on its own: a set of
 // PHP ini directive names, escapes and blanks removed before a pattern,
 // a base64 payload decoded first.
+
+func familyRequestCheck(name string) requestCheckFunc {
+	if name == "xss-skipped-header" {
+		return checkXSSSkippedHeader
+	}
+	return nil
+}
 
 func familyValueCheck(name string) checkFunc {
 	switch name {
@@ -241,4 +250,45 @@ func checkNodeSpaced(_ string, canon []byte) bool {
 		}
 	}
 	return nodeSpaced.Match(c)
+}
+
+// headerMarkup is a script tag or an event handler attribute, the two
+// shapes that have no business in a negotiation or credential header.
+var headerMarkup = regexp.MustCompile(`(?i)<script[\s/>]|[\s"'/;(,=\x60\d.]on[a-z]{3,40}[\s(,;]*=[^=]`)
+
+// checkXSSSkippedHeader looks for headerMarkup in the headers the value
+// scan skips (Accept, Authorization, Cache-Control...): reflected into
+// an error page or a log viewer, they carry XSS as well as any other
+// header. Framing headers and cookies are judged elsewhere. The
+// evidence of a credential header is not shown.
+func checkXSSSkippedHeader(req *call.Request, _ *Config) (string, string, bool) {
+	for _, h := range req.Headers {
+		ln := lowerHeaderName(h.Name)
+		if !skipHeaders[ln] || ln == "cookie" || ln == "host" || ln == "content-length" || ln == "transfer-encoding" {
+			continue
+		}
+		v := h.Value
+		if len(v) > 8192 {
+			v = v[:8192]
+		}
+		if !mayHoldMarkup(v) || !headerMarkup.MatchString(v) {
+			continue
+		}
+		if ln == "authorization" || ln == "proxy-authorization" {
+			return "header:" + h.Name, "event handler or script tag in a credential", true
+		}
+		return "header:" + h.Name, v, true
+	}
+	return "", "", false
+}
+
+// mayHoldMarkup is the cheap gate of headerMarkup: a '<' or an "on" in
+// any case.
+func mayHoldMarkup(v string) bool {
+	for i := 0; i+1 < len(v); i++ {
+		if v[i] == '<' || v[i]|0x20 == 'o' && v[i+1]|0x20 == 'n' {
+			return true
+		}
+	}
+	return false
 }
