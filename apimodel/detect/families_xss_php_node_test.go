@@ -165,3 +165,16 @@ func TestNodeGapBoundaries(t *testing.T) {
 		{"nodejs-dos-loop-object", qv("while(true)x++"), qv("while (true) it is late")},
 	})
 }
+
+// Parameter and cookie names are inspected like values (CRS matches its
+// 941/933/934 rules on ARGS_NAMES and cookie names too).
+func TestGapRulesSeeNames(t *testing.T) {
+	name := func(n string) *call.Request { return get("/api/items?" + url.QueryEscape(n) + "=1") }
+	runBlockBoundaries(t, []boundary{
+		{"php-open-tag", name("<?php echo 1;"), name("filter[status]")},
+		{"php-wrapper", name("php://input"), name("php_version")},
+		{"xss-script-url-obfuscated", name("javascript:go()"), name("java_script")},
+		{"xss-js-encoding", get("/", "Cookie", "!![]=1"), get("/", "Cookie", "ids[]=1")},
+		{"nodejs-base64-payload", name(base64.StdEncoding.EncodeToString([]byte("process.env"))), name("cHJvY2Vzcw")},
+	})
+}
