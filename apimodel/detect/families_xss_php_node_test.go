@@ -106,6 +106,9 @@ func TestXSSGapBoundaries(t *testing.T) {
 		// 941130/941170: data URIs that run.
 		{"xss-data-uri-active", get("/", "User-Agent", "data:text/html;base64,PGI+"), get("/", "User-Agent", "Mozilla/5.0 (data: none)")},
 		{"xss-data-uri-active", qv("data:image/svg+xml,<svg>"), qv("data:image/png;base64,iVBORw0KGgo=")},
+		// 941160: markup with attributes in a URL or cookie.
+		{"xss-tag-in-url", qv("<img src=x>"), fv(`<img src="https://cdn.example.com/a.png">`)},
+		{"xss-tag-in-url", get("/", "Cookie", "c=<audio src=x>"), qv("a<b and c=d")},
 		// 941100: NUL escape inside a tag name.
 		{"xss-escaped-nul-tag", qv(`<scr\0ipt>go()</scr\0ipt>`), qv(`C:\0data <scratch>`)},
 	})
