@@ -252,11 +252,8 @@ func checkNodeSpaced(_ string, canon []byte) bool {
 	return nodeSpaced.Match(c)
 }
 
-// headerMarkup is a script tag or an event handler attribute, the two
-// shapes that have no business in a negotiation or credential header.
-var headerMarkup = regexp.MustCompile(`(?i)<script[\s/>]|[\s"'/;(,=\x60\d.]on[a-z]{3,40}[\s(,;]*=[^=]`)
-
-// checkXSSSkippedHeader looks for headerMarkup in the headers the value
+// checkXSSSkippedHeader looks for a script tag or an event handler
+// attribute (on<letters>= after a separator) in the headers the value
 // scan skips (Accept, Authorization, Cache-Control...): reflected into
 // an error page or a log viewer, they carry XSS as well as any other
 // header. Framing headers and cookies are judged elsewhere. The
@@ -271,7 +268,7 @@ func checkXSSSkippedHeader(req *call.Request, _ *Config) (string, string, bool) 
 		if len(v) > 8192 {
 			v = v[:8192]
 		}
-		if !mayHoldMarkup(v) || !headerMarkup.MatchString(v) {
+		if !headerMarkup(v) {
 			continue
 		}
 		if ln == "authorization" || ln == "proxy-authorization" {
@@ -282,13 +279,51 @@ func checkXSSSkippedHeader(req *call.Request, _ *Config) (string, string, bool) 
 	return "", "", false
 }
 
-// mayHoldMarkup is the cheap gate of headerMarkup: a '<' or an "on" in
-// any case.
-func mayHoldMarkup(v string) bool {
+// headerMarkup reports whether v holds "<script" followed by a blank,
+// '/' or '>', or an event handler attribute: "on" after a blank, quote,
+// '/', ';', '(', ',', '=', '`', '.' or digit, three or more letters,
+// optional blanks, '(', ',' or ';', then '=' not followed by '='. A byte
+// loop, since it runs on every request's Accept and Content-Type.
+func headerMarkup(v string) bool {
 	for i := 0; i+1 < len(v); i++ {
-		if v[i] == '<' || v[i]|0x20 == 'o' && v[i+1]|0x20 == 'n' {
+		c := v[i]
+		if c == '<' {
+			if len(v)-i > 7 && asciiLowerEq(v[i+1:i+7], "script") {
+				if d := v[i+7]; d == ' ' || d == '\t' || d == '\n' || d == '\r' || d == '\f' || d == '/' || d == '>' {
+					return true
+				}
+			}
+			continue
+		}
+		if c|0x20 != 'o' || v[i+1]|0x20 != 'n' || i == 0 || !handlerSep(v[i-1]) {
+			continue
+		}
+		j := i + 2
+		for j < len(v) && j-i < 52 && v[j]|0x20 >= 'a' && v[j]|0x20 <= 'z' {
+			j++
+		}
+		if j-i-2 < 3 {
+			continue
+		}
+		for j < len(v) && (isRegexSpace(v[j]) || v[j] == '(' || v[j] == ',' || v[j] == ';') {
+			j++
+		}
+		if j+1 < len(v) && v[j] == '=' && v[j+1] != '=' {
 			return true
 		}
 	}
 	return false
+}
+
+func handlerSep(c byte) bool {
+	return isRegexSpace(c) || c >= '0' && c <= '9' || strings.IndexByte("\"'/;(,=`.", c) >= 0
+}
+
+func asciiLowerEq(s, lower string) bool {
+	for k := 0; k < len(lower); k++ {
+		if s[k]|0x20 != lower[k] {
+			return false
+		}
+	}
+	return true
 }

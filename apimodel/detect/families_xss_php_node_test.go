@@ -65,8 +65,9 @@ func runBlockBoundaries(t *testing.T, cases []boundary) {
 func TestXSSGapBoundaries(t *testing.T) {
 	runBlockBoundaries(t, []boundary{
 		// 941120: handler after a comma, digit or '=', blanks before '='.
-		{"xss-event-attribute", qv("a,onfocus=go()"), qv("a,online=yes")},
-		{"xss-event-attribute", qv("x onclick (=go()"), qv("x onclick is an attribute")},
+		{"xss-event-attribute-glued", qv("a,onfocus=go()"), qv("a,online=yes")},
+		{"xss-event-attribute-glued", qv("0onload=.x"), qv("10onload==x")},
+		{"xss-event-attribute-spaced", qv("x onclick (=go()"), qv("x onclick is an attribute")},
 		{"xss-event-attribute-start", qv("onerror=go"), qv("onboarding=done")},
 		{"xss-event-attribute-start", fv("onmouseover = go()"), fv("onmouseover is the event name")},
 		// 941360: JSFuck's shortest forms.
