@@ -1261,7 +1261,9 @@ func spanEdge(c byte) bool {
 // template, an assignment, an entity or escape, a block or index)
 // occurs anywhere, and at least five words surround the tags.
 func markupProse(v string) bool {
-	if len(v) > 64<<10 || strings.ContainsAny(v, "(`=&\\%{[") {
+	if len(v) > 64<<10 || strings.ContainsAny(v, "(`=&\\%{[") || !strings.ContainsAny(v, " \t\n") {
+		// Text has blanks between its words: a value without any
+		// (data:text/html;base64,...) is a token, not a sentence.
 		return false
 	}
 	words, inWord := 0, 0
