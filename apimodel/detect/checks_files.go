@@ -25,7 +25,7 @@ func familyValueCheck(name string) checkFunc {
 	case "lookup-opener":
 		return checkLookupOpener
 	}
-	return nil
+	return xssPHPValueCheck(name)
 }
 
 // familyGate returns the gates of the gap-analysis rules (see gates.go).
@@ -107,7 +107,7 @@ func familyRequestCheck(name string) requestCheckFunc {
 	case "rfi-include-assignment":
 		return checkRFIAssignment
 	}
-	return nil
+	return xssPHPRequestCheck(name)
 }
 
 // sepAt returns the length of a path separator written at c[i:] (0 when

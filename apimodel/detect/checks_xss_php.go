@@ -14,14 +14,14 @@ import (
 // PHP ini directive names, escapes and blanks removed before a pattern,
 // a base64 payload decoded first.
 
-func familyRequestCheck(name string) requestCheckFunc {
+func xssPHPRequestCheck(name string) requestCheckFunc {
 	if name == "xss-skipped-header" {
 		return checkXSSSkippedHeader
 	}
 	return nil
 }
 
-func familyValueCheck(name string) checkFunc {
+func xssPHPValueCheck(name string) checkFunc {
 	switch name {
 	case "xss-escaped-nul-tag":
 		return checkEscapedNulTag
