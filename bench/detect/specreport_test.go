@@ -40,6 +40,34 @@ func TestSpecTrafficReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// AW_SPECS_ID=id,id dumps the findings of tuning-slice entries.
+	if ids := os.Getenv("AW_SPECS_ID"); ids != "" {
+		es, err := LoadSpecTraffic()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{}
+		for _, id := range strings.Split(ids, ",") {
+			want[id] = true
+		}
+		for i := range es {
+			e := &es[i]
+			if !want[e.ID] {
+				continue
+			}
+			if specHeldBack(specProvider(e)) {
+				t.Logf("%s is held back: not shown", e.ID)
+				continue
+			}
+			for _, f := range ours.Inspect(e.Request(), "bench") {
+				t.Logf("%s %+v", e.ID, f)
+			}
+			_, r1 := st1.Verdict(e.Request())
+			_, r2 := st2.Verdict(e.Request())
+			t.Logf("%s CRS PL1 %v PL2 %v", e.ID, r1, r2)
+		}
+		return
+	}
 	if err := specReport(os.Stdout, ours, comb, st1, st2); err != nil {
 		t.Fatal(err)
 	}
