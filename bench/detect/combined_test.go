@@ -119,6 +119,11 @@ func TestCombinedReport(t *testing.T) {
 	} else {
 		t.Log(err)
 	}
+	// The corpus built from public OpenAPI descriptions, per provider slice
+	// and value source.
+	if err := specReport(os.Stdout, ours, comb, st1, st2); err != nil {
+		t.Log(err)
+	}
 	for _, f := range []string{corpusPath, holdoutPath, apiTrafficPath} {
 		all, err := LoadCorpus(f)
 		if err != nil {

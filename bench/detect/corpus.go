@@ -6,8 +6,10 @@ package detectbench
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -26,6 +28,9 @@ type Entry struct {
 	// Headers keep order and duplicates, as smuggling cases need.
 	Headers [][2]string `json:"headers"`
 	Body    string      `json:"body,omitempty"`
+	// Src says where the values of a spec-built request came from:
+	// "examples" (every value documented in the spec) or "schema".
+	Src string `json:"src,omitempty"`
 }
 
 // Benign is the class label of requests that must not be flagged.
@@ -36,6 +41,15 @@ func LoadCorpus(path string) ([]Entry, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read corpus: %w", err)
+	}
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("read corpus: %w", err)
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			return nil, fmt.Errorf("read corpus: %w", err)
+		}
 	}
 	var out []Entry
 	sc := bufio.NewScanner(bytes.NewReader(data))
