@@ -201,6 +201,7 @@ func (a *Agent) judged(c capture.Chunk) {
 	}
 	end := c.Seq + c.PayloadLen
 	if c.Flags&capture.FlagSYN != 0 {
+		hp.h.Open(c.Key) // only a client's SYN is of a held flow
 		end++
 	}
 	if c.Flags&capture.FlagFIN != 0 {

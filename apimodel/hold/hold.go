@@ -190,6 +190,13 @@ func (h *Holder) Hold(p Packet) (waiting bool) {
 	h.held.Add(1)
 	h.mu.Lock()
 	f := h.flows[p.Key]
+	if f != nil && f.blocked && f.have && !inCutWindow(f.judged, p.Seq) {
+		// The client reused the 4-tuple of a cut connection (a reset
+		// socket leaves no TIME_WAIT) and its SYN has not been through
+		// the pipeline yet: its packets wait like a new flow's, and Open
+		// starts the flow over when the SYN arrives.
+		f.reset()
+	}
 	switch {
 	case f != nil && f.blocked:
 		h.mu.Unlock()
@@ -349,6 +356,46 @@ func (h *Holder) Block(key capture.FlowKey) {
 		}
 		h.send(w.p.ID, false, w.p.Received)
 	}
+}
+
+// cutWindow bounds, on each side of the judged position of a cut flow,
+// the sequence numbers its own packets (retransmissions, data the client
+// sent past the request that was cut) can carry: a send buffer's worth.
+// A packet outside it belongs to a new connection on the same 4-tuple
+// (the chance that a random initial sequence number lands inside is
+// 2^26/2^32, 1.6 %; such a packet is dropped and retransmitted once Open
+// has run, a delay of one retransmission timeout).
+const cutWindow = 1 << 25
+
+func inCutWindow(judged, seq uint32) bool {
+	d := int32(seq - judged)
+	return d > -cutWindow && d < cutWindow
+}
+
+// reset starts a flow over (a new connection on its 4-tuple); the packets
+// waiting on it stay and are decided by what is judged from now on.
+func (f *flow) reset() {
+	*f = flow{waiters: f.waiters, resp: f.resp}
+}
+
+// Open reports a client's SYN (key: client -> server), judged next: a new
+// connection on the 4-tuple, whose state, and that of the cut or
+// unfinished connection that used it before, starts over.
+func (h *Holder) Open(key capture.FlowKey) {
+	if !h.Wants(key) {
+		return
+	}
+	h.mu.Lock()
+	if f := h.flows[key]; f != nil {
+		tlsJudged, tlsHave := f.tlsJudged, f.tlsHave && !f.blocked
+		f.reset()
+		// The decrypted stream comes through another ring and may have
+		// been judged before this SYN: an uncut flow keeps that offset
+		// (a stale one from a connection whose socket close was not
+		// seen only lets its responses wait out the timeout).
+		f.tlsJudged, f.tlsHave = tlsJudged, tlsHave
+	}
+	h.mu.Unlock()
 }
 
 // Forget drops a flow that ended (FIN/RST seen and judged). A flow that

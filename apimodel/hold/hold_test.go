@@ -362,3 +362,71 @@ func TestHoldReportsWhetherThePacketWaits(t *testing.T) {
 	}
 	expect(t, q, 3, false)
 }
+
+// A client that reuses the 4-tuple of a cut connection (a reset socket
+// leaves no TIME_WAIT) opens a new connection: its packets are judged like
+// a new flow's, while the cut connection's own stay dropped.
+func TestNewConnectionOnCutFlowsTuple(t *testing.T) {
+	h, q := newHolder(t, Config{})
+	h.Judged(key, 999, 1100, false) // SYN + the attack request
+	h.Block(key)
+	h.Hold(Packet{ID: 1, Key: key, Seq: 1000, End: 1100}) // retransmission
+	expect(t, q, 1, false)
+	h.Hold(Packet{ID: 2, Key: key, Seq: 1100 + cutWindow - 1, End: 1100 + cutWindow + 99}) // data past it, same connection
+	expect(t, q, 2, false)
+
+	// SYN judged first, then the new connection's request.
+	const isn = 1000 + 1<<31
+	h.Open(key)
+	h.Judged(key, isn, isn+1, false)
+	h.Hold(Packet{ID: 3, Key: key, Seq: isn + 1, End: isn + 101})
+	none(t, q)
+	h.Judged(key, isn+1, isn+101, false)
+	expect(t, q, 3, true)
+
+	// Cut again; this time the new connection's request is queued before
+	// the pipeline has seen its SYN: it waits instead of being dropped.
+	h.Block(key)
+	const isn2 = 1000 + 1<<30
+	h.Hold(Packet{ID: 4, Key: key, Seq: isn2 + 1, End: isn2 + 101})
+	none(t, q)
+	h.Open(key)
+	h.Judged(key, isn2, isn2+1, false)
+	none(t, q)
+	h.Judged(key, isn2+1, isn2+101, false)
+	expect(t, q, 4, true)
+	if s := h.Stats(); s.Blocked != 2 || s.Allowed != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// The window's bounds: a cut flow's packets within cutWindow of its judged
+// position (either side, across the sequence wrap) are its own.
+func TestCutWindowBounds(t *testing.T) {
+	for _, c := range []struct {
+		judged, seq uint32
+		in          bool
+	}{
+		{1000, 1000, true},
+		{1000, 1000 + cutWindow - 1, true},
+		{1000, 1000 + cutWindow, false},
+		{cutWindow + 1000, 1001, true},
+		{cutWindow + 1000, 1000, false},
+		{0xffffff00, 0x100, true}, // across the wrap
+		{0x100, 0xffffff00, true},
+	} {
+		if got := inCutWindow(c.judged, c.seq); got != c.in {
+			t.Errorf("inCutWindow(%#x, %#x) = %v", c.judged, c.seq, got)
+		}
+	}
+}
+
+// A cut flow whose position was never judged cannot tell its packets from
+// a new connection's: they are dropped (the kernel's SYN handling and the
+// client's retransmission recover a new connection).
+func TestCutFlowWithoutPositionDrops(t *testing.T) {
+	h, q := newHolder(t, Config{})
+	h.Block(key)
+	h.Hold(Packet{ID: 1, Key: key, Seq: 5, End: 105})
+	expect(t, q, 1, false)
+}
