@@ -61,6 +61,11 @@ func TestProtocolFamilyBoundaries(t *testing.T) {
 		{"protocol-content-type-policy", post("/", formCT+"; charset=utf-8; charset=utf-7", "a=b"), post("/", formCT+"; charset=utf-8", "a=b")},
 		{"protocol-header-shape", get("/", "Accept", "text/html;q=0.9;charset=CP1026"), get("/", "Accept", "text/html;charset=utf-8, */*;q=0.8")},
 		{"protocol-policy", get("/up", "Request-Range", "bytes=0-512"), get("/up", "Range", "bytes=0-512")},
+		// The file is the last segment; a dotted namespace before it is not.
+		{"protocol-restricted-extension", get("/backup/db.sql"), get("/providers/Microsoft.Sql/servers/s1")},
+		{"protocol-restricted-extension", get("/files/site.bak/"), get("/files/site.bak.txt")},
+		{"protocol-restricted-extension", get("/app/config.php~"), get("/app/config.php")},
+		{"protocol-restricted-extension", get("/certs/server.key;x=1"), get("/certs/server.keys")},
 	})
 }
 
@@ -297,6 +302,7 @@ func TestShellQuoteEvasionBoundaries(t *testing.T) {
 		// Quotes inside a command word come in pairs; an English
 		// contraction has one.
 		{"rce-shell-evasion", get("/g?c=%3Bca%27%27t+/etc/passwd"), post("/p", jsonCT, `{"body":"In Java: `+"`List<String> names = new ArrayList<>();`"+` I'm <3 this"}`)},
+		{"rce-shell-evasion", get("/g?c=%3B/%3Fin/c%3Ft+x"), post("/p", jsonCT, `{"returnUrl":"https://shop.example.com/?submerchant=123"}`)},
 		{"rce-shell-evasion", post("/p", jsonCT, `{"c":"w'h'o'a'm'i <(id)"}`), post("/p", jsonCT, `{"c":"I ping'd support {twice}; can't wait"}`)},
 	})
 }
