@@ -18,27 +18,49 @@ import (
 
 // jwtCandidates yields the JWTs a request carries: a bearer token, and
 // cookies or other headers whose value is a compact JWS.
-func jwtCandidates(req *call.Request, fn func(where, tok string) bool) bool {
-	for _, h := range req.Headers {
-		v := h.Value
-		switch {
-		case strings.EqualFold(h.Name, "Authorization"):
-			if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-				if fn("header:Authorization", strings.TrimSpace(v[7:])) {
-					return true
-				}
-			}
-		case strings.EqualFold(h.Name, "Cookie"):
-			for c := range strings.SplitSeq(v, ";") {
-				_, val, _ := strings.Cut(c, "=")
-				if val = strings.TrimSpace(val); strings.HasPrefix(val, "eyJ") && fn("cookie", val) {
-					return true
-				}
-			}
-		default:
-			if strings.HasPrefix(v, "eyJ") && fn("header:"+h.Name, v) {
+func jwtCandidates(req *call.Request, hx *headerIndex, fn func(where, tok string) bool) bool {
+	if hx != nil {
+		// Only these headers can yield a token: most requests have none
+		// and walk nothing.
+		auth, cookie := hx.pos[hkAuthorization], hx.pos[hkCookie]
+		for m := auth | cookie | hx.jwtValue; m != 0; m &= m - 1 {
+			i := first(m)
+			bit := uint64(1) << i
+			if jwtCandidate(req.Headers[i], auth&bit != 0, cookie&bit != 0, fn) {
 				return true
 			}
+		}
+		return false
+	}
+	for _, h := range req.Headers {
+		if jwtCandidate(h, strings.EqualFold(h.Name, "Authorization"), strings.EqualFold(h.Name, "Cookie"), fn) {
+			return true
+		}
+	}
+	return false
+}
+
+// jwtCandidate yields the JWTs of one header, an Authorization or a
+// Cookie header as auth and cookie say.
+func jwtCandidate(h call.Header, auth, cookie bool, fn func(where, tok string) bool) bool {
+	v := h.Value
+	switch {
+	case auth:
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			if fn("header:Authorization", strings.TrimSpace(v[7:])) {
+				return true
+			}
+		}
+	case cookie:
+		for c := range strings.SplitSeq(v, ";") {
+			_, val, _ := strings.Cut(c, "=")
+			if val = strings.TrimSpace(val); strings.HasPrefix(val, "eyJ") && fn("cookie", val) {
+				return true
+			}
+		}
+	default:
+		if strings.HasPrefix(v, "eyJ") && fn("header:"+h.Name, v) {
+			return true
 		}
 	}
 	return false
@@ -67,9 +89,9 @@ func jwtHeader(tok string, worth func(raw []byte) bool) (map[string]any, bool) {
 
 // checkJWTAlgNone flags a JWT whose header asks for no signature: a server
 // library that honours "alg":"none" accepts a token anyone can forge.
-func checkJWTAlgNone(req *call.Request, _ *Config) (string, string, bool) {
+func checkJWTAlgNone(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	var where, got string
-	hit := jwtCandidates(req, func(w, tok string) bool {
+	hit := jwtCandidates(req, hx, func(w, tok string) bool {
 		h, ok := jwtHeader(tok, mayHoldAlgNone)
 		if !ok {
 			return false
@@ -87,9 +109,9 @@ func checkJWTAlgNone(req *call.Request, _ *Config) (string, string, bool) {
 // checkJWTKidInjection flags a JWT whose "kid" (key id) is not an
 // identifier but a path, a query or a command: servers look keys up by kid
 // in files and databases.
-func checkJWTKidInjection(req *call.Request, _ *Config) (string, string, bool) {
+func checkJWTKidInjection(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	var where, got string
-	hit := jwtCandidates(req, func(w, tok string) bool {
+	hit := jwtCandidates(req, hx, func(w, tok string) bool {
 		h, ok := jwtHeader(tok, mayHoldOddKid)
 		if !ok {
 			return false
@@ -142,8 +164,8 @@ func containsFoldASCII(b []byte, w string) bool {
 // JSON body (or of each element of a batch), the body of an
 // application/graphql request, or the query parameter of a GET. batch is
 // the number of operations of a JSON array body.
-func graphQLOps(req *call.Request) (docs []string, batch int) {
-	ct := strings.ToLower(req.Headers.Get("Content-Type"))
+func graphQLOps(req *call.Request, hx *headerIndex) (docs []string, batch int) {
+	ct := strings.ToLower(hdrGet(req, hx, hkContentType, "Content-Type"))
 	body := strings.TrimSpace(string(req.Body))
 	switch {
 	case strings.HasPrefix(ct, "application/graphql"):
@@ -204,8 +226,8 @@ const (
 // checkGraphQLIntrospection flags schema introspection (__schema,
 // __type): production APIs usually turn it off, and an attacker's first
 // step is to map the schema with it.
-func checkGraphQLIntrospection(req *call.Request, _ *Config) (string, string, bool) {
-	docs, batch := graphQLOps(req)
+func checkGraphQLIntrospection(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	docs, batch := graphQLOps(req, hx)
 	return graphQLIntrospection(docs, batch)
 }
 
@@ -238,8 +260,8 @@ func graphQLIntrospection(docs []string, _ int) (string, string, bool) {
 
 // checkGraphQLAbuse flags batches of many operations, deep nesting and
 // alias floods.
-func checkGraphQLAbuse(req *call.Request, _ *Config) (string, string, bool) {
-	docs, batch := graphQLOps(req)
+func checkGraphQLAbuse(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	docs, batch := graphQLOps(req, hx)
 	return graphQLAbuse(docs, batch)
 }
 

@@ -2,7 +2,7 @@ package detect
 
 import (
 	"bytes"
-	"github.com/apiwarden/apiwarden/apimodel/asciifold"
+	"math/bits"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/corazawaf/libinjection-go"
 
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"github.com/apiwarden/apiwarden/apimodel/call"
 )
 
@@ -19,7 +20,7 @@ type checkFunc func(decoded string, canon []byte) bool
 
 // requestCheckFunc looks at the request framing once per request and
 // returns the part to blame and the evidence.
-type requestCheckFunc func(req *call.Request, lim *Config) (part, evidence string, ok bool)
+type requestCheckFunc func(req *call.Request, hx *headerIndex, lim *Config) (part, evidence string, ok bool)
 
 func valueCheck(name string) checkFunc {
 	switch name {
@@ -570,7 +571,15 @@ func headerNameIs(name, want string) bool {
 	return strings.EqualFold(strings.TrimSpace(name), want)
 }
 
-func checkCLTE(req *call.Request, _ *Config) (string, string, bool) {
+func checkCLTE(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	if hx != nil {
+		// The walk kept the last value of each.
+		cl, te := hx.pos[hkContentLength], hx.pos[hkTransferEncoding]
+		if cl == 0 || te == 0 {
+			return "", "", false
+		}
+		return "header:Transfer-Encoding", "Content-Length: " + req.Headers[last(cl)].Value + ", Transfer-Encoding: " + req.Headers[last(te)].Value, true
+	}
 	var cl, te string
 	var hasCL, hasTE bool
 	for _, h := range req.Headers {
@@ -587,11 +596,17 @@ func checkCLTE(req *call.Request, _ *Config) (string, string, bool) {
 	return "", "", false
 }
 
-func checkMultipleCL(req *call.Request, _ *Config) (string, string, bool) {
+func checkMultipleCL(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	var vals []string
-	for _, h := range req.Headers {
-		if headerNameIs(h.Name, "content-length") {
-			vals = append(vals, strings.Split(h.Value, ",")...)
+	if hx != nil {
+		for m := hx.pos[hkContentLength]; m != 0; m &= m - 1 {
+			vals = append(vals, strings.Split(req.Headers[first(m)].Value, ",")...)
+		}
+	} else {
+		for _, h := range req.Headers {
+			if headerNameIs(h.Name, "content-length") {
+				vals = append(vals, strings.Split(h.Value, ",")...)
+			}
 		}
 	}
 	for i := 1; i < len(vals); i++ {
@@ -605,37 +620,38 @@ func checkMultipleCL(req *call.Request, _ *Config) (string, string, bool) {
 // checkTEObfuscated flags Transfer-Encoding values or names that front and
 // back ends may parse differently: anything but a clean "chunked" list,
 // repeated TE headers, padded names, and TE on HTTP/1.0.
-func checkTEObfuscated(req *call.Request, _ *Config) (string, string, bool) {
+func checkTEObfuscated(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	n := 0
-	for _, h := range req.Headers {
-		trimmed := strings.TrimSpace(h.Name)
-		lname := lowerHeaderName(trimmed)
-		if lname == "transfer_encoding" || (lname != "transfer-encoding" && strings.Contains(strings.ReplaceAll(lname, " ", ""), "transfer-encoding")) {
-			return "header:" + h.Name, h.Name + ": " + h.Value, true
-		}
-		if lname != "transfer-encoding" {
-			continue
-		}
-		n++
-		if trimmed != h.Name {
-			return "header:Transfer-Encoding", "padded header name " + strconv.Quote(h.Name), true
-		}
-		v := h.Value
-		if strings.ContainsAny(v, "\t\r\n\x00\x0b\x0c") || v != strings.TrimSpace(v) {
-			return "header:Transfer-Encoding", strconv.Quote(v), true
-		}
-		for _, tok := range strings.Split(strings.ToLower(v), ",") {
-			switch strings.TrimSpace(tok) {
-			case "chunked", "gzip", "deflate", "compress", "identity":
-			default:
-				return "header:Transfer-Encoding", strconv.Quote(v), true
+	if hx != nil {
+		// A plain name has no blanks at its ends: no padded name here.
+		te := hx.pos[hkTransferEncoding]
+		for m := te | hx.teName; m != 0; m &= m - 1 {
+			h := &req.Headers[first(m)]
+			if te&(m&-m) == 0 {
+				return "header:" + h.Name, h.Name + ": " + h.Value, true
+			}
+			n++
+			if p, e, ok := teValueObfuscated(h.Value); ok {
+				return p, e, ok
 			}
 		}
-		if !strings.HasSuffix(strings.ToLower(strings.TrimSpace(v)), "chunked") {
-			return "header:Transfer-Encoding", strconv.Quote(v), true
-		}
-		if v != "chunked" && strings.EqualFold(v, "chunked") {
-			return "header:Transfer-Encoding", strconv.Quote(v), true
+	} else {
+		for _, h := range req.Headers {
+			trimmed := strings.TrimSpace(h.Name)
+			lname := lowerHeaderName(trimmed)
+			if lname == "transfer_encoding" || (lname != "transfer-encoding" && strings.Contains(strings.ReplaceAll(lname, " ", ""), "transfer-encoding")) {
+				return "header:" + h.Name, h.Name + ": " + h.Value, true
+			}
+			if lname != "transfer-encoding" {
+				continue
+			}
+			n++
+			if trimmed != h.Name {
+				return "header:Transfer-Encoding", "padded header name " + strconv.Quote(h.Name), true
+			}
+			if p, e, ok := teValueObfuscated(h.Value); ok {
+				return p, e, ok
+			}
 		}
 	}
 	if n > 1 {
@@ -647,7 +663,37 @@ func checkTEObfuscated(req *call.Request, _ *Config) (string, string, bool) {
 	return "", "", false
 }
 
-func checkCLInvalid(req *call.Request, _ *Config) (string, string, bool) {
+// teValueObfuscated judges the value of one Transfer-Encoding header.
+func teValueObfuscated(v string) (string, string, bool) {
+	if strings.ContainsAny(v, "\t\r\n\x00\x0b\x0c") || v != strings.TrimSpace(v) {
+		return "header:Transfer-Encoding", strconv.Quote(v), true
+	}
+	for _, tok := range strings.Split(strings.ToLower(v), ",") {
+		switch strings.TrimSpace(tok) {
+		case "chunked", "gzip", "deflate", "compress", "identity":
+		default:
+			return "header:Transfer-Encoding", strconv.Quote(v), true
+		}
+	}
+	if !strings.HasSuffix(strings.ToLower(strings.TrimSpace(v)), "chunked") {
+		return "header:Transfer-Encoding", strconv.Quote(v), true
+	}
+	if v != "chunked" && strings.EqualFold(v, "chunked") {
+		return "header:Transfer-Encoding", strconv.Quote(v), true
+	}
+	return "", "", false
+}
+
+func checkCLInvalid(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	if hx != nil {
+		// A plain name has no blanks at its ends: no padded name here.
+		for m := hx.pos[hkContentLength]; m != 0; m &= m - 1 {
+			if p, e, ok := clValueInvalid(req.Headers[first(m)].Value); ok {
+				return p, e, ok
+			}
+		}
+		return "", "", false
+	}
 	for _, h := range req.Headers {
 		if !headerNameIs(h.Name, "content-length") {
 			continue
@@ -655,23 +701,34 @@ func checkCLInvalid(req *call.Request, _ *Config) (string, string, bool) {
 		if strings.TrimSpace(h.Name) != h.Name {
 			return "header:Content-Length", "padded header name " + strconv.Quote(h.Name), true
 		}
-		v := strings.TrimSpace(h.Value)
-		if v == "" || len(v) > 19 {
-			return "header:Content-Length", strconv.Quote(h.Value), true
-		}
-		for i := 0; i < len(v); i++ {
-			if v[i] < '0' || v[i] > '9' {
-				if v[i] == ',' {
-					break // list form, judged by checkMultipleCL
-				}
-				return "header:Content-Length", strconv.Quote(h.Value), true
-			}
+		if p, e, ok := clValueInvalid(h.Value); ok {
+			return p, e, ok
 		}
 	}
 	return "", "", false
 }
 
-func checkOversizedHeader(req *call.Request, cfg *Config) (string, string, bool) {
+// clValueInvalid judges the value of one Content-Length header.
+func clValueInvalid(raw string) (string, string, bool) {
+	v := strings.TrimSpace(raw)
+	if v == "" || len(v) > 19 {
+		return "header:Content-Length", strconv.Quote(raw), true
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			if v[i] == ',' {
+				break // list form, judged by checkMultipleCL
+			}
+			return "header:Content-Length", strconv.Quote(raw), true
+		}
+	}
+	return "", "", false
+}
+
+func checkOversizedHeader(req *call.Request, hx *headerIndex, cfg *Config) (string, string, bool) {
+	if hx != nil && hx.maxValue <= cfg.MaxHeaderValueBytes && len(req.Headers) <= cfg.MaxHeaderCount && hx.total <= cfg.MaxHeaderBytes {
+		return "", "", false // the walk below finds nothing
+	}
 	total := 0
 	for _, h := range req.Headers {
 		l := len(h.Name) + len(h.Value)
@@ -696,19 +753,28 @@ var headerPunct = strings.NewReplacer("-", "", "_", "", ".", "")
 // uploadNames yields the file names a request uploads: the values of
 // file-name headers (X-Filename, X_Filename, X-File-Name...) and the
 // filename parameters of a multipart body.
-func uploadNames(req *call.Request, yield func(part, name string) bool) {
-	for _, h := range req.Headers {
-		if !asciifold.Contains(h.Name, "file") {
-			continue // the common case: no allocation per header
-		}
+func uploadNames(req *call.Request, hx *headerIndex, yield func(part, name string) bool) {
+	fileHeader := func(h *call.Header) bool {
 		n := headerPunct.Replace(strings.ToLower(strings.TrimSpace(h.Name)))
-		if strings.HasSuffix(n, "filename") || n == "xfile" {
-			if !yield("header:"+h.Name, h.Value) {
+		return !(strings.HasSuffix(n, "filename") || n == "xfile") || yield("header:"+h.Name, h.Value)
+	}
+	if hx != nil {
+		for m := hx.fileName; m != 0; m &= m - 1 {
+			if !fileHeader(&req.Headers[first(m)]) {
+				return
+			}
+		}
+	} else {
+		for i := range req.Headers {
+			if !asciifold.Contains(req.Headers[i].Name, "file") {
+				continue // the common case: no allocation per header
+			}
+			if !fileHeader(&req.Headers[i]) {
 				return
 			}
 		}
 	}
-	mt := strings.ToLower(req.Headers.Get("Content-Type"))
+	mt := strings.ToLower(hdrGet(req, hx, hkContentType, "Content-Type"))
 	if !strings.HasPrefix(mt, "multipart/") {
 		return
 	}
@@ -787,9 +853,9 @@ func phpSessionFile(name string) bool {
 }
 
 func uploadCheck(match func(string) bool) requestCheckFunc {
-	return func(req *call.Request, _ *Config) (string, string, bool) {
+	return func(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 		var part, ev string
-		uploadNames(req, func(p, n string) bool {
+		uploadNames(req, hx, func(p, n string) bool {
 			if match(n) {
 				part, ev = p, n
 				return false
@@ -933,25 +999,26 @@ func sessionParamIn(raw string) string {
 	return ""
 }
 
-func checkSessionFixation(req *call.Request, _ *Config) (string, string, bool) {
+func checkSessionFixation(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	name := sessionParamIn(req.RawQuery)
 	if p := strings.ToLower(req.Path); name == "" && strings.Contains(p, ";jsessionid=") {
 		name = "jsessionid"
 	}
-	if name == "" && strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "application/x-www-form-urlencoded") {
+	ct := hdrGet(req, hx, hkContentType, "Content-Type")
+	if name == "" && strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
 		name = sessionParamIn(string(req.Body))
 	}
 	if name == "" {
-		name = multipartSessionField(req)
+		name = multipartSessionField(req, ct)
 	}
 	if name == "" {
 		return "", "", false
 	}
-	ref := req.Headers.Get("Referer")
+	ref := hdrGet(req, hx, hkReferer, "Referer")
 	if ref == "" {
 		return "query-name:" + name, "session id without a referring page", true
 	}
-	host := strings.ToLower(req.Headers.Get("Host"))
+	host := strings.ToLower(hdrGet(req, hx, hkHost, "Host"))
 	if h, _, ok := strings.Cut(host, ":"); ok {
 		host = h
 	}
@@ -996,7 +1063,15 @@ func containsScannerName(ua []byte) bool {
 	return false
 }
 
-func checkScannerUA(req *call.Request, _ *Config) (string, string, bool) {
+func checkScannerUA(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	if hx != nil {
+		for m := hx.pos[hkUserAgent]; m != 0; m &= m - 1 {
+			if v := req.Headers[first(m)].Value; scannerUA(v) {
+				return "header:User-Agent", v, true
+			}
+		}
+		return "", "", false
+	}
 	for _, h := range req.Headers {
 		if !headerNameIs(h.Name, "user-agent") {
 			continue
@@ -1042,8 +1117,8 @@ var reCharsetField = regexp.MustCompile(`(?i)name\s*=\s*"?_charset_"?[^\r\n]*\r?
 
 // checkMultipartCharset flags parts declaring a charset a filter may not
 // decode (UTF-7, Shift-JIS, EUC...), and a _charset_ field with one.
-func checkMultipartCharset(req *call.Request, _ *Config) (string, string, bool) {
-	if !strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "multipart/") || len(req.Body) == 0 {
+func checkMultipartCharset(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	if !strings.HasPrefix(strings.ToLower(hdrGet(req, hx, hkContentType, "Content-Type")), "multipart/") || len(req.Body) == 0 {
 		return "", "", false
 	}
 	body := req.Body[:min(len(req.Body), 64<<10)]
@@ -1079,63 +1154,77 @@ var restrictedHeaders = map[string]bool{"if": true, "lock-token": true, "proxy":
 // checkProtocolPolicy enforces the request shape every API client keeps:
 // a well-formed Content-Type with a known charset, no NUL in the query or
 // headers, no restricted headers, sane multipart field names.
-func checkProtocolPolicy(req *call.Request, _ *Config) (string, string, bool) {
+func checkProtocolPolicy(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	if strings.Contains(req.RawQuery, "%00") || strings.IndexByte(req.RawQuery, 0) >= 0 {
 		return "query", "NUL byte in the query", true
 	}
-	for _, h := range req.Headers {
-		ln := lowerHeaderName(h.Name)
-		if restrictedHeaders[ln] {
+	for i := range req.Headers {
+		h := &req.Headers[i]
+		var restricted, ct bool
+		if hx != nil {
+			restricted, ct = hx.restricted&(1<<i) != 0, hx.pos[hkContentType]&(1<<i) != 0
+		} else {
+			ln := lowerHeaderName(h.Name)
+			restricted, ct = restrictedHeaders[ln], ln == "content-type"
+		}
+		if restricted {
 			return "header:" + h.Name, "restricted header " + h.Name, true
 		}
 		if strings.Contains(h.Value, "%00") || strings.IndexByte(h.Value, 0) >= 0 {
 			return "header:" + h.Name, "NUL byte in a header", true
 		}
-		if ln != "content-type" {
+		if !ct {
 			continue
 		}
-		v := strings.TrimSpace(h.Value)
-		if !reContentType.MatchString(v) {
-			return "header:Content-Type", v, true
-		}
-		lv := strings.ToLower(v)
-		if i := strings.Index(lv, "boundary="); i >= 0 && (!strings.HasPrefix(lv, "multipart/") || strings.Contains(lv[i:], "/")) {
-			// A boundary on a non-multipart type, or one that is itself a
-			// media type, makes parsers disagree on the body's type.
-			return "header:Content-Type", v, true
-		}
-		if i := strings.Index(strings.ToLower(v), "charset="); i >= 0 {
-			cs := strings.Trim(strings.ToLower(v[i+len("charset="):]), `" `)
-			if j := strings.IndexAny(cs, "; "); j >= 0 {
-				cs = cs[:j]
-			}
-			switch strings.Trim(cs, `"`) {
-			case "utf-8", "utf8", "iso-8859-1", "iso-8859-15", "windows-1252", "us-ascii":
-			default:
-				return "header:Content-Type", "charset " + cs, true
-			}
-		}
-		if strings.HasPrefix(strings.ToLower(v), "multipart/") && len(req.Body) > 0 {
-			if m := reBadPartName.Find(req.Body[:min(len(req.Body), 64<<10)]); m != nil {
-				return "multipart", string(m), true
-			}
+		if p, e, ok := contentTypePolicy(req, h.Value); ok {
+			return p, e, ok
 		}
 	}
 	return "", "", false
 }
 
-// restMethods is the method policy of a REST API: anything else (WebDAV,
-// TRACE, CONNECT, made-up verbs) has no handler and probes the server.
-var restMethods = map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true}
+// contentTypePolicy judges one Content-Type header of req.
+func contentTypePolicy(req *call.Request, raw string) (string, string, bool) {
+	v := strings.TrimSpace(raw)
+	if !reContentType.MatchString(v) {
+		return "header:Content-Type", v, true
+	}
+	lv := strings.ToLower(v)
+	if i := strings.Index(lv, "boundary="); i >= 0 && (!strings.HasPrefix(lv, "multipart/") || strings.Contains(lv[i:], "/")) {
+		// A boundary on a non-multipart type, or one that is itself a
+		// media type, makes parsers disagree on the body's type.
+		return "header:Content-Type", v, true
+	}
+	if i := strings.Index(strings.ToLower(v), "charset="); i >= 0 {
+		cs := strings.Trim(strings.ToLower(v[i+len("charset="):]), `" `)
+		if j := strings.IndexAny(cs, "; "); j >= 0 {
+			cs = cs[:j]
+		}
+		switch strings.Trim(cs, `"`) {
+		case "utf-8", "utf8", "iso-8859-1", "iso-8859-15", "windows-1252", "us-ascii":
+		default:
+			return "header:Content-Type", "charset " + cs, true
+		}
+	}
+	if strings.HasPrefix(strings.ToLower(v), "multipart/") && len(req.Body) > 0 {
+		if m := reBadPartName.Find(req.Body[:min(len(req.Body), 64<<10)]); m != nil {
+			return "multipart", string(m), true
+		}
+	}
+	return "", "", false
+}
 
 // checkMethodPolicy flags methods outside the REST policy, and request
-// lines whose method is not an HTTP token at all.
-func checkMethodPolicy(req *call.Request, _ *Config) (string, string, bool) {
-	m := req.Method
-	if m == "" || restMethods[m] {
+// lines whose method is not an HTTP token at all. The REST policy: GET,
+// HEAD, POST, PUT, PATCH, DELETE and OPTIONS; anything else (WebDAV,
+// TRACE, CONNECT, made-up verbs) has no handler and probes the server.
+// A switch, not a map: a lookup per request cost more.
+func checkMethodPolicy(req *call.Request, _ *headerIndex, _ *Config) (string, string, bool) {
+	switch req.Method {
+	case "", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
 		return "", "", false
 	}
-	return "method", m, true
+	return "method", req.Method, true
 }
 
 // apiContentTypes are the body media types an API accepts; a suffix
@@ -1154,9 +1243,15 @@ var apiContentTypes = map[string]bool{
 
 // checkBodyWithoutContentType flags a body sent without a Content-Type:
 // parsers then guess its type, and disagree.
-func checkBodyWithoutContentType(req *call.Request, _ *Config) (string, string, bool) {
+func checkBodyWithoutContentType(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	if len(req.Body) == 0 {
 		return "", "", false
+	}
+	if hx != nil {
+		if hx.pos[hkContentType] != 0 {
+			return "", "", false
+		}
+		return "body", "body without a Content-Type", true
 	}
 	for _, h := range req.Headers {
 		if headerNameIs(h.Name, "content-type") {
@@ -1168,13 +1263,19 @@ func checkBodyWithoutContentType(req *call.Request, _ *Config) (string, string, 
 
 // checkBodyContentType flags two Content-Types, two charsets and a media
 // type no API consumes.
-func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
+func checkBodyContentType(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	ct := ""
 	n := 0
-	for _, h := range req.Headers {
-		if headerNameIs(h.Name, "content-type") {
-			ct = h.Value
-			n++
+	if hx != nil {
+		if m := hx.pos[hkContentType]; m != 0 {
+			ct, n = req.Headers[last(m)].Value, bits.OnesCount64(m)
+		}
+	} else {
+		for _, h := range req.Headers {
+			if headerNameIs(h.Name, "content-type") {
+				ct = h.Value
+				n++
+			}
 		}
 	}
 	if n > 1 {
@@ -1200,39 +1301,59 @@ func checkBodyContentType(req *call.Request, _ *Config) (string, string, bool) {
 // checkHeaderShape flags negotiation headers no client sends: an Accept
 // naming a charset outside UTF-8/Latin-1, an Accept-Encoding list longer
 // than any browser's.
-func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
-	for _, h := range req.Headers {
-		switch {
-		case headerNameIs(h.Name, "cookie"):
-			// RFC 2109 cookies ($Version, $Path) are obsolete; parsers
-			// split their quoted values differently (cookie smuggling).
-			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value)), "$version") {
-				return "header:Cookie", h.Value, true
+func checkHeaderShape(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	if hx != nil {
+		ck, ae, ac := hx.pos[hkCookie], hx.pos[hkAcceptEncoding], hx.pos[hkAccept]
+		for m := ck | ae | ac; m != 0; m &= m - 1 {
+			bit := m & -m
+			if p, e, ok := headerShape(&req.Headers[first(m)], ck&bit != 0, ae&bit != 0, ac&bit != 0); ok {
+				return p, e, ok
 			}
-		case headerNameIs(h.Name, "accept-encoding"):
-			if len(h.Value) > 100 {
-				return "header:Accept-Encoding", h.Value, true
+		}
+		return "", "", false
+	}
+	for i := range req.Headers {
+		h := &req.Headers[i]
+		if p, e, ok := headerShape(h, headerNameIs(h.Name, "cookie"), headerNameIs(h.Name, "accept-encoding"), headerNameIs(h.Name, "accept")); ok {
+			return p, e, ok
+		}
+	}
+	return "", "", false
+}
+
+// headerShape judges one header, a Cookie, Accept-Encoding or Accept
+// header as cookie, acceptEnc and accept say.
+func headerShape(h *call.Header, cookie, acceptEnc, accept bool) (string, string, bool) {
+	switch {
+	case cookie:
+		// RFC 2109 cookies ($Version, $Path) are obsolete; parsers
+		// split their quoted values differently (cookie smuggling).
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value)), "$version") {
+			return "header:Cookie", h.Value, true
+		}
+	case acceptEnc:
+		if len(h.Value) > 100 {
+			return "header:Accept-Encoding", h.Value, true
+		}
+	case accept:
+		if isASCII(h.Value) && !asciifold.Contains(h.Value, "charset") {
+			return "", "", false // nothing to judge (an ASCII value lowers byte for byte)
+		}
+		lv := strings.ToLower(h.Value)
+		for {
+			i := strings.Index(lv, "charset")
+			if i < 0 {
+				break
 			}
-		case headerNameIs(h.Name, "accept"):
-			if isASCII(h.Value) && !asciifold.Contains(h.Value, "charset") {
-				continue // nothing to judge (an ASCII value lowers byte for byte)
+			lv = lv[i+7:]
+			cs := strings.TrimLeft(lv, " \t=\"")
+			if j := strings.IndexAny(cs, "\";, "); j >= 0 {
+				cs = cs[:j]
 			}
-			lv := strings.ToLower(h.Value)
-			for {
-				i := strings.Index(lv, "charset")
-				if i < 0 {
-					break
-				}
-				lv = lv[i+7:]
-				cs := strings.TrimLeft(lv, " \t=\"")
-				if j := strings.IndexAny(cs, "\";, "); j >= 0 {
-					cs = cs[:j]
-				}
-				switch cs {
-				case "utf-8", "iso-8859-1", "iso-8859-15", "windows-1252":
-				default:
-					return "header:Accept", h.Value, true
-				}
+			switch cs {
+			case "utf-8", "iso-8859-1", "iso-8859-15", "windows-1252":
+			default:
+				return "header:Accept", h.Value, true
 			}
 		}
 	}
@@ -1244,7 +1365,7 @@ func checkHeaderShape(req *call.Request, _ *Config) (string, string, bool) {
 var rfiParams = map[string]bool{"mosconfig_absolute_path": true, "_conf[path]": true, "_server[document_root]": true,
 	"path[docroot]": true, "config[root_dir]": true, "gallery_basedir": true, "appserv_root": true}
 
-func checkRFIParam(req *call.Request, _ *Config) (string, string, bool) {
+func checkRFIParam(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 	scan := func(raw string) (string, string, bool) {
 		for raw != "" {
 			var pair string
@@ -1265,7 +1386,7 @@ func checkRFIParam(req *call.Request, _ *Config) (string, string, bool) {
 	if p, v, ok := scan(req.RawQuery); ok {
 		return p, v, true
 	}
-	if len(req.Body) > 0 && strings.HasPrefix(strings.ToLower(req.Headers.Get("Content-Type")), "application/x-www-form-urlencoded") {
+	if len(req.Body) > 0 && strings.HasPrefix(strings.ToLower(hdrGet(req, hx, hkContentType, "Content-Type")), "application/x-www-form-urlencoded") {
 		return scan(string(req.Body[:min(len(req.Body), 64<<10)]))
 	}
 	return "", "", false

@@ -335,7 +335,7 @@ func lookupOpenAt(c []byte, i int) int {
 // inspects, Host included. The framing headers the smuggling rules judge
 // and Cookie (parsed into cookies) are left out.
 func checkRawRequest(maybe, match func(string) bool) requestCheckFunc {
-	return func(req *call.Request, _ *Config) (string, string, bool) {
+	return func(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 		if q := req.RawQuery; q != "" && maybe(q) {
 			if len(q) > 8<<10 {
 				q = q[:8<<10]
@@ -344,19 +344,27 @@ func checkRawRequest(maybe, match func(string) bool) requestCheckFunc {
 				return "query", q, true
 			}
 		}
+		look := func(v string) (string, bool) {
+			if len(v) > 8<<10 {
+				v = v[:8<<10]
+			}
+			return v, maybe(v) && match(v) // !maybe: the common case, no decoding
+		}
+		if hx != nil {
+			for m := hx.skip &^ (hx.pos[hkContentLength] | hx.pos[hkTransferEncoding] | hx.pos[hkCookie]); m != 0; m &= m - 1 {
+				h := &req.Headers[first(m)]
+				if v, ok := look(h.Value); ok {
+					return "header:" + h.Name, v, true
+				}
+			}
+			return "", "", false
+		}
 		for _, h := range req.Headers {
 			ln := lowerHeaderName(h.Name)
 			if !skipHeaders[ln] || ln == "content-length" || ln == "transfer-encoding" || ln == "cookie" {
 				continue
 			}
-			v := h.Value
-			if len(v) > 8<<10 {
-				v = v[:8<<10]
-			}
-			if !maybe(v) {
-				continue // the common case: no decoding
-			}
-			if match(v) {
+			if v, ok := look(h.Value); ok {
 				return "header:" + h.Name, v, true
 			}
 		}
@@ -393,7 +401,7 @@ var rfiSchemes = []string{"http://", "https://", "ftp://", "ftps://", "file://"}
 // for a URL assigned inside an include( call or to a parameter that
 // PHP applications include (the form of the assignment, not the parsed
 // parameters: "include($x=http://..." splits oddly into fields).
-func checkRFIAssignment(req *call.Request, _ *Config) (string, string, bool) {
+func checkRFIAssignment(req *call.Request, _ *headerIndex, _ *Config) (string, string, bool) {
 	look := func(part, raw string) (string, string, bool) {
 		if !assignsURL(raw) {
 			return "", "", false
@@ -467,9 +475,10 @@ func rfiAssignee(before string) bool {
 
 // multipartSessionField returns the name of a multipart form field that
 // carries a session id (a form field name is a parameter name to the
-// application, as in a urlencoded body).
-func multipartSessionField(req *call.Request) string {
-	if ct := req.Headers.Get("Content-Type"); len(ct) < 10 || !strings.EqualFold(ct[:10], "multipart/") {
+// application, as in a urlencoded body); ct is the request's
+// Content-Type.
+func multipartSessionField(req *call.Request, ct string) string {
+	if len(ct) < 10 || !strings.EqualFold(ct[:10], "multipart/") {
 		return ""
 	}
 	body := req.Body[:min(len(req.Body), 64<<10)]

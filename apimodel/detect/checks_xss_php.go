@@ -258,23 +258,39 @@ func checkNodeSpaced(_ string, canon []byte) bool {
 // an error page or a log viewer, they carry XSS as well as any other
 // header. Framing headers and cookies are judged elsewhere. The
 // evidence of a credential header is not shown.
-func checkXSSSkippedHeader(req *call.Request, _ *Config) (string, string, bool) {
-	for _, h := range req.Headers {
-		ln := lowerHeaderName(h.Name)
-		if !skipHeaders[ln] || ln == "cookie" || ln == "host" || ln == "content-length" || ln == "transfer-encoding" {
-			continue
-		}
+func checkXSSSkippedHeader(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
+	judge := func(h *call.Header, credential bool) (string, string, bool) {
 		v := h.Value
 		if len(v) > 8192 {
 			v = v[:8192]
 		}
 		if !headerMarkup(v) {
-			continue
+			return "", "", false
 		}
-		if ln == "authorization" || ln == "proxy-authorization" {
+		if credential {
 			return "header:" + h.Name, "event handler or script tag in a credential", true
 		}
 		return "header:" + h.Name, v, true
+	}
+	if hx != nil {
+		cred := hx.pos[hkAuthorization] | hx.pos[hkProxyAuthorization]
+		for m := hx.skip &^ (hx.pos[hkCookie] | hx.pos[hkHost] | hx.pos[hkContentLength] | hx.pos[hkTransferEncoding]); m != 0; m &= m - 1 {
+			i := first(m)
+			if p, e, ok := judge(&req.Headers[i], cred&(1<<i) != 0); ok {
+				return p, e, ok
+			}
+		}
+		return "", "", false
+	}
+	for i := range req.Headers {
+		h := &req.Headers[i]
+		ln := lowerHeaderName(h.Name)
+		if !skipHeaders[ln] || ln == "cookie" || ln == "host" || ln == "content-length" || ln == "transfer-encoding" {
+			continue
+		}
+		if p, e, ok := judge(h, ln == "authorization" || ln == "proxy-authorization"); ok {
+			return p, e, ok
+		}
 	}
 	return "", "", false
 }

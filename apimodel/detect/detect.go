@@ -200,6 +200,9 @@ type Detector struct {
 	clean map[*bool]*cleanCache
 
 	scratch sync.Pool
+	// noHeaderIndex makes the request checks walk the headers as they
+	// did before the header index (tests compare the two).
+	noHeaderIndex bool
 
 	requests, findings, partsInspected, bytesInspected  atomic.Uint64
 	bytesLimitHits, partsLimitHits, depthLimitHits      atomic.Uint64

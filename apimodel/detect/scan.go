@@ -65,6 +65,9 @@ type scan struct {
 	// counts the JSON depth limit hits of the walk.
 	collect   *learnSet
 	depthHits int
+	// hx is the header index of the request, built once for the request
+	// checks (see headerIndex).
+	hx headerIndex
 }
 
 type suspectHit struct {
@@ -202,6 +205,10 @@ type reqRule struct {
 }
 
 func (s *scan) requestRules() {
+	var hx *headerIndex
+	if !s.d.noHeaderIndex && s.hx.build(s.req.Headers) {
+		hx = &s.hx
+	}
 	for _, rr := range s.d.reqRules {
 		if s.disabled[rr.i] {
 			continue
@@ -210,12 +217,12 @@ func (s *scan) requestRules() {
 		var ok bool
 		if rr.gql != nil {
 			if !s.gqlDone {
-				s.gqlDocs, s.gqlBatch = graphQLOps(s.req)
+				s.gqlDocs, s.gqlBatch = graphQLOps(s.req, hx)
 				s.gqlDone = true
 			}
 			part, ev, ok = rr.gql(s.gqlDocs, s.gqlBatch)
 		} else {
-			part, ev, ok = rr.check(s.req, &s.d.cfg)
+			part, ev, ok = rr.check(s.req, hx, &s.d.cfg)
 		}
 		if ok {
 			r := s.d.rules[rr.i]
