@@ -25,30 +25,7 @@ func TestCombinedReport(t *testing.T) {
 	if os.Getenv("AW_COMBINED") == "" {
 		t.Skip("AW_COMBINED not set")
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// AW_DISABLE=rule,rule turns rules off in both of our configurations,
-	// to show what a family's number owes to a rule (e.g. the
-	// body-without-Content-Type policy rule).
-	var disabled map[string][]string
-	if v := os.Getenv("AW_DISABLE"); v != "" {
-		disabled = map[string][]string{"*": strings.Split(v, ",")}
-	}
-	ours, err := detect.New(detect.Config{Disabled: disabled}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st1, err := crsstage.New(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st2, err := crsstage.New(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	comb, err := detect.New(detect.Config{SecondStage: st1, Disabled: disabled}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ours, comb, st1, st2 := reportEngines(t)
 	type row struct{ n, ours, pl1, pl2, comb int }
 	count := func(title string, es []Entry) {
 		per := map[string]*row{}
@@ -168,4 +145,32 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// reportEngines builds the four engines the reports compare: our rules,
+// our rules with CRS PL1 as a second stage, and CRS PL1 and PL2 alone.
+// AW_DISABLE=rule,rule turns rules off in both of our configurations, to
+// show what a family's number owes to a rule (e.g. the
+// body-without-Content-Type policy rule).
+func reportEngines(t *testing.T) (ours, comb *detect.Detector, st1, st2 *crsstage.Stage) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var disabled map[string][]string
+	if v := os.Getenv("AW_DISABLE"); v != "" {
+		disabled = map[string][]string{"*": strings.Split(v, ",")}
+	}
+	var err error
+	if ours, err = detect.New(detect.Config{Disabled: disabled}, log); err != nil {
+		t.Fatal(err)
+	}
+	if st1, err = crsstage.New(1); err != nil {
+		t.Fatal(err)
+	}
+	if st2, err = crsstage.New(2); err != nil {
+		t.Fatal(err)
+	}
+	if comb, err = detect.New(detect.Config{SecondStage: st1, Disabled: disabled}, log); err != nil {
+		t.Fatal(err)
+	}
+	return ours, comb, st1, st2
 }

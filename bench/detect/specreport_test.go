@@ -3,7 +3,6 @@ package detectbench
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -19,27 +18,7 @@ func TestSpecTrafficReport(t *testing.T) {
 	if os.Getenv("AW_SPECS") == "" {
 		t.Skip("AW_SPECS not set")
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var disabled map[string][]string
-	if v := os.Getenv("AW_DISABLE"); v != "" {
-		disabled = map[string][]string{"*": strings.Split(v, ",")}
-	}
-	ours, err := detect.New(detect.Config{Disabled: disabled}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st1, err := crsstage.New(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st2, err := crsstage.New(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	comb, err := detect.New(detect.Config{SecondStage: st1, Disabled: disabled}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ours, comb, st1, st2 := reportEngines(t)
 	// AW_SPECS_ID=id,id dumps the findings of tuning-slice entries.
 	if ids := os.Getenv("AW_SPECS_ID"); ids != "" {
 		es, err := LoadSpecTraffic()
