@@ -5,7 +5,9 @@
  * (kprobes/fentry are unavailable on our kernels):
  *   sched_process_exec / sched_process_exit -> aw_proc_event
  *   inet_sock_set_state                     -> LISTEN, CONNECT, CLOSE
- *   sys_exit_accept{,4}                     -> ACCEPT (the serving process)
+ *   sock_recv_length (first receive on a socket of a listening port)
+ *                                           -> ACCEPT (the serving process)
+ *   sys_exit_accept{,4}: the same on kernels without sock_recv_length
  * All records go to one ring buffer, each prefixed by a procmon_hdr.
  */
 #include "vmlinux.h"
@@ -31,6 +33,7 @@ const enum procmon_record_type *unused_procmon_record_type __attribute__((unused
 /* connect() calls between SYN_SENT and ESTABLISHED (or failure). LRU, so a
  * flood of never-answered SYNs evicts old entries instead of failing. */
 #define MAX_PENDING_CONNECTS 16384
+#define MAX_SEEN_SOCKS 65536
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -61,6 +64,26 @@ struct {
 	__type(key, __u64); /* struct sock * */
 	__type(value, struct pending_connect);
 } pending_connects SEC(".maps");
+
+/* Why the serving process is named at its first receive and not at
+ * accept(): a syscall tracepoint, attached at all, sends every syscall of
+ * every task on the host through the slow syscall-trace path (+14 ns each
+ * here), while sock_recv_length runs on socket receives only. An HTTP
+ * server reads a connection before it answers, and the table falls back
+ * to the listener's process until then. */
+
+/* Sockets already reported, and sockets this host connect()ed (marked at
+ * SYN_SENT, in the caller's context): a receive on any other TCP socket
+ * is the first on an accepted one. A receive costs one lookup; TCP_CLOSE
+ * removes a socket (its address is reused). A client socket connected
+ * before the agent started is reported as accepted too; the table keeps
+ * what its scan of /proc found for it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_SEEN_SOCKS);
+	__type(key, __u64); /* struct sock * */
+	__type(value, __u8);
+} seen_socks SEC(".maps");
 
 /* Tracepoint contexts, as in /sys/kernel/tracing/events/<x>/format. Declared
  * here (after vmlinux.h pops preserve_access_index) because a classic
@@ -265,6 +288,8 @@ int procmon_sock_state(struct tp_inet_sock_set_state *ctx)
 		v.cgroup_id = bpf_get_current_cgroup_id();
 		bpf_get_current_comm(v.comm, sizeof(v.comm));
 		bpf_map_update_elem(&pending_connects, &sk, &v, BPF_ANY);
+		__u8 one = 1;
+		bpf_map_update_elem(&seen_socks, &sk, &one, BPF_ANY);
 		return 0;
 	}
 	case TCP_ESTABLISHED:
@@ -280,6 +305,7 @@ int procmon_sock_state(struct tp_inet_sock_set_state *ctx)
 		return 0;
 	case TCP_CLOSE:
 		bpf_map_delete_elem(&pending_connects, &sk);
+		bpf_map_delete_elem(&seen_socks, &sk);
 		/* CLOSE -> CLOSE: a socket that never connected; nothing to unbind. */
 		if (ctx->oldstate == TCP_CLOSE)
 			return 0;
@@ -288,6 +314,8 @@ int procmon_sock_state(struct tp_inet_sock_set_state *ctx)
 	}
 	return 0;
 }
+
+static __always_inline int sock_tuple(struct sock *sk, struct sock_event *ev);
 
 /* Reads the tuple of the socket behind fd in the current task. Returns 0 on
  * success, 1 for a socket that is not TCP over IP, -1 when unreadable. The accept() that just returned fd made it a TCP/INET socket, but
@@ -302,7 +330,6 @@ static __always_inline int sock_of_fd(long fd, struct sock_event *ev)
 	struct socket *sock;
 	struct sock *sk;
 	__u32 max_fds;
-	__u16 family;
 
 	if (!fdt)
 		return -1;
@@ -318,6 +345,14 @@ static __always_inline int sock_of_fd(long fd, struct sock_event *ev)
 	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
 		return -1;
+	return sock_tuple(sk, ev);
+}
+
+/* Reads sk's tuple into ev: 0, or 1 for a socket that is not TCP over IP. */
+static __always_inline int sock_tuple(struct sock *sk, struct sock_event *ev)
+{
+	__u16 family;
+
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	/* Unix and other sockets are accepted too; they are not ours. */
 	if (family != AW_AF_INET && family != AW_AF_INET6)
@@ -375,4 +410,41 @@ SEC("tracepoint/syscalls/sys_exit_accept")
 int procmon_accept(struct tp_sys_exit *ctx)
 {
 	return on_accept_exit(ctx);
+}
+
+/* Layout of sock_recv_length (include/trace/events/sock.h, Linux >= 6.3)
+ * after the 8-byte common header. */
+struct tp_sock_length {
+	__u64 common;
+	__u64 sk;
+	__u16 family;
+	__u16 protocol;
+	int ret;
+	int flags;
+};
+
+SEC("tracepoint/sock/sock_recv_length")
+int procmon_sock_recv(struct tp_sock_length *ctx)
+{
+	struct procmon_sock_record *r;
+	struct sock *sk = (struct sock *)ctx->sk;
+	__u64 key = ctx->sk;
+	__u8 one = 1;
+
+	if (ctx->protocol != IPPROTO_TCP || (ctx->family != AW_AF_INET && ctx->family != AW_AF_INET6))
+		return 0;
+	if (bpf_map_lookup_elem(&seen_socks, &key))
+		return 0;
+	bpf_map_update_elem(&seen_socks, &key, &one, BPF_ANY);
+	r = reserve_sock(SOCK_ACCEPT);
+	if (!r)
+		return 0;
+	if (sock_tuple(sk, &r->ev)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	fill_current(&r->ev);
+	bpf_ringbuf_submit(r, 0);
+	count(PM_CNT_SOCK_EVENTS);
+	return 0;
 }

@@ -79,6 +79,7 @@ type Stats struct {
 	ExitedEvicted       uint64 // MaxExited hit
 	ListenersDropped    uint64 // MaxListeners hit
 	ConnsEvicted        uint64 // MaxConns hit
+	AcceptIgnored       uint64 // accept event for a socket known to be connected
 	AddrsDropped        uint64 // MaxAddrs hit
 	CgroupsDropped      uint64 // MaxCgroups hit
 	ProcFSErrors        uint64 // /proc reads that failed for a live process
@@ -261,6 +262,14 @@ func (t *Table) OnSock(ev capture.SockEvent) {
 	case capture.SockListen:
 		t.addListener(listenKey{addr: local, netns: ev.NetNS}, t.procFor(ev))
 	case capture.SockAccept:
+		// The kernel names an accepted socket at its first receive and
+		// takes every TCP socket it did not see connect() for accepted:
+		// a client socket open since before the agent started is one,
+		// and what the scan of /proc found for it stands.
+		if c := t.conns[connKey{local, remote}]; c != nil && c.kind == connConnected && c.closed.IsZero() {
+			t.stats.AcceptIgnored++
+			return
+		}
 		t.addConn(connKey{local, remote}, connAccepted, ev.NetNS, t.procFor(ev))
 	case capture.SockConnect:
 		t.addConn(connKey{local, remote}, connConnected, ev.NetNS, t.procFor(ev))

@@ -124,6 +124,16 @@ func TestResolve(t *testing.T) {
 		},
 		client: "10.0.0.9:40000", server: "10.0.0.1:80", wantServer: 11,
 	}, {
+		// The kernel reports a client socket it never saw connect()
+		// (open since before the agent) as accepted at its first
+		// receive: the connect it knows stands.
+		name: "accept event does not turn a connected socket around",
+		steps: []step{
+			S(sock(capture.SockConnect, 30, hostNS, "10.0.0.9:40000", "10.0.0.1:80")),
+			S(sock(capture.SockAccept, 30, hostNS, "10.0.0.9:40000", "10.0.0.1:80")),
+		},
+		client: "10.0.0.9:40000", server: "10.0.0.1:80", wantClient: 30,
+	}, {
 		name: "listener fallback without accept",
 		steps: []step{
 			S(sock(capture.SockListen, 10, hostNS, "0.0.0.0:80", "")),

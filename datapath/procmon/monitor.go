@@ -67,12 +67,14 @@ type Stats struct {
 
 // Monitor owns the loaded programs, their links and the ring buffer reader.
 type Monitor struct {
-	log     *slog.Logger
-	objs    procmonObjects
-	links   []link.Link
-	reader  *ringbuf.Reader
-	clock   clock
-	decErrs atomic.Uint64
+	log   *slog.Logger
+	objs  procmonObjects
+	links []link.Link
+	// acceptVia is the tracepoint that names accepting processes.
+	acceptVia string
+	reader    *ringbuf.Reader
+	clock     clock
+	decErrs   atomic.Uint64
 
 	closeOnce sync.Once
 }
@@ -89,8 +91,25 @@ func (m *Monitor) tracepoints() []struct {
 		{"sched", "sched_process_exec", m.objs.ProcmonExec},
 		{"sched", "sched_process_exit", m.objs.ProcmonExit},
 		{"sock", "inet_sock_set_state", m.objs.ProcmonSockState},
-		{"syscalls", "sys_exit_accept4", m.objs.ProcmonAccept4},
-		{"syscalls", "sys_exit_accept", m.objs.ProcmonAccept},
+	}
+}
+
+// acceptTracepoints name the serving process of an accepted socket: its
+// first receive (sock_recv_length, Linux >= 6.3), or else the accept()
+// syscalls' exits. Syscall tracepoints are the fallback only: attached at
+// all, they send every syscall of every task on the host through the
+// syscall-trace path.
+func (m *Monitor) acceptTracepoints() [][]struct {
+	group, name string
+	prog        *ebpf.Program
+} {
+	type tp = struct {
+		group, name string
+		prog        *ebpf.Program
+	}
+	return [][]tp{
+		{{"sock", "sock_recv_length", m.objs.ProcmonSockRecv}},
+		{{"syscalls", "sys_exit_accept4", m.objs.ProcmonAccept4}, {"syscalls", "sys_exit_accept", m.objs.ProcmonAccept}},
 	}
 }
 
@@ -131,12 +150,38 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 		}
 		m.links = append(m.links, l)
 	}
+	var acceptErr error
+	for _, set := range m.acceptTracepoints() {
+		var ls []link.Link
+		for _, tp := range set {
+			l, err := link.Tracepoint(tp.group, tp.name, tp.prog, nil)
+			if err != nil {
+				acceptErr = fmt.Errorf("attach tracepoint %s/%s: %w", tp.group, tp.name, wrapPerm(err))
+				break
+			}
+			ls = append(ls, l)
+		}
+		if len(ls) == len(set) {
+			m.links = append(m.links, ls...)
+			m.acceptVia = set[0].group + "/" + set[0].name
+			acceptErr = nil
+			break
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		log.Debug("accept binding unavailable, trying the next", "err", acceptErr)
+	}
+	if acceptErr != nil {
+		m.Close()
+		return nil, acceptErr
+	}
 	m.reader, err = ringbuf.NewReader(m.objs.ProcEvents)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("open proc_events ring buffer: %w", err)
 	}
-	log.Debug("procmon attached", "tracepoints", len(m.links), "ringbuf_bytes", cfg.RingBufferBytes)
+	log.Debug("procmon attached", "tracepoints", len(m.links), "accept_via", m.acceptVia, "ringbuf_bytes", cfg.RingBufferBytes)
 	return m, nil
 }
 

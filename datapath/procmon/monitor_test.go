@@ -60,6 +60,11 @@ func TestMonitorEvents(t *testing.T) {
 		return e.Kind == capture.ProcExit && e.TGID == cli
 	})
 
+	// No syscall tracepoint: attached at all, one sends every syscall of
+	// every task on the host through the syscall-trace path.
+	if m.acceptVia != "sock/sock_recv_length" {
+		t.Errorf("accepting processes named via %q, want the sock_recv_length tracepoint (Linux >= 6.3)", m.acceptVia)
+	}
 	st, err := m.Stats()
 	if err != nil {
 		t.Fatal(err)

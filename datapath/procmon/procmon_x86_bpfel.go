@@ -85,10 +85,12 @@ const (
 	procmonMapPendingConnects         = "pending_connects"
 	procmonMapProcEvents              = "proc_events"
 	procmonMapProcmonCounters         = "procmon_counters"
+	procmonMapSeenSocks               = "seen_socks"
 	procmonProgProcmonAccept          = "procmon_accept"
 	procmonProgProcmonAccept4         = "procmon_accept4"
 	procmonProgProcmonExec            = "procmon_exec"
 	procmonProgProcmonExit            = "procmon_exit"
+	procmonProgProcmonSockRecv        = "procmon_sock_recv"
 	procmonProgProcmonSockState       = "procmon_sock_state"
 	procmonVarUnusedProcEvent         = "unused_proc_event"
 	procmonVarUnusedProcmonCounter    = "unused_procmon_counter"
@@ -143,6 +145,7 @@ type procmonProgramSpecs struct {
 	ProcmonAccept4   *ebpf.ProgramSpec `ebpf:"procmon_accept4"`
 	ProcmonExec      *ebpf.ProgramSpec `ebpf:"procmon_exec"`
 	ProcmonExit      *ebpf.ProgramSpec `ebpf:"procmon_exit"`
+	ProcmonSockRecv  *ebpf.ProgramSpec `ebpf:"procmon_sock_recv"`
 	ProcmonSockState *ebpf.ProgramSpec `ebpf:"procmon_sock_state"`
 }
 
@@ -153,6 +156,7 @@ type procmonMapSpecs struct {
 	PendingConnects *ebpf.MapSpec `ebpf:"pending_connects"`
 	ProcEvents      *ebpf.MapSpec `ebpf:"proc_events"`
 	ProcmonCounters *ebpf.MapSpec `ebpf:"procmon_counters"`
+	SeenSocks       *ebpf.MapSpec `ebpf:"seen_socks"`
 }
 
 // procmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -189,6 +193,7 @@ type procmonMaps struct {
 	PendingConnects *ebpf.Map `ebpf:"pending_connects"`
 	ProcEvents      *ebpf.Map `ebpf:"proc_events"`
 	ProcmonCounters *ebpf.Map `ebpf:"procmon_counters"`
+	SeenSocks       *ebpf.Map `ebpf:"seen_socks"`
 }
 
 func (m *procmonMaps) Close() error {
@@ -196,6 +201,7 @@ func (m *procmonMaps) Close() error {
 		m.PendingConnects,
 		m.ProcEvents,
 		m.ProcmonCounters,
+		m.SeenSocks,
 	)
 }
 
@@ -218,6 +224,7 @@ type procmonPrograms struct {
 	ProcmonAccept4   *ebpf.Program `ebpf:"procmon_accept4"`
 	ProcmonExec      *ebpf.Program `ebpf:"procmon_exec"`
 	ProcmonExit      *ebpf.Program `ebpf:"procmon_exit"`
+	ProcmonSockRecv  *ebpf.Program `ebpf:"procmon_sock_recv"`
 	ProcmonSockState *ebpf.Program `ebpf:"procmon_sock_state"`
 }
 
@@ -227,6 +234,7 @@ func (p *procmonPrograms) Close() error {
 		p.ProcmonAccept4,
 		p.ProcmonExec,
 		p.ProcmonExit,
+		p.ProcmonSockRecv,
 		p.ProcmonSockState,
 	)
 }
