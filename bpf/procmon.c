@@ -5,8 +5,8 @@
  * (kprobes/fentry are unavailable on our kernels):
  *   sched_process_exec / sched_process_exit -> aw_proc_event
  *   inet_sock_set_state                     -> LISTEN, CONNECT, CLOSE
- *   sock_recv_length (first receive on a socket of a listening port)
- *                                           -> ACCEPT (the serving process)
+ *   sock_recv_length (first receive on a TCP socket this host did not
+ *   connect())                              -> ACCEPT (the serving process)
  *   sys_exit_accept{,4}: the same on kernels without sock_recv_length
  * All records go to one ring buffer, each prefixed by a procmon_hdr.
  */
