@@ -16,6 +16,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "procmon_types.h"
+#include "sock_length_tp.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -412,19 +413,9 @@ int procmon_accept(struct tp_sys_exit *ctx)
 	return on_accept_exit(ctx);
 }
 
-/* Layout of sock_recv_length (include/trace/events/sock.h, Linux >= 6.3)
- * after the 8-byte common header. */
-struct tp_sock_length {
-	__u64 common;
-	__u64 sk;
-	__u16 family;
-	__u16 protocol;
-	int ret;
-	int flags;
-};
 
 SEC("tracepoint/sock/sock_recv_length")
-int procmon_sock_recv(struct tp_sock_length *ctx)
+int procmon_sock_recv(struct sock_length_args *ctx)
 {
 	struct procmon_sock_record *r;
 	struct sock *sk = (struct sock *)ctx->sk;

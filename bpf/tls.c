@@ -38,6 +38,7 @@
 #include "enforce_match.h"
 #include "tls_watch.h"
 #include "hold.h"
+#include "sock_length_tp.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -537,20 +538,10 @@ static __always_inline void note_sk(__u64 id, __u64 sk, bool is_read)
 	bpf_map_update_elem(&tls_ssl_sk, &k, &sk, BPF_ANY);
 }
 
-/* Layout of the sock_{send,recv}_length tracepoints (include/trace/events/
- * sock.h, Linux >= 6.3), after the 8-byte common header. */
-struct tls_sock_length_args {
-	__u64 common;
-	__u64 sk;
-	__u16 family;
-	__u16 protocol;
-	int ret;
-	int flags;
-};
 
 #define AW_IPPROTO_TCP 6
 
-static __always_inline int on_sock_length(struct tls_sock_length_args *ctx, bool is_read)
+static __always_inline int on_sock_length(struct sock_length_args *ctx, bool is_read)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -564,13 +555,13 @@ static __always_inline int on_sock_length(struct tls_sock_length_args *ctx, bool
 }
 
 SEC("tracepoint/sock/sock_recv_length")
-int tls_sock_recv(struct tls_sock_length_args *ctx)
+int tls_sock_recv(struct sock_length_args *ctx)
 {
 	return on_sock_length(ctx, true);
 }
 
 SEC("tracepoint/sock/sock_send_length")
-int tls_sock_send(struct tls_sock_length_args *ctx)
+int tls_sock_send(struct sock_length_args *ctx)
 {
 	return on_sock_length(ctx, false);
 }
