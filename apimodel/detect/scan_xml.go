@@ -2,7 +2,6 @@ package detect
 
 import (
 	"bytes"
-	"strings"
 )
 
 // maxXMLNodes bounds the text nodes of one XML body inspected one by one.
@@ -25,9 +24,12 @@ func (s *scan) xmlText(body []byte) {
 			if j < 0 {
 				j = len(body) - i
 			}
-			if t := strings.TrimSpace(string(body[i : i+j])); t != "" {
+			// Trimmed as bytes: the indentation between elements of a
+			// pretty-printed document is a text node too, and is not
+			// worth a string.
+			if t := bytes.TrimSpace(body[i : i+j]); len(t) > 0 {
 				n++
-				if !s.value(&partRef{kind: fk, prefix: "xml:", name: tag}, t, false) {
+				if !s.value(&partRef{kind: fk, prefix: "xml:", name: tag}, string(t), false) {
 					return
 				}
 			}
@@ -41,9 +43,9 @@ func (s *scan) xmlText(body []byte) {
 			if end < 0 {
 				end = len(rest)
 			}
-			if t := strings.TrimSpace(string(rest[9:end])); t != "" {
+			if t := bytes.TrimSpace(rest[9:end]); len(t) > 0 {
 				n++
-				if !s.value(&partRef{kind: fk, prefix: "xml:", name: tag}, t, false) {
+				if !s.value(&partRef{kind: fk, prefix: "xml:", name: tag}, string(t), false) {
 					return
 				}
 			}

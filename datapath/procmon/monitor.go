@@ -79,38 +79,52 @@ type Monitor struct {
 	closeOnce sync.Once
 }
 
-// tracepoints lists every attachment: group, event, program.
-func (m *Monitor) tracepoints() []struct {
+// tracepoint is one attachment: group, event, program.
+type tracepoint struct {
 	group, name string
 	prog        *ebpf.Program
-} {
-	return []struct {
-		group, name string
-		prog        *ebpf.Program
-	}{
+}
+
+// tracepoints lists the attachments every kernel has.
+func (m *Monitor) tracepoints() []tracepoint {
+	return []tracepoint{
 		{"sched", "sched_process_exec", m.objs.ProcmonExec},
 		{"sched", "sched_process_exit", m.objs.ProcmonExit},
 		{"sock", "inet_sock_set_state", m.objs.ProcmonSockState},
 	}
 }
 
-// acceptTracepoints name the serving process of an accepted socket: its
-// first receive (sock_recv_length, Linux >= 6.3), or else the accept()
-// syscalls' exits. Syscall tracepoints are the fallback only: attached at
-// all, they send every syscall of every task on the host through the
-// syscall-trace path.
-func (m *Monitor) acceptTracepoints() [][]struct {
-	group, name string
-	prog        *ebpf.Program
-} {
-	type tp = struct {
-		group, name string
-		prog        *ebpf.Program
-	}
-	return [][]tp{
+// acceptTracepoints name the serving process of an accepted socket, in
+// order of preference: its first receive (sock_recv_length, Linux >= 6.3),
+// or else the accept() syscalls' exits. Syscall tracepoints are the
+// fallback only: attached at all, they send every syscall of every task
+// on the host through the syscall-trace path.
+func (m *Monitor) acceptTracepoints() [][]tracepoint {
+	return [][]tracepoint{
 		{{"sock", "sock_recv_length", m.objs.ProcmonSockRecv}},
 		{{"syscalls", "sys_exit_accept4", m.objs.ProcmonAccept4}, {"syscalls", "sys_exit_accept", m.objs.ProcmonAccept}},
 	}
+}
+
+// attach attaches every tracepoint of tps, or none: on an error the links
+// made so far are closed.
+func attach(tps []tracepoint) ([]link.Link, error) {
+	var ls []link.Link
+	for _, tp := range tps {
+		l, err := link.Tracepoint(tp.group, tp.name, tp.prog, nil)
+		if errors.Is(err, os.ErrNotExist) {
+			// cilium/ebpf resolves tracepoint ids through tracefs.
+			err = fmt.Errorf("%w (is tracefs mounted at /sys/kernel/tracing?)", err)
+		}
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, fmt.Errorf("attach tracepoint %s/%s: %w", tp.group, tp.name, wrapPerm(err))
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
 }
 
 // New loads bpf/procmon.c, attaches its tracepoints and opens the ring
@@ -138,43 +152,23 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 		}
 		return nil, fmt.Errorf("load procmon programs: %w", wrapPerm(err))
 	}
-	for _, tp := range m.tracepoints() {
-		l, err := link.Tracepoint(tp.group, tp.name, tp.prog, nil)
-		if errors.Is(err, os.ErrNotExist) {
-			// cilium/ebpf resolves tracepoint ids through tracefs.
-			err = fmt.Errorf("%w (is tracefs mounted at /sys/kernel/tracing?)", err)
-		}
-		if err != nil {
-			m.Close()
-			return nil, fmt.Errorf("attach tracepoint %s/%s: %w", tp.group, tp.name, wrapPerm(err))
-		}
-		m.links = append(m.links, l)
+	ls, err := attach(m.tracepoints())
+	if err != nil {
+		m.Close()
+		return nil, err
 	}
-	var acceptErr error
+	m.links = ls
 	for _, set := range m.acceptTracepoints() {
-		var ls []link.Link
-		for _, tp := range set {
-			l, err := link.Tracepoint(tp.group, tp.name, tp.prog, nil)
-			if err != nil {
-				acceptErr = fmt.Errorf("attach tracepoint %s/%s: %w", tp.group, tp.name, wrapPerm(err))
-				break
-			}
-			ls = append(ls, l)
-		}
-		if len(ls) == len(set) {
+		if ls, err = attach(set); err == nil {
 			m.links = append(m.links, ls...)
 			m.acceptVia = set[0].group + "/" + set[0].name
-			acceptErr = nil
 			break
 		}
-		for _, l := range ls {
-			l.Close()
-		}
-		log.Debug("accept binding unavailable, trying the next", "err", acceptErr)
+		log.Debug("accept binding unavailable, trying the next", "err", err)
 	}
-	if acceptErr != nil {
+	if err != nil {
 		m.Close()
-		return nil, acceptErr
+		return nil, err
 	}
 	m.reader, err = ringbuf.NewReader(m.objs.ProcEvents)
 	if err != nil {
