@@ -148,3 +148,50 @@ func TestMonitorDualStack(t *testing.T) {
 		return e.Kind == capture.ProcExit && e.TGID == srv
 	})
 }
+
+// TestSeenSocksAtBound fills the table of sockets already reported to its
+// bound with addresses no socket has, then checks that the first receive
+// on a newly accepted connection is still reported: the LRU evicts an old
+// entry instead of refusing the new one, so a host with more open sockets
+// than the table holds loses only repeats (a socket whose entry was
+// evicted is reported again at its next receive), never a new socket.
+func TestSeenSocksAtBound(t *testing.T) {
+	requireRoot(t)
+	tn := newTestNet(t)
+	var rec recorder
+	m := startMonitor(t, rec.onProc, rec.onSock)
+
+	seen := m.objs.SeenSocks
+	if got := seen.MaxEntries(); got != 65536 {
+		t.Fatalf("seen_socks max_entries = %d, want 65536 (MAX_SEEN_SOCKS)", got)
+	}
+	one := uint8(1)
+	// Kernel addresses are above 0xffff800000000000; these are not.
+	for i := uint64(1); i <= uint64(seen.MaxEntries()); i++ {
+		if err := seen.Update(i<<6, one, 0); err != nil {
+			t.Fatalf("filling seen_socks, entry %d: %v", i, err)
+		}
+	}
+	var n int
+	var k uint64
+	var v uint8
+	for it := seen.Iterate(); it.Next(&k, &v); {
+		n++
+	}
+	if n < int(seen.MaxEntries())*9/10 {
+		t.Fatalf("seen_socks holds %d entries after filling, want about %d", n, seen.MaxEntries())
+	}
+
+	const port = 18767
+	srv := uint32(tn.startServer(t, port))
+	cli := uint32(tn.curl(t, port))
+	con := rec.waitSock(t, "connect", func(e capture.SockEvent) bool {
+		return e.Kind == capture.SockConnect && e.TGID == cli
+	})
+	acc := rec.waitSock(t, "accept with a full seen_socks", func(e capture.SockEvent) bool {
+		return e.Kind == capture.SockAccept && e.Remote == con.Local
+	})
+	if acc.TGID != srv {
+		t.Errorf("accept = %+v, want pid %d", acc, srv)
+	}
+}
