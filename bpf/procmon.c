@@ -316,39 +316,6 @@ int procmon_sock_state(struct tp_inet_sock_set_state *ctx)
 	return 0;
 }
 
-static __always_inline int sock_tuple(struct sock *sk, struct sock_event *ev);
-
-/* Reads the tuple of the socket behind fd in the current task. Returns 0 on
- * success, 1 for a socket that is not TCP over IP, -1 when unreadable. The accept() that just returned fd made it a TCP/INET socket, but
- * a racing close()/dup2() from another thread may have replaced it, so
- * family and protocol are checked again. */
-static __always_inline int sock_of_fd(long fd, struct sock_event *ev)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *file = 0;
-	struct socket *sock;
-	struct sock *sk;
-	__u32 max_fds;
-
-	if (!fdt)
-		return -1;
-	max_fds = BPF_CORE_READ(fdt, max_fds);
-	if (fd < 0 || fd >= max_fds)
-		return -1;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return -1;
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return -1;
-	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return -1;
-	return sock_tuple(sk, ev);
-}
-
 /* Reads sk's tuple into ev: 0, or 1 for a socket that is not TCP over IP. */
 static __always_inline int sock_tuple(struct sock *sk, struct sock_event *ev)
 {
@@ -376,6 +343,38 @@ static __always_inline int sock_tuple(struct sock *sk, struct sock_event *ev)
 	}
 	ev->netns = netns_of(sk);
 	return 0;
+}
+
+/* Reads the tuple of the socket behind fd in the current task. Returns 0 on
+ * success, 1 for a socket that is not TCP over IP, -1 when unreadable. The
+ * accept() that just returned fd made it a TCP/INET socket, but
+ * a racing close()/dup2() from another thread may have replaced it, so
+ * family and protocol are checked again. */
+static __always_inline int sock_of_fd(long fd, struct sock_event *ev)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = 0;
+	struct socket *sock;
+	struct sock *sk;
+	__u32 max_fds;
+
+	if (!fdt)
+		return -1;
+	max_fds = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || fd >= max_fds)
+		return -1;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return -1;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return -1;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return -1;
+	return sock_tuple(sk, ev);
 }
 
 static __always_inline int on_accept_exit(struct tp_sys_exit *ctx)
@@ -412,7 +411,6 @@ int procmon_accept(struct tp_sys_exit *ctx)
 {
 	return on_accept_exit(ctx);
 }
-
 
 SEC("tracepoint/sock/sock_recv_length")
 int procmon_sock_recv(struct sock_length_args *ctx)

@@ -538,7 +538,6 @@ static __always_inline void note_sk(__u64 id, __u64 sk, bool is_read)
 	bpf_map_update_elem(&tls_ssl_sk, &k, &sk, BPF_ANY);
 }
 
-
 #define AW_IPPROTO_TCP 6
 
 static __always_inline int on_sock_length(struct sock_length_args *ctx, bool is_read)

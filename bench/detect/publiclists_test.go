@@ -31,17 +31,16 @@ func TestPublicListsReport(t *testing.T) {
 		if e.HeldBack {
 			slice = "held-back"
 		}
-		for _, k := range []string{slice + " " + e.Class, slice + " ALL"} {
-			if per[k] == nil {
-				per[k] = &row{}
-			}
-		}
 		req := e.Request()
 		o := maxConfidence(ours.Inspect(req, "bench")) >= blockConfidence
 		p1, _ := st1.Verdict(req)
 		p2, _ := st2.Verdict(req)
 		for _, k := range []string{slice + " " + e.Class, slice + " ALL"} {
 			r := per[k]
+			if r == nil {
+				r = &row{}
+				per[k] = r
+			}
 			r.n++
 			r.ours += b2i(o)
 			r.pl1 += b2i(p1)
