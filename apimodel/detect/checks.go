@@ -1158,6 +1158,9 @@ func checkProtocolPolicy(req *call.Request, hx *headerIndex, _ *Config) (string,
 	if strings.Contains(req.RawQuery, "%00") || strings.IndexByte(req.RawQuery, 0) >= 0 {
 		return "query", "NUL byte in the query", true
 	}
+	if p, ok := bodyNUL(req); ok {
+		return p, "NUL byte in a " + p + " value", true
+	}
 	for i := range req.Headers {
 		h := &req.Headers[i]
 		var restricted, ct bool
@@ -1181,6 +1184,29 @@ func checkProtocolPolicy(req *call.Request, hx *headerIndex, _ *Config) (string,
 		}
 	}
 	return "", "", false
+}
+
+// bodyNUL reports a NUL byte in a JSON string (\u0000) or a form value
+// (%00) of the body: text an API receives never holds one, and C-based
+// back ends (file APIs, PHP) cut the string there (the "file.php%00.png"
+// extension bypass). Only the decoded value scan would see it otherwise,
+// and that drops NULs before matching.
+func bodyNUL(req *call.Request) (string, bool) {
+	if len(req.Body) < 3 || bytes.IndexByte(req.Body, '0') < 0 {
+		return "", false
+	}
+	mt := req.Headers.Get("Content-Type")
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = strings.TrimSpace(mt)
+	switch {
+	case strings.EqualFold(mt, "application/json") || len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json"):
+		return "json", bytes.Contains(req.Body, []byte(`\u0000`))
+	case strings.EqualFold(mt, "application/x-www-form-urlencoded"):
+		return "form", bytes.Contains(req.Body, []byte("%00"))
+	}
+	return "", false
 }
 
 // contentTypePolicy judges one Content-Type header of req.

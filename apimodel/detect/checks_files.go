@@ -242,11 +242,23 @@ func parentStepMaybe(c []byte) bool {
 	return bytes.Contains(c, []byte("0x2e")) || bytes.IndexByte(c, 0xc0) >= 0 || bytes.IndexByte(c, 0xf8) >= 0 || bytes.IndexByte(c, 0xfc) >= 0
 }
 
+// strayPercent reports a '%' at c[i] that the decoder left because no
+// escape follows it ("%\..%\.."): lenient servers (IIS, some Java
+// containers) drop it, so it may sit between the dots and a separator.
+// A '%' that starts a separator spelling (%bg%qf) is not stray.
+func strayPercent(c []byte, i int) bool {
+	return c[i] == '%' && !(i+2 < len(c) && isHex(c[i+1]) && isHex(c[i+2])) && sepAt(c, i) == 0
+}
+
+func isHex(b byte) bool {
+	return b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F'
+}
+
 // parentAt reports whether c[i:] holds 2-3 dots and then a separator.
 func parentAt(c []byte, i int) bool {
 	dots := 0
 	for i < len(c) {
-		if quoteNoise(c[i]) {
+		if quoteNoise(c[i]) || dots > 0 && strayPercent(c, i) {
 			i++
 			continue
 		}
@@ -264,7 +276,7 @@ func parentAt(c []byte, i int) bool {
 	if dots < 2 || dots > 3 {
 		return false
 	}
-	for i < len(c) && (c[i] == ' ' || quoteNoise(c[i])) {
+	for i < len(c) && (c[i] == ' ' || quoteNoise(c[i]) || strayPercent(c, i)) {
 		i++
 	}
 	return sepAt(c, i) > 0

@@ -33,6 +33,8 @@ func xssPHPValueCheck(name string) checkFunc {
 		return checkNodeBase64
 	case "nodejs-spaced-code":
 		return checkNodeSpaced
+	case "data-uri-code":
+		return checkDataURICode
 	}
 	return nil
 }
@@ -342,4 +344,76 @@ func asciiLowerEq(s, lower string) bool {
 		}
 	}
 	return true
+}
+
+// checkDataURICode reports a base64 data: URI whose content opens server
+// or browser code (<?php, <?=, <%, <script, a #! line): PHP includes a
+// data: URI like a file (allow_url_include), and a browser runs a
+// data:text/html one. The plain-text form of such a URI is already seen by
+// the PHP and XSS rules; only the base64 form hides its content, so the
+// first 384 bytes of it are decoded. A real image (data:image/png;base64,
+// iVBOR...) decodes to binary and does not match.
+func checkDataURICode(decoded string, _ []byte) bool {
+	for off := 0; off < len(decoded); {
+		i := indexFoldString(decoded[off:], "data:")
+		if i < 0 {
+			return false
+		}
+		i += off + len("data:")
+		off = i
+		comma := strings.IndexByte(decoded[i:min(len(decoded), i+128)], ',')
+		if comma < 0 || !hasSuffixFold(decoded[i:i+comma], ";base64") {
+			continue
+		}
+		b64 := decoded[i+comma+1:]
+		n := 0
+		for n < len(b64) && n < 512 && isBase64Byte(b64[n]) {
+			n++
+		}
+		var buf [384]byte
+		m, _ := base64.StdEncoding.Decode(buf[:], []byte(b64[:n&^3]))
+		if codeOpener(buf[:m]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isBase64Byte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
+}
+
+// codeOpener reports decoded content that starts code: a PHP, ASP/JSP or
+// script tag anywhere, or a shebang at its start.
+func codeOpener(b []byte) bool {
+	if bytes.HasPrefix(b, []byte("#!/")) {
+		return true
+	}
+	for i := bytes.IndexByte(b, '<'); i >= 0; {
+		r := b[i+1:]
+		if bytes.HasPrefix(r, []byte("?=")) || bytes.HasPrefix(r, []byte("%")) || len(r) >= 4 && bytes.EqualFold(r[:4], []byte("?php")) ||
+			len(r) >= 6 && bytes.EqualFold(r[:6], []byte("script")) {
+			return true
+		}
+		j := bytes.IndexByte(r, '<')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// indexFoldString is indexFold for a string.
+func indexFoldString(s, needle string) int {
+	for i := 0; i+len(needle) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(needle)], needle) {
+			return i
+		}
+	}
+	return -1
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }

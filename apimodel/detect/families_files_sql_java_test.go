@@ -33,6 +33,9 @@ func TestTraversalFamilyBoundaries(t *testing.T) {
 		{"traversal-parent-step", get("/p?f=x/.%01./b"), get("/p?f=x/.%01/b")},
 		{"traversal-parent-step", get("/p?f=a/0x2e0x2e0x2fb"), get("/p?f=a/0x2e0x2fb")},
 		{"traversal-parent-step", get("/p?f=x/.\"./b"), get("/p?f=x/.\"/b")},
+		// A '%' the decoder left (no escape follows) between the dots and the
+		// separator: "%\..%\b" once the double encoding is undone.
+		{"traversal-parent-step", get("/p?f=%25%5c..%25%5cb"), get("/p?f=50%25..%25%5c")},
 		{"traversal-parent-step", get("/api/..;/admin"), get("/api/v1..2/admin")},
 		{"traversal-parent-step", get("/p", "X-Original-URL", "/../admin"), get("/p", "X-Original-URL", "/admin")},
 		{"traversal-parent-step", mpField("../x", "1"), mpField("x.y", "1")},

@@ -61,6 +61,10 @@ func TestProtocolFamilyBoundaries(t *testing.T) {
 		{"protocol-content-type-policy", post("/", formCT+"; charset=utf-8; charset=utf-7", "a=b"), post("/", formCT+"; charset=utf-8", "a=b")},
 		{"protocol-header-shape", get("/", "Accept", "text/html;q=0.9;charset=CP1026"), get("/", "Accept", "text/html;charset=utf-8, */*;q=0.8")},
 		{"protocol-policy", get("/up", "Request-Range", "bytes=0-512"), get("/up", "Range", "bytes=0-512")},
+		// A NUL in a JSON string or a form value; the closest benign
+		// values escape other control bytes or hold "%00" as text.
+		{"protocol-policy", post("/f", jsonCT, `{"name":"a.php\u0000.png"}`), post("/f", jsonCT, `{"name":"a\u0001b","pct":"100%00"}`)},
+		{"protocol-policy", post("/f", formCT, "name=a.php%00.png"), post("/f", formCT, "note=100%2500")},
 		// The file is the last segment; a dotted namespace before it is not.
 		{"protocol-restricted-extension", get("/backup/db.sql"), get("/providers/Microsoft.Sql/servers/s1")},
 		{"protocol-restricted-extension", get("/files/site.bak/"), get("/files/site.bak.txt")},
@@ -384,5 +388,38 @@ func TestPerlInterpolationBoundaries(t *testing.T) {
 	runBoundaries(t, []boundary{
 		{"rce-perl-interpolation", get("/g?x=%40%7B%5B%24%24%5D%7D"), get("/g?x=%40%7Bname%7D+and+%5Bx%5D")},
 		{"rce-perl-interpolation", get("/g?x=%40%7B+++%5B+uc+%27hi%27+%5D+++%7D"), get("/g?x=user%40%7B%22a%22%3A%5B1%5D%2C%22b%22%3A2%7D")},
+	})
+}
+
+func TestXPathInjectionBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// A quote closed, then or/and and a node function.
+		{"xpath-injection", get("/p?u=x%27%20or%20name()%3D%27a"), get("/p?u=x%27s%20name%20or%20nickname")},
+		{"xpath-injection", get("/p?u=%22%20and%20count(/a)"), get("/p?u=%22a%22%20and%20count%20them")},
+		// A location path on an axis, or count() of an absolute path.
+		{"xpath-injection", get("/p?q=/child::node()"), get("/p?q=std::vector")},
+		{"xpath-injection", get("/p?q=count(/x)"), get("/p?q=count(x)")},
+	})
+}
+
+func TestDataURIAndSSJSBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// base64 of "<?php system('id'); ?>" in a data: URI; the closest
+		// benign value is a real 1x1 PNG.
+		{"data-uri-code", post("/p", jsonCT, `{"src":"data:;base64,PD9waHAgc3lzdGVtKCdpZCcpOyA/Pg=="}`), post("/p", jsonCT, `{"avatar":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}`)},
+		{"data-uri-code", get("/p?f=data:text/plain;base64,PHNjcmlwdD4="), get("/p?f=data:text/plain;base64,aGVsbG8=")},
+		// A quote closed, then a JavaScript statement.
+		{"ssjs-statement-injection", get("/p?u=%27;d=new%20Date();"), get("/p?u=it%27s%20new;%20d%20=%20new%20ideas")},
+		{"ssjs-statement-injection", post("/p", jsonCT, `{"u":"\";while(1){}"}`), post("/p", jsonCT, `{"u":"say \"hi\"; while (you wait) read"}`)},
+		{"ssjs-statement-injection", get("/p?u=%27;var%20x=1"), get("/p?u=%27;%20var%20names")},
+	})
+}
+
+func TestXSSStringBreakoutBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// A string closed, then a dialog call; the closest prose names the
+		// call without closing a string before it.
+		{"xss-js-string-breakout", post("/p", jsonCT, `{"q":"\\\";alert(1);//"}`), post("/p", jsonCT, `{"q":"use alert(msg) to debug"}`)},
+		{"xss-js-string-breakout", post("/p", jsonCT, `{"q":"x'-alert(1)-'"}`), post("/p", jsonCT, `{"q":"the 'alert' - confirm it"}`)},
 	})
 }
