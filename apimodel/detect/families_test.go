@@ -423,3 +423,14 @@ func TestXSSStringBreakoutBoundaries(t *testing.T) {
 		{"xss-js-string-breakout", post("/p", jsonCT, `{"q":"x'-alert(1)-'"}`), post("/p", jsonCT, `{"q":"the 'alert' - confirm it"}`)},
 	})
 }
+
+func TestXSSDialogAndSchemeBoundaries(t *testing.T) {
+	runBoundaries(t, []boundary{
+		// A JSON value that is only a dialog call; the closest benign value
+		// is prose naming it.
+		{"xss-dialog-call-value", post("/p", jsonCT, `{"q":"alert('xss');"}`), post("/p", jsonCT, `{"q":"call alert('saved') after the save"}`)},
+		{"xss-dialog-call-value", post("/p", jsonCT, `{"q":"'confirm(0);',"}`), post("/p", jsonCT, `{"q":"confirm(order)(now)"}`)},
+		{"xss-script-tag", post("/p", jsonCT, `{"q":"<img src=\"mocha:[code]\">"}`), post("/p", jsonCT, `{"q":"a mocha: latte"}`)},
+		{"xss-legacy-scheme", get("/p?u=res://c:\\x.dll/%232/%23210"), get("/p?u=res://assets/x.png")},
+	})
+}

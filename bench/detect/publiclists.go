@@ -117,6 +117,25 @@ func LoadBLNS(path string) ([]PublicEntry, error) {
 	return out, sc.Err()
 }
 
+// LoadList reads a list with one payload a line (blank and '#' lines
+// skipped) into row, held back by FNV of "basename:line".
+func LoadList(path, row string) ([]PublicEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []PublicEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		if p := payloadOf(path, sc.Text()); p != "" {
+			out = append(out, payloadEntries(fmt.Sprintf("%s:%d", filepath.Base(path), n), row, p)...)
+		}
+	}
+	return out, sc.Err()
+}
+
 // payloadEntries builds the requests of one payload: an XML body for the
 // XXE rows, else a GET query value and a JSON string field.
 func payloadEntries(id, fam, p string) []PublicEntry {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +25,20 @@ func TestPublicListsReport(t *testing.T) {
 		}
 		es = append(es, bl...)
 		used = append(used, p)
+	}
+	// AW_LISTS="row=path,…" adds any list with one payload a line (the
+	// xss-filters fuzzer seed of npm xss-filters, for one).
+	for _, kv := range strings.Split(os.Getenv("AW_LISTS"), ",") {
+		row, path, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		l, err := LoadList(path, row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, l...)
+		used = append(used, path)
 	}
 	if len(es) == 0 {
 		t.Skip("no public payload lists installed (apt-get install wfuzz)")
