@@ -97,13 +97,13 @@ func familyRequestCheck(name string) requestCheckFunc {
 			var buf [1024]byte
 			d := decode(v, false, 3)
 			return checkParentStep(d, canonical(buf[:0], d))
-		})
+		}, false)
 	case "raw-request-lookup":
 		return checkRawRequest(lookupMaybe, func(v string) bool {
 			var buf [1024]byte
 			d := decode(v, false, 3)
 			return checkLookupOpener(d, canonical(buf[:0], d))
-		})
+		}, true)
 	case "rfi-include-assignment":
 		return checkRFIAssignment
 	}
@@ -322,7 +322,14 @@ func lookupOpenAt(c []byte, i int) int {
 			j++
 		}
 	default:
-		return 0
+		n := numEntityAt(c, j, '$')
+		if n == 0 {
+			return 0
+		}
+		j += n
+	}
+	if n := numEntityAt(c, j, '{'); n > 0 {
+		return j + n - i
 	}
 	if hasAt(c, j, "\\{") {
 		j++ // a JavaScript escape of the brace: $\{
@@ -346,7 +353,11 @@ func lookupOpenAt(c []byte, i int) int {
 // credentials and fetch metadata: see skipHeaders), which a WAF still
 // inspects, Host included. The framing headers the smuggling rules judge
 // and Cookie (parsed into cookies) are left out.
-func checkRawRequest(maybe, match func(string) bool) requestCheckFunc {
+//
+// With cookie set it also reads the Cookie header whole: the value scan
+// splits it at each ';', which cuts an entity-spelled opener
+// (&#36;&#123;jndi:…) into pieces that no longer match.
+func checkRawRequest(maybe, match func(string) bool, cookie bool) requestCheckFunc {
 	return func(req *call.Request, hx *headerIndex, _ *Config) (string, string, bool) {
 		if q := req.RawQuery; q != "" && maybe(q) {
 			if len(q) > 8<<10 {
@@ -369,11 +380,19 @@ func checkRawRequest(maybe, match func(string) bool) requestCheckFunc {
 					return "header:" + h.Name, v, true
 				}
 			}
+			if cookie {
+				for m := hx.pos[hkCookie]; m != 0; m &= m - 1 {
+					h := &req.Headers[first(m)]
+					if v, ok := look(h.Value); ok {
+						return "header:" + h.Name, v, true
+					}
+				}
+			}
 			return "", "", false
 		}
 		for _, h := range req.Headers {
 			ln := lowerHeaderName(h.Name)
-			if !skipHeaders[ln] || ln == "content-length" || ln == "transfer-encoding" || ln == "cookie" {
+			if ln == "cookie" && !cookie || ln != "cookie" && (!skipHeaders[ln] || ln == "content-length" || ln == "transfer-encoding") {
 				continue
 			}
 			if v, ok := look(h.Value); ok {
@@ -402,8 +421,40 @@ func lookupMaybe(v string) bool {
 		return true
 	}
 	return strings.IndexByte(v, '%') >= 0 && asciifold.Contains(v, "%24") ||
-		strings.IndexByte(v, '&') >= 0 && asciifold.Contains(v, "&dollar") ||
+		strings.IndexByte(v, '&') >= 0 && (asciifold.Contains(v, "&dollar") || strings.Contains(v, "&#")) ||
 		strings.IndexByte(v, '\\') >= 0 && (asciifold.Contains(v, `\u0024`) || asciifold.Contains(v, `\x24`))
+}
+
+// numEntityAt returns the length of a numeric character reference of
+// byte b at c[i:] (&#36; &#x24; &#0036, the ';' optional as browsers
+// and decoders accept it), 0 if there is none. c is lower-cased.
+func numEntityAt(c []byte, i int, b byte) int {
+	if !hasAt(c, i, "&#") {
+		return 0
+	}
+	j, v, base := i+2, 0, 10
+	if j < len(c) && c[j] == 'x' {
+		base = 16
+		j++
+	}
+	start := j
+	for ; j < len(c) && j-start < 8; j++ {
+		d := c[j]
+		if d >= '0' && d <= '9' {
+			v = v*base + int(d-'0')
+		} else if base == 16 && d >= 'a' && d <= 'f' {
+			v = v*16 + int(d-'a'+10)
+		} else {
+			break
+		}
+	}
+	if j == start || v != int(b) {
+		return 0
+	}
+	if j < len(c) && c[j] == ';' {
+		j++
+	}
+	return j - i
 }
 
 // rfiSchemes are the URL schemes an include fetches.

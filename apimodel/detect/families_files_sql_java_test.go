@@ -101,6 +101,9 @@ func TestLog4ShellFamilyBoundaries(t *testing.T) {
 		{"log4shell-lookup-opener", get("/p", "Cookie", "${jndi:ldap://x}=1"), get("/p", "Cookie", "jndi=1")},
 		{"log4shell-raw-request", get("/p?q=&dollar;{jndi:ldap://x}"), get("/p?q=&dollar=1")},
 		{"log4shell-raw-request", get("/p", "Accept", "${jndi:ldap://x/a}"), get("/p", "Accept", "application/json")},
+		// The Cookie header whole: its ';' would cut an entity-spelled opener.
+		{"log4shell-raw-request", get("/p", "Cookie", "a=&#36;&#123;jndi:ldap://x/a}"), get("/p", "Cookie", "a=&#36;1; b=&#123;2")},
+		{"log4shell-raw-request", get("/p", "Cookie", "a=&#x24;&#x7b;jndi:x}"), get("/p", "Cookie", "a=&#x24;&#x7b;price}")},
 		{"log4shell-raw-request", get("/p", "Host", "${jndi:ldap://x/a}"), get("/p", "Host", "api.example.com:8443")},
 		{"log4shell-raw-request", get("/p", "Authorization", "Bearer ${jndi:ldap://x/a}"), get("/p", "Authorization", "Bearer abc.def.ghi")},
 	})
