@@ -431,6 +431,7 @@ func TestXSSDialogAndSchemeBoundaries(t *testing.T) {
 		{"xss-dialog-call-value", post("/p", jsonCT, `{"q":"alert('xss');"}`), post("/p", jsonCT, `{"q":"call alert('saved') after the save"}`)},
 		{"xss-dialog-call-value", post("/p", jsonCT, `{"q":"'confirm(0);',"}`), post("/p", jsonCT, `{"q":"confirm(order)(now)"}`)},
 		{"xss-script-tag", post("/p", jsonCT, `{"q":"<img src=\"mocha:[code]\">"}`), post("/p", jsonCT, `{"q":"a mocha: latte"}`)},
+		{"xss-js-call-json", post("/p", jsonCT, `{"q":"x onclick=alert(1) y"}`), post("/p", jsonCT, `{"q":"an alert (level 2) was raised"}`)},
 		{"xss-legacy-scheme", get("/p?u=res://c:\\x.dll/%232/%23210"), get("/p?u=res://assets/x.png")},
 	})
 }
