@@ -105,9 +105,10 @@ func TestSensitiveScanResetsOnNewKind(t *testing.T) {
 	if len(as) != 0 {
 		t.Fatalf("a known kind raised %v", rules(as))
 	}
-	if bl := m.Baselines(); bl[0].Calls != 110 || !slices.Equal(bl[0].Sensitive, []string{"credit-card", "email"}) &&
-		!slices.Equal(bl[0].Sensitive, []string{"email", "credit-card"}) {
-		t.Fatalf("baseline %+v", bl[0])
+	bl := m.Baselines()[0]
+	slices.Sort(bl.Sensitive)
+	if bl.Calls != 110 || !slices.Equal(bl.Sensitive, []string{"credit-card", "email"}) {
+		t.Fatalf("baseline %+v", bl)
 	}
 }
 
