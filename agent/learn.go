@@ -93,14 +93,14 @@ func (a *Agent) learnSafe(c *call.Call, service string) {
 				"stack", string(debug.Stack()))
 		}
 	}()
-	template := a.inv.Observe(c)
+	template, slot := a.inv.ObserveSlot(c)
 	a.observeBehavior(c, service, template)
 	status, latency := 0, -1.0
 	if c.Response != nil {
 		status = c.Response.StatusCode
 		latency = c.Latency.Seconds()
 	}
-	a.metrics.observe(service, template, c.Request.Method, status, latency)
+	a.metrics.observeSlot(slot, service, template, c.Request.Method, status, latency)
 }
 
 // counters of the learner, for /v1/status and /metrics.

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/apiwarden/apiwarden/apimodel/behavior"
+	"github.com/apiwarden/apiwarden/apimodel/inventory"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -135,23 +136,92 @@ type series struct {
 }
 
 func (m *requestMetrics) observe(service, endpoint, method string, status int, latencySeconds float64) {
-	key := seriesKey{service, endpoint, method, status}
-	m.mu.Lock()
-	s, ok := m.seen[key]
-	if !ok {
-		class := statusClass(status)
-		if len(m.seen) >= m.limit {
-			m.dropped.Inc()
-			s.requests = m.requests.WithLabelValues(overflowLabel, overflowLabel, overflowLabel, class)
-		} else {
-			s = series{requests: m.requests.WithLabelValues(service, endpoint, method, class), latency: m.latency.WithLabelValues(service)}
-			if class != "none" {
-				s.server = m.server.WithLabelValues(service, otelMethod(method), endpoint, strconv.Itoa(status))
+	m.observeSlot(nil, service, endpoint, method, status, latencySeconds)
+}
+
+// endpointSeries is what an inventory endpoint's slot holds: the series
+// of its calls by status code, resolved once, so a call to a known
+// endpoint with a status seen before touches neither m.mu nor m.seen
+// (issue #8: the label lookup was most of the metrics' cost per call).
+// It is replaced, never changed, once stored: readers need no lock.
+type endpointSeries struct {
+	service, endpoint, method string
+	byStatus                  []statusSeries
+}
+
+type statusSeries struct {
+	status int
+	s      series
+}
+
+// maxSlotStatuses bounds the status codes one endpoint's slot remembers;
+// calls with others take the map.
+const maxSlotStatuses = 16
+
+// observeSlot is observe with the slot of the inventory endpoint the call
+// was counted under (nil: none, the map decides).
+func (m *requestMetrics) observeSlot(slot *inventory.Slot, service, endpoint, method string, status int, latencySeconds float64) {
+	var es *endpointSeries
+	if slot != nil {
+		es, _ = slot.Load().(*endpointSeries)
+		// The labels are checked, not assumed: a re-templated endpoint
+		// returns a new template, and one inventory endpoint (service and
+		// port) may be called under another service label.
+		if es != nil && (es.endpoint != endpoint || es.service != service || es.method != method) {
+			es = nil
+		}
+		if es != nil {
+			for i := range es.byStatus {
+				if es.byStatus[i].status == status {
+					m.record(es.byStatus[i].s, latencySeconds)
+					return
+				}
 			}
-			m.seen[key] = s
 		}
 	}
-	m.mu.Unlock()
+	s, overflow := m.resolve(service, endpoint, method, status)
+	if slot != nil && !overflow {
+		// Copy on write; a concurrent store may win, which only costs a
+		// later call the map again.
+		n := &endpointSeries{service: service, endpoint: endpoint, method: method}
+		if es != nil {
+			if len(es.byStatus) < maxSlotStatuses {
+				n.byStatus = append(append(make([]statusSeries, 0, len(es.byStatus)+1), es.byStatus...), statusSeries{status, s})
+				slot.Store(n)
+			}
+		} else {
+			n.byStatus = []statusSeries{{status, s}}
+			slot.Store(n)
+		}
+	}
+	m.record(s, latencySeconds)
+}
+
+// resolve returns the series of a label set from m.seen, creating them
+// within the series bound; overflow reports the shared _other series,
+// which is never cached elsewhere (each of its calls counts in dropped).
+func (m *requestMetrics) resolve(service, endpoint, method string, status int) (s series, overflow bool) {
+	key := seriesKey{service, endpoint, method, status}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.seen[key]
+	if ok {
+		return s, false
+	}
+	class := statusClass(status)
+	if len(m.seen) >= m.limit {
+		m.dropped.Inc()
+		return series{requests: m.requests.WithLabelValues(overflowLabel, overflowLabel, overflowLabel, class)}, true
+	}
+	s = series{requests: m.requests.WithLabelValues(service, endpoint, method, class), latency: m.latency.WithLabelValues(service)}
+	if class != "none" {
+		s.server = m.server.WithLabelValues(service, otelMethod(method), endpoint, strconv.Itoa(status))
+	}
+	m.seen[key] = s
+	return s, false
+}
+
+func (m *requestMetrics) record(s series, latencySeconds float64) {
 	s.requests.Inc()
 	if latencySeconds >= 0 && s.latency != nil {
 		s.latency.Observe(latencySeconds)

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/apiwarden/apiwarden/apimodel/behavior"
+	"github.com/apiwarden/apiwarden/apimodel/inventory"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -195,4 +197,80 @@ apiwarden_events_lost_total{stage="tls_attach"} 0
 			}
 		}
 	}
+}
+
+// BenchmarkRequestMetricsObserveSlot is the same through the inventory
+// endpoints' slots, the pipeline's path: no lock, no map.
+func BenchmarkRequestMetricsObserveSlot(b *testing.B) {
+	m := newRequestMetrics(prometheus.NewRegistry(), 1000)
+	routes := []string{"/users/{id}", "/orders", "/items/{id}", "/health"}
+	slots := make([]inventory.Slot, len(routes))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		j := i % len(routes)
+		m.observeSlot(&slots[j], "shop", routes[j], "GET", 200, 0.002)
+	}
+}
+
+// TestObserveSlotSameSeries: calls through a slot count in the series the
+// map path gives, whatever the slot held (another template after
+// re-templating, another service, many status codes), and the overflow
+// series still counts every call it takes.
+func TestObserveSlotSameSeries(t *testing.T) {
+	viaSlot := newRequestMetrics(prometheus.NewRegistry(), 40)
+	viaMap := newRequestMetrics(prometheus.NewRegistry(), 40)
+	var slot inventory.Slot
+	for i := 0; i < 200; i++ {
+		tmpl, svc, status := "/users/{id}", "shop", 200+i%20
+		if i >= 100 {
+			tmpl = "/users/{id}/x" // the endpoint was re-templated
+		}
+		if i%7 == 0 {
+			svc = "other"
+		}
+		lat := float64(i%9) / 100
+		viaSlot.observeSlot(&slot, svc, tmpl, "GET", status, lat)
+		viaMap.observe(svc, tmpl, "GET", status, lat)
+	}
+	for _, c := range []struct {
+		name string
+		a, b prometheus.Collector
+	}{{"requests", viaSlot.requests, viaMap.requests}, {"latency", viaSlot.latency, viaMap.latency},
+		{"server", viaSlot.server, viaMap.server}, {"dropped", viaSlot.dropped, viaMap.dropped}} {
+		want, err := gatherText(c.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := gatherText(c.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: the slot path and the map path differ", c.name)
+		}
+	}
+	if testutil.ToFloat64(viaSlot.dropped) == 0 {
+		t.Fatal("the bound was not reached: the overflow path is untested")
+	}
+}
+
+var createdTime = regexp.MustCompile(`created_timestamp:\{[^}]*\}`)
+
+// gatherText is a collector's metrics as text (protobuf text form),
+// without the creation times, which differ between two registries.
+func gatherText(c prometheus.Collector) (string, error) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		return "", err
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		b.WriteString(mf.String())
+		b.WriteByte('\n')
+	}
+	return createdTime.ReplaceAllString(b.String(), ""), nil
 }

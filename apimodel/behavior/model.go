@@ -78,6 +78,20 @@ type Config struct {
 	MaxClients   int // (client, endpoint) pairs, default 10000
 	MaxAccounts  int // default 10000
 	MaxFields    int // fields remembered per endpoint, default 128
+	// Response bodies are scanned for sensitive data on each of an
+	// endpoint's first SensitiveSampleAll calls, then on one call in
+	// SensitiveSampleEvery. Once SensitiveStableSamples scans in a row
+	// found no kind the endpoint had not returned before, the interval
+	// doubles, up to one call in SensitiveSampleMaxEvery; a scan that
+	// finds a new kind brings back scanning every call for the next
+	// SensitiveSampleAll calls (the endpoint is exposing something new:
+	// its next responses are worth reading). Only the scan is sampled:
+	// every call counts. SensitiveSampleMaxEvery <= SensitiveSampleEvery
+	// turns the backoff off.
+	SensitiveSampleAll      uint64 // default 64
+	SensitiveSampleEvery    uint64 // default 16
+	SensitiveStableSamples  uint64 // default 8
+	SensitiveSampleMaxEvery uint64 // default 256
 	// Positive: calls to endpoints missing from an imported spec are
 	// findings (else they are only reported by Diff).
 	Positive bool
@@ -116,6 +130,18 @@ func (c *Config) setDefaults() {
 	def(&c.MaxClients, 10000)
 	def(&c.MaxAccounts, 10000)
 	def(&c.MaxFields, 128)
+	defu := func(p *uint64, v uint64) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defu(&c.SensitiveSampleAll, 64)
+	defu(&c.SensitiveSampleEvery, 16)
+	defu(&c.SensitiveStableSamples, 8)
+	// 256, not the inventory's 1024: a kind an endpoint starts returning
+	// is a finding here, and past one call in 256 the scans left cost
+	// little (1/16 to 1/256 saves 94 % of them, to 1/1024 98 %).
+	defu(&c.SensitiveSampleMaxEvery, 256)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -160,6 +186,9 @@ type Model struct {
 	hmu      sync.Mutex
 	hcache   map[[2]string]string
 	findings map[string]uint64
+	// onScan, when set (tests), is told the call count of each endpoint
+	// whose response body is scanned.
+	onScan func(calls uint64)
 }
 
 // clientKey is one client (address and credential hash, what
@@ -172,26 +201,47 @@ type clientKey struct {
 	endpoint   string
 }
 
-// Response bodies are scanned for sensitive data on every call while an
-// endpoint is young and on one call in sampleEvery after (issue #8: the
-// scan parses the JSON body and was a fifth of the call pipeline). A kind
-// an endpoint starts returning is then seen within sampleEvery calls.
-const (
-	sampleAll   = 64
-	sampleEvery = 16
-)
-
-// sampleResponse tells whether this call's response body is scanned (ep
-// is the endpoint key, see appendEndpointKey).
-func (m *Model) sampleResponse(ep []byte) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.endpoints.m[string(ep)] // no allocation for the lookup
-	if !ok {
+// sensitiveDue tells whether this call's response body is scanned for
+// sensitive data (Config.SensitiveSampleAll and below; e.Calls counts the
+// calls before this one). The scan parses the JSON body: issue #8's
+// profile put it at ~5 % of the agent's cost per call, and a fixed one
+// in 16 kept paying it on endpoints whose responses never change.
+func (e *endpointState) sensitiveDue(cfg *Config) bool {
+	if e.Calls < cfg.SensitiveSampleAll || e.Calls < e.sensFullUntil {
 		return true
 	}
-	st := e.Value.(*lruEntry[string, *endpointState]).v
-	return st.Calls < sampleAll || st.Calls%sampleEvery == 0
+	gap := e.sensGap
+	if gap == 0 {
+		gap = cfg.SensitiveSampleEvery
+	}
+	return e.Calls%gap == 0
+}
+
+// noteSensitiveScan adapts the scanning interval to a scan's outcome:
+// newKind, it found a kind the endpoint had not returned before.
+func (e *endpointState) noteSensitiveScan(newKind bool, cfg *Config) {
+	if newKind {
+		e.sensFullUntil = e.Calls + cfg.SensitiveSampleAll
+		e.sensGap, e.sensStable = 0, 0
+		return
+	}
+	if e.Calls < cfg.SensitiveSampleAll || e.Calls < e.sensFullUntil {
+		return // every call is scanned anyway
+	}
+	e.sensStable++
+	if e.sensStable < cfg.SensitiveStableSamples {
+		return
+	}
+	e.sensStable = 0
+	gap := e.sensGap
+	if gap == 0 {
+		gap = cfg.SensitiveSampleEvery
+	}
+	// Powers of two times SensitiveSampleEvery: the calls scanned at a
+	// longer interval are a subset of those of a shorter one.
+	if gap <= cfg.SensitiveSampleMaxEvery/2 {
+		e.sensGap = gap * 2
+	}
 }
 
 // appendEndpointKey appends the endpoint LRU's key of a call,
@@ -279,6 +329,15 @@ type endpointState struct {
 	winStart time.Time
 	winCount int
 	fired    map[string]time.Time // endpoint-wide rule -> window it fired in
+
+	// Sensitive-data scan sampling (sensitiveDue): every call is scanned
+	// while Calls < sensFullUntil; past that one in sensGap (0:
+	// SensitiveSampleEvery); sensStable counts the scans in a row that
+	// found nothing new. Not persisted: a restored endpoint starts at
+	// SensitiveSampleEvery.
+	sensFullUntil uint64
+	sensGap       uint64
+	sensStable    uint64
 }
 
 func (e *endpointState) learned(cfg *Config) bool { return e.Calls >= cfg.LearningCalls }
@@ -342,10 +401,6 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 	ids := appendObjectIDs(idBuf[:0], c.Request.Path, template)
 	var fieldBuf [16]field
 	fields, acct := appendRequestFields(fieldBuf[:0], c.Request)
-	var sens []string
-	if c.Response != nil && len(c.Response.Body) > 0 && !c.Response.BodyTruncated && m.sampleResponse(epKey) {
-		sens = responseSensitive(c.Response)
-	}
 	account := ""
 	if isAuthEndpoint(c.Request.Path, fields) {
 		if acct == "" {
@@ -358,8 +413,23 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.calls++
 	ep, epKeyStr := m.endpoint(epKey)
+	// The scan runs outside the lock; one lookup decides it, and only a
+	// scanned call looks its endpoint up again (it may have been evicted
+	// and made anew meanwhile).
+	var sens []string
+	scanned := false
+	if c.Response != nil && len(c.Response.Body) > 0 && !c.Response.BodyTruncated && ep.sensitiveDue(&m.cfg) {
+		m.mu.Unlock()
+		sens = responseSensitive(c.Response)
+		m.mu.Lock()
+		ep, epKeyStr = m.endpoint(epKey)
+		scanned = true
+		if m.onScan != nil {
+			m.onScan(ep.Calls)
+		}
+	}
+	m.calls++
 	r := run{m: m, id: id, service: service, method: c.Request.Method, template: template}
 	cl := m.clients.get(clientKey{id.Addr, id.Credential, epKeyStr}, newClientState)
 	learned := ep.learned(&m.cfg)
@@ -499,10 +569,12 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 			r.client(cl, RuleResponseSize, detect.SeverityMedium, 70, "response",
 				fmt.Sprintf("response of %d bytes, learned mean %.0f, max %d", size, ep.RespSize, ep.RespMax))
 		}
+		newKind := false
 		for _, k := range sens {
 			if ep.Sensitive[k] {
 				continue
 			}
+			newKind = true
 			if learned {
 				r.endpointWide(ep, now, RuleSensitiveExposure+":"+k, detect.SeverityHigh, 80, "response",
 					fmt.Sprintf("endpoint now returns %s, never returned while learning", k))
@@ -510,6 +582,9 @@ func (m *Model) Observe(c *call.Call, service, template string) []Anomaly {
 			if len(ep.Sensitive) < 16 {
 				ep.Sensitive[k] = true
 			}
+		}
+		if scanned {
+			ep.noteSensitiveScan(newKind, &m.cfg)
 		}
 		ep.RespSize = ewma(ep.RespSize, float64(size), ep.Calls == 0)
 		if !learned || size <= 2*ep.RespMax {
@@ -823,11 +898,10 @@ func isPrivilegedField(name string) bool {
 func isAuthEndpoint(path string, fields []field) bool {
 	if isASCII(path) {
 		// Folding ASCII case in place is strings.ToLower of an ASCII
-		// path, without the lowered copy.
-		for _, w := range authWords {
-			if asciifold.Contains(path, w) {
-				return true
-			}
+		// path, without the lowered copy; one pass for all the words
+		// (seven searches were most of this function's cost).
+		if hasAuthWord(path) {
+			return true
 		}
 	} else {
 		// Beyond ASCII lowering can make letters of the words (U+212A
@@ -850,6 +924,24 @@ func isAuthEndpoint(path string, fields []field) bool {
 }
 
 var authWords = [...]string{"login", "signin", "sign-in", "auth", "token", "session", "password"}
+
+// hasAuthWord reports whether an ASCII string contains one of authWords,
+// ignoring ASCII case, in one pass: only a position whose byte starts a
+// word (c|0x20 is a lower-case letter only for that letter's two cases)
+// is compared further.
+func hasAuthWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] | 0x20 {
+		case 'l', 's', 'a', 't', 'p':
+			for _, w := range authWords {
+				if s[i]|0x20 == w[0] && asciifold.HasPrefix(s[i:], w) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
 
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {

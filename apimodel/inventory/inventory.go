@@ -262,7 +262,25 @@ type endpoint struct {
 	// stableSamples counts the samples in a row that changed nothing.
 	sampleGap     uint64
 	stableSamples uint64
+
+	// slot is the caller's value for this endpoint (see Slot).
+	slot Slot
 }
+
+// Slot holds one value a caller keeps per endpoint, so per-call work
+// keyed by endpoint needs no lookup of its own: the agent keeps the
+// endpoint's resolved metric series there instead of hashing their label
+// strings on every call (issue #8). The inventory never reads or resets
+// it; a caller checks what it stored against the call (a re-templated
+// endpoint returns a new template string). Safe for concurrent use.
+type Slot struct{ v atomic.Value }
+
+// Load returns the value stored, or nil.
+func (s *Slot) Load() any { return s.v.Load() }
+
+// Store replaces the value; every value stored in one Slot must have the
+// same concrete type (atomic.Value).
+func (s *Slot) Store(v any) { s.v.Store(v) }
 
 // sampleDue tells whether the call just counted (ep.Count) has its
 // bodies sampled.
@@ -369,30 +387,37 @@ type prepared struct {
 // it was counted under ("" when it was dropped by a bound), so metrics and
 // events can be labelled with bounded values. It is safe for concurrent use.
 func (inv *Inventory) Observe(c *call.Call) string {
+	tmpl, _ := inv.ObserveSlot(c)
+	return tmpl
+}
+
+// ObserveSlot is Observe also returning the slot of the endpoint the call
+// was counted under (nil when it was dropped).
+func (inv *Inventory) ObserveSlot(c *call.Call) (string, *Slot) {
 	if c == nil || c.Request == nil {
-		return ""
+		return "", nil
 	}
 	inv.c.observed.Add(1)
 	p := preparedPool.Get().(*prepared)
 	defer p.release()
 	if !inv.prepare(c, p) {
-		return ""
+		return "", nil
 	}
 	inv.mu.Lock()
 	ep, sample := inv.record(c, p)
-	tmpl := ""
-	if ep != nil {
-		if ep.tmpl == "" {
-			ep.tmpl, _ = renderTemplate(ep.Segs)
-		}
-		tmpl = ep.tmpl
+	if ep == nil {
+		inv.mu.Unlock()
+		return "", nil
 	}
+	if ep.tmpl == "" {
+		ep.tmpl, _ = renderTemplate(ep.Segs)
+	}
+	tmpl := ep.tmpl
 	inv.mu.Unlock()
-	if ep == nil || !sample {
-		return tmpl
+	if sample {
+		inv.sampleBodies(c, ep, p)
 	}
-	inv.sampleBodies(c, ep, p)
-	return tmpl
+	return tmpl, &ep.slot
 }
 
 // preparedPool recycles the per-call scratch of Observe with its buffers
@@ -827,9 +852,14 @@ func (inv *Inventory) merge(dst, src *endpoint) {
 }
 
 func (inv *Inventory) addCount(m map[string]uint64, k string, n uint64, limit int, overflow *atomic.Uint64) map[string]uint64 {
-	if _, ok := m[k]; !ok && len(m) >= limit {
-		overflow.Add(1)
-		return m
+	// The membership test only at the bound: below it, the one map
+	// access of the increment is all (five counts per call, each
+	// hashed twice before, issue #8).
+	if len(m) >= limit {
+		if _, ok := m[k]; !ok {
+			overflow.Add(1)
+			return m
+		}
 	}
 	if m == nil {
 		m = map[string]uint64{}
