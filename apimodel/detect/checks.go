@@ -554,19 +554,7 @@ func headerNameIs(name, want string) bool {
 	// is its own TrimSpace and folds byte for byte: compared here,
 	// without the calls (the request checks ask this of every header).
 	if n := len(name); n > 0 && name[0] > ' ' && name[n-1] > ' ' && isASCII(name) {
-		if n != len(want) {
-			return false
-		}
-		for i := 0; i < n; i++ {
-			c := name[i]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != want[i] {
-				return false
-			}
-		}
-		return true
+		return n == len(want) && asciifold.HasPrefix(name, want)
 	}
 	return strings.EqualFold(strings.TrimSpace(name), want)
 }

@@ -250,9 +250,7 @@ func strayPercent(c []byte, i int) bool {
 	return c[i] == '%' && !(i+2 < len(c) && isHex(c[i+1]) && isHex(c[i+2])) && sepAt(c, i) == 0
 }
 
-func isHex(b byte) bool {
-	return b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F'
-}
+func isHex(b byte) bool { _, ok := unhex(b); return ok }
 
 // parentAt reports whether c[i:] holds 2-3 dots and then a separator.
 func parentAt(c []byte, i int) bool {
@@ -439,14 +437,11 @@ func numEntityAt(c []byte, i int, b byte) int {
 	}
 	start := j
 	for ; j < len(c) && j-start < 8; j++ {
-		d := c[j]
-		if d >= '0' && d <= '9' {
-			v = v*base + int(d-'0')
-		} else if base == 16 && d >= 'a' && d <= 'f' {
-			v = v*16 + int(d-'a'+10)
-		} else {
+		d, ok := unhex(c[j])
+		if !ok || d >= byte(base) {
 			break
 		}
+		v = v*base + int(d)
 	}
 	if j == start || v != int(b) {
 		return 0

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"fmt"
+	"github.com/apiwarden/apiwarden/apimodel/asciifold"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -605,30 +606,12 @@ func isSensitiveName(n string) bool {
 			continue
 		}
 		for _, w := range ws {
-			if hasFoldPrefix(n[i:], w) {
+			if asciifold.HasPrefix(n[i:], w) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// hasFoldPrefix reports whether s starts with w (lower-case ASCII),
-// ignoring the ASCII case of s.
-func hasFoldPrefix(s, w string) bool {
-	if len(s) < len(w) {
-		return false
-	}
-	for j := 0; j < len(w); j++ {
-		c := s[j]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != w[j] {
-			return false
-		}
-	}
-	return true
 }
 
 // The sensitiveWords by first letter.

@@ -169,25 +169,15 @@ func LoadPublicLists() ([]PublicEntry, []string, error) {
 	var out []PublicEntry
 	var used []string
 	for path, fam := range PublicLists {
-		f, err := os.Open(path)
-		if err != nil {
-			continue
+		if _, err := os.Stat(path); err != nil {
+			continue // the package is not installed
 		}
-		used = append(used, path)
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<16), 1<<20)
-		for n := 1; sc.Scan(); n++ {
-			p := payloadOf(path, sc.Text())
-			if p == "" {
-				continue
-			}
-			out = append(out, payloadEntries(fmt.Sprintf("%s:%d", filepath.Base(path), n), fam, p)...)
-		}
-		err = sc.Err()
-		f.Close()
+		l, err := LoadList(path, fam)
 		if err != nil {
 			return nil, nil, err
 		}
+		used = append(used, path)
+		out = append(out, l...)
 	}
 	return out, used, nil
 }
